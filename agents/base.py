@@ -1,0 +1,43 @@
+"""The contracts between agents, search and training (see DESIGN.md)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass
+class StepContext:
+    """What a policy or critic sees at one step."""
+
+    goal: str
+    observation: str  # rendered text of the page
+    available_actions: list[str]
+    history: list[str] = field(default_factory=list)  # earlier actions of this episode
+
+
+@dataclass
+class Proposal:
+    """A candidate action and the proposing policy's log-probability of it."""
+
+    action: str
+    logprob: float
+
+
+@runtime_checkable
+class Policy(Protocol):
+    def propose(self, ctx: StepContext, k: int, rng: np.random.Generator) -> list[Proposal]:
+        """Up to k distinct candidate actions, the policy's preferred one first."""
+        ...
+
+    def logprobs(self, ctx: StepContext, actions: list[str]) -> list[float]:
+        """Log-probability of each action under the policy at this step."""
+        ...
+
+
+@runtime_checkable
+class Critic(Protocol):
+    def rank(self, ctx: StepContext, actions: list[str]) -> list[float]:
+        """A value in [0, 1] per action; higher is better."""
+        ...

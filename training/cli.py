@@ -1,0 +1,125 @@
+"""The `webgrove` command.
+
+Each subcommand is a config dataclass (fields carry their `help` in metadata) and
+a run function taking that config, both living in the module that owns the work.
+This file only turns dataclasses into argparse parsers and imports a command's
+module when that command runs, so `webgrove --help` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import sys
+import types
+import typing
+from typing import Any
+
+# (words) -> ("module", "ConfigClass", "run_function", one-line help)
+COMMANDS: dict[tuple[str, ...], tuple[str, str, str, str]] = {
+    ("rollout",): ("search.rollout", "RolloutConfig", "run_rollout",
+                   "run episodes of a policy (greedy or with MCTS) and report success rate and score"),
+}
+
+
+def _field_type(tp: Any) -> tuple[Any, bool]:
+    """(base type, is_list) from an annotation like `int`, `str | None` or `list[str]`."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _field_type(args[0])
+    if origin is list:
+        return typing.get_args(tp)[0], True
+    return tp, False
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, config_cls: type) -> None:
+    """One `--flag` per dataclass field; fields with metadata positional=True are positional."""
+    hints = typing.get_type_hints(config_cls)
+    for f in dataclasses.fields(config_cls):
+        tp, is_list = _field_type(hints[f.name])
+        help_text = f.metadata.get("help", "")
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        kwargs: dict[str, Any] = {"help": help_text}
+        if f.metadata.get("choices"):
+            kwargs["choices"] = f.metadata["choices"]
+        name = f.name.replace("_", "-")
+        if f.metadata.get("positional"):
+            parser.add_argument(f.name, type=tp, **kwargs)
+            continue
+        flags = [f"--{name}"] + list(f.metadata.get("aliases", []))
+        if tp is bool:
+            parser.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction,
+                                default=default, **kwargs)
+            continue
+        if is_list:
+            kwargs["nargs"] = "+"
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if required:
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = default
+            if help_text and default not in (None, "", []):
+                kwargs["help"] = f"{help_text} (default: {default})"
+        parser.add_argument(*flags, dest=f.name, type=tp, **kwargs)
+
+
+def _load(words: tuple[str, ...]) -> tuple[type, Any]:
+    module_name, config_name, run_name, _ = COMMANDS[words]
+    module = importlib.import_module(module_name)
+    return getattr(module, config_name), getattr(module, run_name)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="webgrove",
+        description="Train web agents that improve themselves: envs, search, training.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for words, (_, _, _, help_text) in COMMANDS.items():
+        if len(words) == 1:
+            sub.add_parser(words[0], help=help_text, add_help=False)
+        else:
+            if words[0] not in groups:
+                group = sub.add_parser(words[0], help=f"{words[0]} commands")
+                groups[words[0]] = group.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
+            groups[words[0]].add_parser(words[1], help=help_text, add_help=False)
+    return parser
+
+
+def command_parser(words: tuple[str, ...]) -> argparse.ArgumentParser:
+    config_cls, _ = _load(words)
+    doc = (config_cls.__doc__ or "").strip()
+    parser = argparse.ArgumentParser(
+        prog="webgrove " + " ".join(words), description=COMMANDS[words][3],
+        epilog=doc if doc and not doc.startswith(config_cls.__name__ + "(") else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_dataclass_arguments(parser, config_cls)
+    return parser
+
+
+def parse_config(words: tuple[str, ...], argv: list[str]) -> Any:
+    config_cls, _ = _load(words)
+    args = command_parser(words).parse_args(argv)
+    return config_cls(**vars(args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    words: tuple[str, ...] | None = None
+    for n in (2, 1):
+        if tuple(argv[:n]) in COMMANDS:
+            words = tuple(argv[:n])
+            break
+    if words is None:
+        build_parser().parse_args(argv or ["--help"])
+        return 2
+    config = parse_config(words, argv[len(words):])
+    _, run = _load(words)
+    result = run(config)
+    return int(result) if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
