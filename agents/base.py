@@ -41,3 +41,18 @@ class Critic(Protocol):
     def rank(self, ctx: StepContext, actions: list[str]) -> list[float]:
         """A value in [0, 1] per action; higher is better."""
         ...
+
+
+def context_from(obs, info: dict, history: list[str]) -> StepContext:
+    """A StepContext from an env's observation and info.
+
+    Text envs give the page as a string; browser envs give a dict, whose `dom_text`
+    (or else `axtree`) is the page text a model reads.
+    """
+    if isinstance(obs, dict):
+        text = obs.get("dom_text") or obs.get("axtree") or ""
+    else:
+        text = str(obs)
+    return StepContext(goal=info.get("goal", ""), observation=text,
+                       available_actions=list(info.get("available_actions", [])),
+                       history=list(history))

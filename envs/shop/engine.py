@@ -1,0 +1,214 @@
+"""The shop's state machine, shared by the text env and the HTTP site.
+
+A `ShopState` is where one shopper is (page, query, result page, product,
+selected options, sub-page). `ShopEngine.step(state, action)` applies one
+WebShop action (`search[query]` or `click[label]`) and returns the next state;
+`ShopEngine.page(state, goal)` builds the page model that `envs/shop/pages.py`
+renders as text, rich text or HTML. States are small frozen tuples, so
+snapshots for tree search are cheap and exact.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
+
+from envs.shop.catalog import Catalog, Goal, Product
+from envs.shop.search import RESULTS_PER_PAGE, SearchIndex
+
+# Page kinds
+SEARCH, RESULTS, ITEM, SUB, DONE = "search", "results", "item", "item_sub", "done"
+SUB_PAGES = ("description", "features", "reviews", "attributes")
+
+# Button labels, as WebShop prints them.
+BACK_TO_SEARCH = "Back to Search"
+NEXT_PAGE = "Next >"
+PREV_PAGE = "< Prev"
+BUY_NOW = "Buy Now"
+SUB_PAGE_LABELS = {"description": "Description", "features": "Features",
+                   "reviews": "Reviews", "attributes": "Attributes"}
+RESERVED_LABELS = frozenset(
+    x.lower() for x in (BACK_TO_SEARCH, NEXT_PAGE, PREV_PAGE, BUY_NOW, *SUB_PAGE_LABELS.values())
+)
+SEARCH_ACTION = "search[...]"  # stands for "any query" in available_actions
+
+_ACTION = re.compile(r"^\s*(search|click)\[(.*)\]\s*$", re.IGNORECASE | re.DOTALL)
+
+
+class ShopState(NamedTuple):
+    """Where a shopper is. Immutable and picklable: it is the env's snapshot."""
+
+    page: str = SEARCH
+    query: str = ""
+    page_num: int = 1
+    asin: str = ""
+    options: tuple[tuple[str, str], ...] = ()  # selected (option name, value), in name order
+    sub_page: str = ""
+
+    def selected(self) -> dict[str, str]:
+        return dict(self.options)
+
+
+class InvalidAction(ValueError):
+    """The action is not valid on the current page (the env turns this into info['error'])."""
+
+
+def parse_action(action: str) -> tuple[str, str]:
+    """Split 'search[q]' / 'click[label]' into (verb, argument). Raises InvalidAction."""
+    if not isinstance(action, str):
+        raise InvalidAction(f"actions are strings like 'search[query]' or 'click[label]', got {type(action).__name__}")
+    m = _ACTION.match(action)
+    if m is None:
+        raise InvalidAction(
+            f"cannot parse action {action[:80]!r}: expected 'search[query]' or 'click[label]'")
+    return m.group(1).lower(), m.group(2).strip()
+
+
+@dataclass
+class Purchase:
+    """What a `click[buy now]` bought, and what it earned."""
+
+    asin: str
+    options: dict[str, str]
+    price: float
+    reward: float
+    reward_info: dict = field(default_factory=dict)
+
+
+class ShopEngine:
+    """Catalog + search index + the rules of every page."""
+
+    def __init__(self, catalog: Catalog):
+        self.catalog = catalog
+        self.index = SearchIndex(catalog.products)
+
+    # -- queries -------------------------------------------------------------
+    def results(self, query: str) -> list[Product]:
+        return [self.catalog.products[i] for i in self.index.search(query)]
+
+    def num_pages(self, query: str) -> int:
+        n = len(self.index.search(query))
+        return max(1, -(-n // RESULTS_PER_PAGE))
+
+    def page_results(self, state: ShopState) -> list[Product]:
+        hits = self.index.search(state.query)
+        start = (state.page_num - 1) * RESULTS_PER_PAGE
+        return [self.catalog.products[i] for i in hits[start:start + RESULTS_PER_PAGE]]
+
+    # -- what can be clicked -------------------------------------------------
+    def clickables(self, state: ShopState) -> list[str]:
+        """Lower-cased labels clickable on this page, in page order."""
+        if state.page == SEARCH or state.page == DONE:
+            return []
+        labels = [BACK_TO_SEARCH.lower()]
+        if state.page == RESULTS:
+            if state.page_num > 1:
+                labels.append(PREV_PAGE.lower())
+            if state.page_num < self.num_pages(state.query):
+                labels.append(NEXT_PAGE.lower())
+            labels += [p.asin.lower() for p in self.page_results(state)]
+        elif state.page == ITEM:
+            product = self.catalog.product(state.asin)
+            labels.append(PREV_PAGE.lower())
+            for values in product.options.values():
+                labels += [v.lower() for v in values]
+            labels += [SUB_PAGE_LABELS[s].lower() for s in SUB_PAGES]
+            labels.append(BUY_NOW.lower())
+        elif state.page == SUB:
+            labels.append(PREV_PAGE.lower())
+        return labels
+
+    def available_actions(self, state: ShopState) -> list[str]:
+        if state.page == SEARCH:
+            return [SEARCH_ACTION]
+        return [f"click[{label}]" for label in self.clickables(state)]
+
+    # -- transitions ---------------------------------------------------------
+    def step(self, state: ShopState, action: str) -> ShopState:
+        """The state after `action`. Raises InvalidAction (state unchanged) if not valid here."""
+        verb, arg = parse_action(action)
+        if state.page == DONE:
+            raise InvalidAction("the episode is over: the product was already bought")
+        if verb == "search":
+            if state.page != SEARCH:
+                raise InvalidAction("there is no search bar on this page; click[back to search] first")
+            if not arg:
+                raise InvalidAction("search[] needs a query, e.g. search[red shampoo]")
+            return ShopState(page=RESULTS, query=arg, page_num=1)
+        return self._click(state, arg.lower())
+
+    def _click(self, state: ShopState, label: str) -> ShopState:
+        if state.page == SEARCH:
+            raise InvalidAction("the search page has only a search bar; use search[query]")
+        if label not in self.clickables(state):
+            raise InvalidAction(f"no clickable {label!r} on this page; see info['available_actions']")
+        if label == BACK_TO_SEARCH.lower():
+            return ShopState()
+        if state.page == RESULTS:
+            if label == NEXT_PAGE.lower():
+                return state._replace(page_num=state.page_num + 1)
+            if label == PREV_PAGE.lower():
+                return state._replace(page_num=state.page_num - 1)
+            asin = self.catalog.product(label).asin
+            return state._replace(page=ITEM, asin=asin, options=(), sub_page="")
+        if state.page == ITEM:
+            if label == PREV_PAGE.lower():
+                return state._replace(page=RESULTS, asin="", options=(), sub_page="")
+            if label == BUY_NOW.lower():
+                return state._replace(page=DONE)
+            for sub, text in SUB_PAGE_LABELS.items():
+                if label == text.lower():
+                    return state._replace(page=SUB, sub_page=sub)
+            return state._replace(options=self._select(state, label))
+        # SUB
+        return state._replace(page=ITEM, sub_page="")
+
+    def _select(self, state: ShopState, value: str) -> tuple[tuple[str, str], ...]:
+        product = self.catalog.product(state.asin)
+        selected = state.selected()
+        for name, values in product.options.items():
+            for v in values:
+                if v.lower() == value:
+                    selected[name] = v
+                    return tuple(sorted(selected.items()))
+        raise InvalidAction(f"{value!r} is not an option of this product")
+
+    # -- purchase ------------------------------------------------------------
+    def purchase(self, state: ShopState, goal: Goal) -> Purchase:
+        """Score the bought product against the goal with WebShop's reward."""
+        from envs.shop.reward import get_reward
+
+        product = self.catalog.product(state.asin)
+        options = state.selected()
+        reward, info = get_reward(product.to_reward_dict(), goal.to_reward_dict(),
+                                  product.price, options, verbose=True)
+        info = dict(info, reward=float(reward))
+        return Purchase(asin=product.asin, options=options, price=product.price,
+                        reward=float(reward), reward_info=info)
+
+
+@functools.lru_cache(maxsize=8)
+def synthetic_engine(num_products: int = 1000, seed: int = 0) -> ShopEngine:
+    """The engine over the built-in synthetic catalog, shared by every env in the process."""
+    from envs.shop.synthetic import generate_catalog
+
+    return ShopEngine(generate_catalog(num_products=num_products, seed=seed))
+
+
+@functools.lru_cache(maxsize=4)
+def webshop_engine(data_dir: str, goals: str = "synthetic", num_products: int | None = None) -> ShopEngine:
+    """The engine over the original WebShop data files in `data_dir`."""
+    from envs.shop.webshop_data import load_webshop
+
+    return ShopEngine(load_webshop(data_dir, goals=goals, num_products=num_products))
+
+
+def get_engine(data_dir: str | None = None, goals: str = "synthetic",
+               num_products: int | None = 1000, catalog_seed: int = 0) -> ShopEngine:
+    """The shared engine for a synthetic catalog, or for WebShop's files when `data_dir` is set."""
+    if data_dir is not None:
+        return webshop_engine(str(data_dir), goals, num_products)
+    if goals != "synthetic":
+        raise ValueError(f"goals={goals!r} needs the original WebShop files: pass data_dir=PATH")
+    return synthetic_engine(1000 if num_products is None else int(num_products), int(catalog_seed))

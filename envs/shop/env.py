@@ -1,0 +1,152 @@
+"""The WebShop-style shop as a Gymnasium environment, in text mode."""
+from __future__ import annotations
+
+import string
+from typing import Any
+
+import gymnasium as gym
+from gymnasium import spaces
+
+from envs.shop.catalog import Goal
+from envs.shop.engine import DONE, InvalidAction, Purchase, ShopEngine, ShopState, get_engine
+from envs.shop.pages import build_page, to_html, to_text, to_text_rich
+
+OBSERVATION_MODES = ("text", "text_rich", "html")
+MAX_TEXT = 1_000_000
+
+
+class PageText(spaces.Text):
+    """A Text space that accepts any string up to `max_length` (pages hold any Unicode)."""
+
+    def contains(self, x: Any) -> bool:
+        return isinstance(x, str) and len(x) <= self.max_length
+
+
+def _text_space() -> PageText:
+    return PageText(max_length=MAX_TEXT, min_length=0,
+                    charset=string.ascii_letters + string.digits + string.punctuation + " ")
+
+
+class ShopEnv(gym.Env):
+    """WebShop (Yao et al. 2022) in text mode, on a synthetic catalog or the original data.
+
+    ## Action Space
+    A string: `search[query]` (only on the search page) or `click[label]` where label is
+    one of the clickables listed in `info["available_actions"]` (case-insensitive).
+
+    ## Observation Space
+    A string: the page as WebShop's `text` (`[SEP]`-joined), `text_rich` (buttons marked)
+    or `html` (the exact page the HTTP site serves), chosen by `observation_mode`.
+
+    ## Rewards
+    0 on every step but the purchase; `click[buy now]` earns WebShop's reward
+    r_type × (attributes matched + options matched + [price ≤ limit]) / (|attributes| + |options| + 1),
+    in [0, 1]; its components are in `info["reward_info"]`. Success means reward == 1.
+
+    ## Episode End
+    Terminates on `click[buy now]`. Truncation by the registered TimeLimit (15 steps).
+    Invalid actions are no-ops that set `info["error"]`.
+
+    ## Arguments
+    split ("train" | "test"), observation_mode, num_products and catalog_seed (synthetic
+    catalog), data_dir and goals ("synthetic" | "human") for the original WebShop files.
+
+    ## Version History
+    * v0: first version.
+    """
+
+    metadata = {"render_modes": ["ansi"]}
+
+    def __init__(self, split: str = "train", observation_mode: str = "text",
+                 num_products: int | None = 1000, catalog_seed: int = 0,
+                 data_dir: str | None = None, goals: str = "synthetic",
+                 render_mode: str | None = None):
+        if observation_mode not in OBSERVATION_MODES:
+            raise ValueError(f"observation_mode must be one of {OBSERVATION_MODES}, got {observation_mode!r}")
+        if render_mode not in (None, "ansi"):
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.engine: ShopEngine = get_engine(data_dir=data_dir, goals=goals,
+                                             num_products=num_products, catalog_seed=catalog_seed)
+        self.catalog = self.engine.catalog
+        self.split = split
+        self.goals: list[Goal] = self.catalog.split_goals(split)
+        if not self.goals:
+            raise ValueError(f"split {split!r} of catalog {self.catalog.name!r} has no goals")
+        self.observation_mode = observation_mode
+        self.render_mode = render_mode
+        self.observation_space = _text_space()
+        self.action_space = _text_space()
+        self.goal_id = 0
+        self.state = ShopState()
+        self.purchase: Purchase | None = None
+
+    @property
+    def goal(self) -> Goal:
+        return self.goals[self.goal_id]
+
+    # -- Gymnasium API -------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        options = options or {}
+        if "goal_id" in options:
+            goal_id = int(options["goal_id"])
+            if not 0 <= goal_id < len(self.goals):
+                raise ValueError(f"goal_id {goal_id} out of range for split {self.split!r} "
+                                 f"({len(self.goals)} goals)")
+        else:
+            goal_id = int(self.np_random.integers(len(self.goals)))
+        self.goal_id = goal_id
+        self.state = ShopState()
+        self.purchase = None
+        return self.observe()
+
+    def step(self, action: str):
+        error = None
+        reward = 0.0
+        try:
+            self.state = self.engine.step(self.state, action)
+        except InvalidAction as exc:
+            error = str(exc)
+        terminated = self.state.page == DONE
+        if terminated and error is None:
+            self.purchase = self.engine.purchase(self.state, self.goal)
+            reward = self.purchase.reward
+        obs, info = self.observe()
+        info["error"] = error
+        return obs, reward, terminated, False, info
+
+    def observe(self) -> tuple[str, dict]:
+        """The current observation and info, without stepping (used after `set_state`)."""
+        page = build_page(self.engine, self.state, self.goal, self.purchase)
+        if self.observation_mode == "text":
+            obs = to_text(page)
+        elif self.observation_mode == "text_rich":
+            obs = to_text_rich(page)
+        else:
+            obs = to_html(page, self.engine, self.state, purchase=self.purchase)
+        info = {
+            "goal": self.goal.instruction,
+            "goal_id": self.goal_id,
+            "available_actions": self.engine.available_actions(self.state),
+            "error": None,
+        }
+        if self.purchase is not None:
+            info["reward_info"] = dict(self.purchase.reward_info)
+        return obs, info
+
+    def render(self):
+        if self.render_mode == "ansi":
+            return to_text(build_page(self.engine, self.state, self.goal, self.purchase))
+        return None
+
+    # -- snapshots for tree search -------------------------------------------
+    def get_state(self) -> tuple:
+        """A small picklable snapshot of the episode (goal, page state, purchase)."""
+        return (self.goal_id, self.state, self.purchase)
+
+    def set_state(self, snapshot: tuple) -> None:
+        """Restore a snapshot from `get_state` exactly."""
+        goal_id, state, purchase = snapshot
+        if not 0 <= goal_id < len(self.goals):
+            raise ValueError(f"snapshot goal_id {goal_id} is not in split {self.split!r}")
+        self.goal_id, self.state, self.purchase = goal_id, ShopState(*state), purchase

@@ -1,0 +1,87 @@
+"""Scripted shop agents as policies, and the rollout summary they produce."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from agents.base import Policy, StepContext
+from agents.scripted import OraclePolicy, RandomPolicy, RulePolicy, instruction_query
+from search.rollout import make_env, run_episode, summarize
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = make_env("webgrove/WebShop-v0", split="test")
+    yield e
+    e.close()
+
+
+def test_instruction_query_drops_price_clause():
+    assert instruction_query("i need a red chair, and price lower than 40.00 dollars") == "i need a red chair"
+    assert instruction_query("find me shampoo") == "find me shampoo"
+
+
+def test_oracle_succeeds_on_99_percent_of_test_split(env):
+    oracle = OraclePolicy(env)
+    n_goals = len(env.unwrapped.goals)
+    assert n_goals == 500
+    results = [run_episode(env, lambda ctx: oracle.act(ctx), goal_id=g, seed=g) for g in range(n_goals)]
+    summary = summarize(results, seconds=1.0)
+    assert summary["success_rate"] >= 0.99, [r for r in results if not r.success][:3]
+
+
+def test_rule_and_random_are_much_worse_than_oracle(env):
+    rng = np.random.default_rng(0)
+    rule, rand = RulePolicy(), RandomPolicy()
+    rule_res = [run_episode(env, lambda ctx: rule.act(ctx, rng), goal_id=g, seed=g) for g in range(100)]
+    rand_res = [run_episode(env, lambda ctx: rand.act(ctx, rng), goal_id=g, seed=g) for g in range(100)]
+    rule_sr = summarize(rule_res, 1.0)["success_rate"]
+    rand_sr = summarize(rand_res, 1.0)["success_rate"]
+    assert rule_sr < 0.7 and rand_sr < 0.3
+    # the rule agent always buys within 3 steps
+    assert all(r.steps == 3 for r in rule_res)
+
+
+def test_propose_puts_own_choice_first_then_distinct_alternatives(env):
+    obs, info = env.reset(seed=0, options={"goal_id": 0})
+    env.step("search[shampoo]")
+    obs, info = env.unwrapped.observe()
+    ctx = StepContext(goal=info["goal"], observation=obs, available_actions=info["available_actions"], history=["search[shampoo]"])
+    for policy in (RulePolicy(), OraclePolicy(env), RandomPolicy()):
+        assert isinstance(policy, Policy)
+        props = policy.propose(ctx, 5, np.random.default_rng(1))
+        actions = [p.action for p in props]
+        assert len(actions) == 5 == len(set(actions))
+        assert all(a in ctx.available_actions for a in actions)
+        assert all(math.isfinite(p.logprob) and p.logprob <= 0 for p in props)
+        if not isinstance(policy, RandomPolicy):
+            assert actions[0] == policy.act(ctx)
+            assert props[0].logprob > props[1].logprob
+    # a different rng gives a different order of alternatives
+    a = [p.action for p in RulePolicy().propose(ctx, 8, np.random.default_rng(1))]
+    b = [p.action for p in RulePolicy().propose(ctx, 8, np.random.default_rng(2))]
+    assert a[0] == b[0] and a != b
+
+
+def test_scripted_logprobs_form_a_distribution(env):
+    env.reset(seed=0, options={"goal_id": 0})
+    env.step("search[chair]")
+    obs, info = env.unwrapped.observe()
+    ctx = StepContext(info["goal"], obs, info["available_actions"], ["search[chair]"])
+    for policy in (RulePolicy(), RandomPolicy()):
+        total = sum(math.exp(lp) for lp in policy.logprobs(ctx, ctx.available_actions))
+        assert total == pytest.approx(1.0)
+
+
+def test_rollout_command_writes_summary(tmp_path, capsys):
+    from training.cli import main
+
+    out = tmp_path / "rule.json"
+    assert main(["rollout", "--env", "webgrove/WebShop-v0", "--policy", "rule", "--split", "test",
+                 "--episodes", "20", "--json", str(out), "--no-progress"]) == 0
+    summary = json.loads(out.read_text())
+    for key in ("episodes", "success_rate", "score", "steps_per_second"):
+        assert key in summary
+    assert summary["episodes"] == 20 and 0 <= summary["success_rate"] <= 1 and 0 <= summary["score"] <= 100
+    assert "success rate" in capsys.readouterr().out
