@@ -79,9 +79,13 @@ class Purchase:
 class ShopEngine:
     """Catalog + search index + the rules of every page."""
 
-    def __init__(self, catalog: Catalog):
+    def __init__(self, catalog: Catalog, cache_size: int = 65536):
         self.catalog = catalog
         self.index = SearchIndex(catalog.products)
+        # Pages repeat a lot (agents revisit results pages, tree search replays states):
+        # clickables depend on the state alone, so memoize them, bounded.
+        self._clickables: dict[ShopState, tuple[str, ...]] = {}
+        self._cache_size = cache_size
 
     # -- queries -------------------------------------------------------------
     def results(self, query: str) -> list[Product]:
@@ -97,8 +101,16 @@ class ShopEngine:
         return [self.catalog.products[i] for i in hits[start:start + RESULTS_PER_PAGE]]
 
     # -- what can be clicked -------------------------------------------------
-    def clickables(self, state: ShopState) -> list[str]:
+    def clickables(self, state: ShopState) -> tuple[str, ...]:
         """Lower-cased labels clickable on this page, in page order."""
+        hit = self._clickables.get(state)
+        if hit is None:
+            if len(self._clickables) >= self._cache_size:
+                self._clickables.clear()
+            hit = self._clickables[state] = tuple(self._compute_clickables(state))
+        return hit
+
+    def _compute_clickables(self, state: ShopState) -> list[str]:
         if state.page == SEARCH or state.page == DONE:
             return []
         labels = [BACK_TO_SEARCH.lower()]

@@ -79,6 +79,7 @@ class ShopEnv(gym.Env):
         self.goal_id = 0
         self.state = ShopState()
         self.purchase: Purchase | None = None
+        self._page_cache: dict[tuple, str] = {}  # (goal_id, state) -> observation, before purchase
 
     @property
     def goal(self) -> Goal:
@@ -117,13 +118,14 @@ class ShopEnv(gym.Env):
 
     def observe(self) -> tuple[str, dict]:
         """The current observation and info, without stepping (used after `set_state`)."""
-        page = build_page(self.engine, self.state, self.goal, self.purchase)
-        if self.observation_mode == "text":
-            obs = to_text(page)
-        elif self.observation_mode == "text_rich":
-            obs = to_text_rich(page)
-        else:
-            obs = to_html(page, self.engine, self.state, purchase=self.purchase)
+        key = (self.goal_id, self.state)
+        obs = self._page_cache.get(key) if self.purchase is None else None
+        if obs is None:
+            obs = self._render()
+            if self.purchase is None:
+                if len(self._page_cache) >= 16384:
+                    self._page_cache.clear()
+                self._page_cache[key] = obs
         info = {
             "goal": self.goal.instruction,
             "goal_id": self.goal_id,
@@ -133,6 +135,14 @@ class ShopEnv(gym.Env):
         if self.purchase is not None:
             info["reward_info"] = dict(self.purchase.reward_info)
         return obs, info
+
+    def _render(self) -> str:
+        page = build_page(self.engine, self.state, self.goal, self.purchase)
+        if self.observation_mode == "text":
+            return to_text(page)
+        if self.observation_mode == "text_rich":
+            return to_text_rich(page)
+        return to_html(page, self.engine, self.state, purchase=self.purchase)
 
     def render(self):
         if self.render_mode == "ansi":
