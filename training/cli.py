@@ -19,6 +19,24 @@ from typing import Any
 COMMANDS: dict[tuple[str, ...], tuple[str, str, str, str]] = {
     ("rollout",): ("search.rollout", "RolloutConfig", "run_rollout",
                    "run episodes of a policy (greedy or with MCTS) and report success rate and score"),
+    ("collect",): ("search.collect", "CollectConfig", "run_collect",
+                   "collect one MCTS search tree per goal (JSONL), resumable and in parallel"),
+    ("view",): ("search.viewer", "ViewConfig", "run_view",
+                "draw a search tree file as a self-contained HTML page"),
+    ("init-model",): ("training.tiny", "InitModelConfig", "run_init_model",
+                      "write a freshly initialised tiny causal LM and its locally trained tokenizer"),
+    ("pairs",): ("training.pairs", "PairsConfig", "run_pairs",
+                 "build DPO pairs, RFT rows or revision trajectories from search trees"),
+    ("demos",): ("training.sft", "DemosConfig", "run_demos",
+                 "record oracle demonstrations as SFT rows for behaviour cloning"),
+    ("eval",): ("training.evaluate", "EvalConfig", "run_eval",
+                "evaluate a model on held-out goals, greedily or with MCTS (success rate, score)"),
+    ("train", "sft"): ("training.sft", "SFTRunConfig", "run_sft",
+                       "supervised fine-tuning on prompt/completion rows (loss on completions only)"),
+    ("train", "dpo"): ("training.dpo", "DPORunConfig", "run_dpo",
+                       "off-policy DPO on preference pairs (TRL + PEFT LoRA; reference log-probs from the trees)"),
+    ("train", "merge"): ("training.sft", "MergeConfig", "run_merge",
+                         "merge a LoRA adapter into its base model as a plain model directory"),
 }
 
 

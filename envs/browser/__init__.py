@@ -1,7 +1,30 @@
-"""Live-browser environments (Playwright + Chromium). Importing this module is light."""
+"""Live-browser environments (Playwright + Chromium). Importing this module is light.
+
+Ids:
+    webgrove/WebShopBrowser-v0   the shop served on 127.0.0.1, in Chromium
+    webgrove/miniwob.<task>-v0   every MiniWoB++ task page of the `miniwob` package
+    webgrove/Browser-v0          any start URL + goal + evaluator, allowed origins only
+
+The env classes live in `envs.browser.env` (BrowserEnv), `envs.browser.miniwob`,
+`envs.browser.web` and `envs.browser.shop`; Playwright is imported only when a
+browser starts.
+"""
+from __future__ import annotations
+
+from gymnasium.envs.registration import register, registry
+
+WEBSHOP_MAX_STEPS = 15  # as webgrove/WebShop-v0
 
 
 def register_browser_envs() -> None:
     """Register webgrove/WebShopBrowser-v0, webgrove/Browser-v0 and webgrove/miniwob.<task>-v0."""
-    # Filled in by the browser env work (issue 3).
-    return None
+    if "webgrove/Browser-v0" in registry:
+        return
+    register(id="webgrove/Browser-v0", entry_point="envs.browser.web:WebBrowserEnv")
+    register(id="webgrove/WebShopBrowser-v0", entry_point="envs.browser.shop:WebShopBrowserEnv",
+             max_episode_steps=WEBSHOP_MAX_STEPS)
+    from envs.browser.miniwob import miniwob_task_names  # file listing only; imports no browser
+
+    for name in miniwob_task_names():
+        register(id=f"webgrove/miniwob.{name}-v0", entry_point="envs.browser.miniwob:MiniWoBEnv",
+                 kwargs={"task_name": name})

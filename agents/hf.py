@@ -1,0 +1,244 @@
+"""A policy backed by any local `transformers` causal language model.
+
+The model reads `agents.prompts.policy_prompt(ctx)` and writes the action after the
+"Action:" cue. Clicks are scored, queries are sampled:
+
+- every available `click[...]` action is scored as the sum of its completion tokens'
+  log-probabilities, eos included (so a label that is a prefix of another does not win
+  for free); with `batching=True` the prompt runs once and its key/value cache is shared
+  by all candidates, which run together as one right-padded batch (two forward calls
+  per step however many actions there are, chunked by `batch_size`); with
+  `batching=False` each candidate runs prompt + completion on its own (the baseline the
+  benchmark compares against; both give the same numbers);
+- when "search[...]" is available, queries are sampled with `generate` after the
+  prefix " search[" (temperature, at most `max_query_tokens` new tokens, cut at "]"),
+  then scored like clicks so every proposal carries its full-action log-probability.
+
+`propose` returns distinct candidates ordered by Gumbel-top-k sampling on those
+log-probabilities divided by `temperature` (sampling without replacement); with
+temperature 0 it is the top k by log-probability. All randomness comes from the
+`rng` argument: the Gumbel noise directly, `generate` through a forked torch RNG seeded
+from it.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.base import Proposal, StepContext
+from agents.prompts import action_completion, clean_query, is_search_template, policy_prompt, search_actions
+
+QUERY_PREFIX = " search["
+
+
+def gumbel_top_k(scores: list[float], k: int, temperature: float, rng: np.random.Generator) -> list[int]:
+    """Indices of k items drawn without replacement with probability ∝ exp(score / T).
+
+    The Gumbel-top-k trick (Kool et al. 2019): perturb scores/T with Gumbel noise and sort.
+    Temperature 0 means no noise: the k highest scores, ties kept in input order.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if temperature <= 0:
+        keys = s
+    else:
+        keys = s / temperature + rng.gumbel(size=len(s))
+    return [int(i) for i in np.argsort(-keys, kind="stable")[:k]]
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    seen: set[str] = set()
+    return [x for x in items if not (x in seen or seen.add(x))]
+
+
+def _repeat_cache(cache: Any, n: int) -> Any:
+    """A copy of a batch-1 key/value cache repeated to batch n (the original is left intact)."""
+    if hasattr(cache, "batch_repeat_interleave"):  # transformers Cache objects
+        cache = copy.deepcopy(cache)
+        cache.batch_repeat_interleave(n)
+        return cache
+    # legacy tuple-of-tuples format: ((key, value), ...) with tensors (1, heads, T, dim)
+    return tuple(tuple(t.expand(n, *t.shape[1:]).contiguous() for t in layer) for layer in cache)
+
+
+class HFPolicy:
+    """A `Policy` over a local causal LM (see the module docstring for how it scores).
+
+    Args:
+        model_path_or_model: a model directory (loaded with `AutoModelForCausalLM` and,
+            unless `tokenizer` is given, `AutoTokenizer`), or a loaded model.
+        tokenizer: required when a model object is passed.
+        device: "cuda", "cpu", ...; CUDA when available by default.
+        temperature: sampling temperature for `propose`/`act` and query generation (0 = greedy).
+        max_query_tokens: new-token limit for a sampled search query.
+        batch_size: candidates scored per forward call when batching.
+        batching: score all candidates together (True) or one forward pass each (False).
+    """
+
+    def __init__(self, model_path_or_model: Any, tokenizer: Any = None, device: str | None = None,
+                 temperature: float = 1.0, max_query_tokens: int = 16, batch_size: int = 64,
+                 batching: bool = True):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if isinstance(model_path_or_model, (str, Path)):
+            path = Path(model_path_or_model)
+            if not (path / "config.json").is_file():
+                raise FileNotFoundError(f"{path} is not a model directory (no config.json)")
+            self.name = str(path)
+            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+            if tokenizer is None:
+                tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        else:
+            if tokenizer is None:
+                raise ValueError("pass the tokenizer along with a model object")
+            model = model_path_or_model
+            self.name = getattr(model.config, "_name_or_path", "") or type(model).__name__
+        if tokenizer.eos_token_id is None:
+            raise ValueError("the tokenizer has no eos token; completions could not end")
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        cfg = model.config
+        self.max_positions = int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", 1024))
+        self.temperature = temperature
+        self.max_query_tokens = max_query_tokens
+        self.batch_size = batch_size
+        self.batching = batching
+        self.forward_calls = 0  # model forward calls made by scoring (for tests and benchmarks)
+
+    # -- Policy ----------------------------------------------------------------
+
+    def propose(self, ctx: StepContext, k: int, rng: np.random.Generator) -> list[Proposal]:
+        """Up to k distinct actions with their log-probabilities, the preferred one first."""
+        if k < 1:
+            return []
+        prompt = policy_prompt(ctx)
+        actions = _dedupe([a for a in ctx.available_actions if not is_search_template(a)])
+        if any(is_search_template(a) for a in ctx.available_actions):
+            n = 2 * k if self.temperature > 0 else 1
+            actions = _dedupe(actions + search_actions(self.sample_queries(prompt, n, rng)))
+        if not actions:
+            return []
+        scores = self.score_completions(prompt, [action_completion(a) for a in actions])
+        order = gumbel_top_k(scores, k, self.temperature, rng)
+        return [Proposal(actions[i], scores[i]) for i in order]
+
+    def logprobs(self, ctx: StepContext, actions: list[str]) -> list[float]:
+        """Log-probability of each action (any string, search queries included) after the prompt."""
+        return self.score_completions(policy_prompt(ctx), [action_completion(a) for a in actions])
+
+    def act(self, ctx: StepContext, rng: np.random.Generator) -> str:
+        """One action: sampled at `temperature`, greedy at 0."""
+        proposals = self.propose(ctx, 1, rng)
+        if not proposals:
+            raise ValueError("no available actions to choose from")
+        return proposals[0].action
+
+    # -- scoring ---------------------------------------------------------------
+
+    def _encode(self, prompt: str, completions: list[str], add_eos: bool) -> tuple[list[int], list[list[int]]]:
+        prompt_ids = self.tokenizer(prompt)["input_ids"]
+        eos = [self.tokenizer.eos_token_id] if add_eos else []
+        comp_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] + eos for c in completions]
+        if not all(comp_ids):
+            raise ValueError("cannot score an empty completion without eos")
+        longest = max(len(c) for c in comp_ids)
+        if longest >= self.max_positions:
+            raise ValueError(f"a completion of {longest} tokens does not fit in {self.max_positions} positions")
+        # Too long a prompt loses its oldest tokens; prompts.py budgets keep this rare.
+        room = self.max_positions - longest
+        return prompt_ids[-room:], comp_ids
+
+    def score_completions(self, prompt: str, completions: list[str], add_eos: bool = True) -> list[float]:
+        """Sum of log p(token) over each completion's tokens (plus eos if `add_eos`), given `prompt`.
+
+        The prompt and each completion are tokenized separately and the ids concatenated.
+        Completions start with a space after a prompt that does not end in one, so with a
+        byte-level BPE this equals tokenizing the joined text.
+        """
+        if not completions:
+            return []
+        import torch
+
+        prompt_ids, comp_ids = self._encode(prompt, completions, add_eos)
+        with torch.inference_mode():
+            if self.batching:
+                return self._score_shared_prompt(prompt_ids, comp_ids)
+            return [self._score_one(prompt_ids, c) for c in comp_ids]
+
+    def _score_one(self, prompt_ids: list[int], comp: list[int]) -> float:
+        import torch
+
+        ids = torch.tensor([prompt_ids + comp], device=self.device)  # (1, P + C)
+        self.forward_calls += 1
+        logits = self.model(input_ids=ids).logits[0].float()  # (P + C, V)
+        p = len(prompt_ids)
+        logp = torch.log_softmax(logits[p - 1:p - 1 + len(comp)], dim=-1)  # (C, V): predicts comp
+        target = torch.tensor(comp, device=self.device)
+        return float(logp.gather(-1, target[:, None]).sum())
+
+    def _score_shared_prompt(self, prompt_ids: list[int], comp_ids: list[list[int]]) -> list[float]:
+        import torch
+
+        p = len(prompt_ids)
+        self.forward_calls += 1
+        out = self.model(input_ids=torch.tensor([prompt_ids], device=self.device), use_cache=True)
+        first_logp = torch.log_softmax(out.logits[0, -1].float(), dim=-1)  # (V,): predicts token 0
+        cache = out.past_key_values
+        scores: list[float] = []
+        for start in range(0, len(comp_ids), self.batch_size):
+            chunk = comp_ids[start:start + self.batch_size]
+            b, c = len(chunk), max(len(x) for x in chunk)
+            ids = torch.full((b, c), self.pad_id, dtype=torch.long, device=self.device)  # (B, C) right-padded
+            comp_mask = torch.zeros((b, c), dtype=torch.long, device=self.device)
+            for i, x in enumerate(chunk):
+                ids[i, :len(x)] = torch.tensor(x, device=self.device)
+                comp_mask[i, :len(x)] = 1
+            token_logp = first_logp[ids[:, 0]][:, None]  # (B, 1)
+            if c > 1:
+                attention = torch.cat([torch.ones((b, p), dtype=torch.long, device=self.device), comp_mask], 1)
+                positions = torch.arange(p, p + c, device=self.device).expand(b, c)
+                self.forward_calls += 1
+                logits = self.model(input_ids=ids, attention_mask=attention, position_ids=positions,
+                                    past_key_values=_repeat_cache(cache, b), use_cache=True).logits.float()
+                rest = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0]  # (B, C-1)
+                token_logp = torch.cat([token_logp, rest], dim=1)  # (B, C)
+            scores += (token_logp * comp_mask).sum(dim=1).tolist()
+        return scores
+
+    # -- query sampling -------------------------------------------------------
+
+    def sample_queries(self, prompt: str, n: int, rng: np.random.Generator) -> list[str]:
+        """n search queries written by the model after `prompt` + " search[" (may repeat).
+
+        Sampled at `self.temperature` (greedy, one query, at 0) with `generate`; each is
+        cleaned by `agents.prompts.clean_query`. Seeded from `rng`.
+        """
+        import torch
+
+        seed = int(rng.integers(0, 2**31 - 1))
+        prefix_ids = self.tokenizer(prompt + QUERY_PREFIX)["input_ids"]
+        prefix_ids = prefix_ids[-(self.max_positions - self.max_query_tokens):]
+        ids = torch.tensor([prefix_ids], device=self.device)
+        sample = self.temperature > 0
+        gen_kwargs: dict[str, Any] = dict(
+            max_new_tokens=self.max_query_tokens, do_sample=sample, num_return_sequences=n if sample else 1,
+            pad_token_id=self.pad_id, eos_token_id=self.tokenizer.eos_token_id,
+            stop_strings=["]", "\n"], tokenizer=self.tokenizer)
+        if sample:
+            gen_kwargs.update(temperature=self.temperature, top_k=0, top_p=1.0)
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.inference_mode(), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **gen_kwargs)
+        texts = self.tokenizer.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)
+        return [clean_query(t) for t in texts]
+

@@ -1,0 +1,649 @@
+"""BrowserEnv: a Gymnasium env that drives one page of headless Chromium for a task."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from envs.browser.actions import MAX_ACTION_CHARS, ActionParseError, BrowserAction, parse_action
+from envs.browser.axtree import interactive_refs, refs_in
+from envs.browser.chromium import Chromium
+from envs.browser.origins import is_allowed, normalize_origins, origin_of
+from envs.browser.spaces import AnyText
+from envs.browser.task import BrowserTask
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext, Download, Page, Route
+
+MAX_PAGE_CHARS = 2_000_000
+
+# A copy of the document with live form values written back into attributes, so the
+# `html` observation shows what was typed and ticked; the page itself is not touched.
+_HTML_WITH_VALUES_JS = """() => {
+  const clone = document.documentElement.cloneNode(true);
+  const live = document.querySelectorAll('input, textarea, select');
+  const copy = clone.querySelectorAll('input, textarea, select');
+  live.forEach((el, i) => {
+    const c = copy[i];
+    if (!c) return;
+    if (el.tagName === 'TEXTAREA') { c.textContent = el.value; return; }
+    if (el.tagName === 'SELECT') {
+      Array.from(el.options).forEach((o, j) => {
+        if (o.selected) c.options[j].setAttribute('selected', '');
+        else c.options[j].removeAttribute('selected');
+      });
+      return;
+    }
+    if (el.type === 'checkbox' || el.type === 'radio') {
+      if (el.checked) c.setAttribute('checked', ''); else c.removeAttribute('checked');
+    } else if (el.type !== 'file') {
+      c.setAttribute('value', el.value);
+    }
+  });
+  return '<!DOCTYPE html>' + clone.outerHTML;
+}"""
+# Counts tabs the page opens (window.open, links and forms with a target), so a step
+# can wait for the new tab instead of sleeping. Read and reset by _TAKE_OPENED_JS.
+_COUNT_OPENED_JS = """(() => {
+  window.__webgroveOpened = 0;
+  const open = window.open;
+  window.open = function (...args) { window.__webgroveOpened++; return open.apply(this, args); };
+  const counts = (el) => el && el.target && !['_self', '_parent', '_top'].includes(el.target.toLowerCase());
+  window.addEventListener('click', (e) => {
+    const link = e.target.closest && e.target.closest('a[href], area[href]');
+    if (!e.defaultPrevented && counts(link)) window.__webgroveOpened++;
+  });
+  window.addEventListener('submit', (e) => {
+    if (!e.defaultPrevented && counts(e.target)) window.__webgroveOpened++;
+  });
+})();"""
+_TAKE_OPENED_JS = "() => { const n = window.__webgroveOpened || 0; window.__webgroveOpened = 0; return n; }"
+POPUP_WAIT_S = 2.0
+_SELECT_OPTIONS_JS = """(el) => el.tagName === 'SELECT'
+  ? Array.from(el.options).map(o => [o.value, o.label, o.text.trim()]) : null"""
+
+
+class BrowserCrashed(RuntimeError):
+    """The browser process or the page's renderer died during a step."""
+
+
+class StateDivergedError(RuntimeError):
+    """Replaying a recorded action history led to a different page (a non-deterministic site)."""
+
+
+@dataclass(frozen=True)
+class BrowserState:
+    """What `get_state` returns: enough to rebuild the page by replay.
+
+    Attributes:
+        seed: the page seed the episode was set up with.
+        options: reset's options (e.g. {"goal_id": 3}).
+        actions: every action string stepped since reset, invalid ones included.
+        axtree: the aria snapshot at the time of `get_state`, checked after replay.
+    """
+
+    seed: int
+    options: dict[str, Any] = field(default_factory=dict)
+    actions: tuple[str, ...] = ()
+    axtree: str = ""
+
+
+class BrowserEnv(gym.Env):
+    """A task's web page in headless Chromium, stepped with text actions.
+
+    ## Action Space
+    `AnyText`: one action string of the grammar in `envs/browser/actions.py`:
+    `click [ref]`, `type [ref] [text]`, `type [ref] [text] [enter]`,
+    `select [ref] [option]`, `press [key]`, `scroll [up|down]`, `goto [url]`, `back`,
+    `stop [answer]`. `ref`s come from the observation's `axtree`. A malformed action,
+    an unknown or stale ref, an off-origin `goto` or a failing browser action is a
+    no-op: reward 0 and `info["error"]` says why.
+
+    ## Observation Space
+    `Dict` with `goal` (the instruction), `url` and `axtree` (Playwright's
+    `aria_snapshot(mode="ai")`, elements tagged `[ref=eN]`); with `screenshot=True`
+    also `screenshot` (uint8, viewport height × width × 3), with `html=True` the page
+    HTML (live form values included) and with `dom_text=True` its visible text and
+    controls (see `envs/browser/dom_text.py`).
+
+    ## Rewards
+    Whatever the task's `validate` returns after each step.
+
+    ## Episode End
+    Terminated when the task says done or after `stop [answer]`. Truncated when the
+    browser or page crashed (`info["error"]` says so); the next reset relaunches it.
+    Step limits come from Gymnasium's `TimeLimit` wrapper (`max_episode_steps`).
+
+    ## Info
+    `goal`, `available_actions` (refs of the elements that take clicks, text or
+    choices), `error`, `blocked_requests` (URLs aborted for leaving
+    `allowed_origins` since the last step), `timings` (seconds) and, when the episode
+    ends, `reward_info`.
+
+    ## Arguments
+    task: the task (see `envs/browser/task.py`).
+    screenshot, html, dom_text: extra observation keys.
+    viewport: (width, height); default the task's.
+    action_timeout_s: limit for one browser action (click, fill, ...).
+    navigation_timeout_s: limit for page loads (goto, back, reset).
+    allowed_origins: origins pages may load from and `goto` may visit; default the
+        task's; None in both allows all.
+    browser: a `Chromium` to take a context from (shared, not closed by the env);
+        default: the env launches and owns its own.
+    headless: run Chromium without a window (own browser only).
+    render_mode: None or "rgb_array" (a screenshot).
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
+
+    def __init__(
+        self,
+        task: BrowserTask,
+        *,
+        screenshot: bool = False,
+        html: bool = False,
+        dom_text: bool = False,
+        viewport: tuple[int, int] | None = None,
+        action_timeout_s: float = 5.0,
+        navigation_timeout_s: float = 15.0,
+        allowed_origins: list[str] | None = None,
+        browser: Chromium | None = None,
+        headless: bool = True,
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', not {render_mode!r}")
+        if action_timeout_s <= 0 or navigation_timeout_s <= 0:
+            raise ValueError("timeouts must be positive")
+        self.task = task
+        self.render_mode = render_mode
+        self.want_screenshot = screenshot
+        self.want_html = html
+        self.want_dom_text = dom_text
+        self.viewport = tuple(viewport or task.viewport)
+        self.action_timeout_s = float(action_timeout_s)
+        self.navigation_timeout_s = float(navigation_timeout_s)
+        # A step does at most one action, one navigation and one observation; past
+        # this the page is hung and the watchdog kills the browser.
+        self.step_deadline_s = 2 * self.action_timeout_s + self.navigation_timeout_s + 5.0
+        self.allowed_origins = normalize_origins(
+            allowed_origins if allowed_origins is not None else task.allowed_origins)
+
+        width, height = self.viewport
+        obs_spaces: dict[str, spaces.Space] = {
+            "goal": AnyText(MAX_PAGE_CHARS),
+            "url": AnyText(MAX_PAGE_CHARS),
+            "axtree": AnyText(MAX_PAGE_CHARS),
+        }
+        if screenshot:
+            obs_spaces["screenshot"] = spaces.Box(0, 255, (height, width, 3), np.uint8)
+        if html:
+            obs_spaces["html"] = AnyText(MAX_PAGE_CHARS)
+        if dom_text:
+            obs_spaces["dom_text"] = AnyText(MAX_PAGE_CHARS)
+        self.observation_space = spaces.Dict(obs_spaces)
+        self.action_space = AnyText(MAX_ACTION_CHARS)
+
+        self._own_browser = browser is None
+        self._browser = browser if browser is not None else Chromium(headless=headless)
+        self._context: BrowserContext | None = None
+        self._page: Page | None = None
+        self._pages: list[Page] = []
+        self._closed = False
+        self._episode: BrowserState | None = None  # seed and options of the running episode
+        self._actions: list[str] = []
+        self._goal = ""
+        self._refs: set[str] = set()
+        self._last_obs: dict[str, Any] | None = None
+        self._blocked: list[str] = []
+        self._downloads: list[str] = []
+        self._crash: str | None = None
+        self._terminated = False
+        self._truncated = False
+
+    # -- Gymnasium API ---------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        super().reset(seed=seed)
+        page_seed = int(self.np_random.integers(2**31 - 1))
+        self._start_episode(page_seed, dict(options or {}))
+        return self.observe()
+
+    def step(self, action: str) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        if self._episode is None:
+            raise RuntimeError("call reset() before step()")
+        t0 = time.perf_counter()
+        if self._terminated or self._truncated:
+            obs, info = self._copy_obs(), self._info()
+            info["error"] = "the episode is over; call reset()"
+            return obs, 0.0, self._terminated, self._truncated, info
+        self._actions.append(action if isinstance(action, str) else repr(action))
+        reward, error, timings = self._apply(action)
+        if self._crash is None:
+            t_obs = time.perf_counter()
+            obs, info = self.observe()
+            timings["observe_s"] = time.perf_counter() - t_obs
+        timings["step_s"] = time.perf_counter() - t0
+        if self._crash is not None:  # the browser died or the page hung: end the episode
+            self._truncated = True
+            self._close_context()
+            obs, info = self._copy_obs(), self._info()
+            info.update(error=self._crash, timings=timings, reward_info={"error": self._crash})
+            return obs, 0.0, False, True, info
+        info["error"] = error
+        info["timings"] = timings
+        if self._terminated:
+            info["reward_info"] = self._reward_info
+        return obs, reward, self._terminated, False, info
+
+    def observe(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The current observation and info, without stepping (e.g. after `set_state`)."""
+        if self._episode is None:
+            raise RuntimeError("call reset() before observe()")
+        if self._crash is None:
+            try:
+                with self._browser.watchdog(self.step_deadline_s) as fired:
+                    self._last_obs = self._observe_page()
+            except Exception as e:
+                error = self._note_failure(e, fired, "observing the page")
+                # Still up but cannot be read: the page hangs. Nothing more can happen in it.
+                self._crash = self._crash or f"{error}; the page did not respond"
+        info = self._info()
+        if self._crash is not None:
+            self._truncated = True
+            self._close_context()  # a hung renderer would keep burning CPU
+            info["error"] = self._crash
+        return self._copy_obs(), info
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array" or self._page is None or self._crash is not None:
+            return None
+        return _decode_png(self._page.screenshot())
+
+    def close(self) -> None:
+        """Close the page, the context and (when owned) the browser. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.task.teardown()
+        finally:
+            try:
+                self.task.close()
+            finally:
+                self._close_context()
+                if self._own_browser:
+                    self._browser.close()
+
+    def __enter__(self) -> BrowserEnv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- restore for tree search -----------------------------------------------------
+
+    def get_state(self) -> BrowserState:
+        """The episode's seed, options and action history, plus the current axtree."""
+        if self._episode is None:
+            raise RuntimeError("call reset() before get_state()")
+        axtree = (self._last_obs or {}).get("axtree", "")
+        return BrowserState(self._episode.seed, dict(self._episode.options),
+                            tuple(self._actions), axtree)
+
+    def set_state(self, state: BrowserState) -> None:
+        """Rebuild a recorded state: reset with its seed, replay its actions, compare pages.
+
+        Raises StateDivergedError if the page after replay differs from the recorded
+        axtree (the site is not deterministic), BrowserCrashed if the browser died.
+        """
+        self._start_episode(state.seed, dict(state.options))
+        for action in state.actions:
+            if self._terminated or self._truncated:
+                break
+            self._replay_snapshot()  # refs as the agent saw them before this action
+            self._actions.append(action)
+            self._apply(action)
+            if self._crash is not None:
+                raise BrowserCrashed(f"browser died while replaying {action!r}: {self._crash}")
+        self.observe()
+        if self._crash is not None:
+            raise BrowserCrashed(self._crash)
+        now = self._last_obs["axtree"] if self._last_obs else ""
+        if state.axtree and now != state.axtree:
+            raise StateDivergedError(
+                f"replaying {len(state.actions)} actions from seed {state.seed} gave a "
+                f"different page; the site is not deterministic. {_first_difference(state.axtree, now)}")
+
+    def _replay_snapshot(self) -> None:
+        try:
+            with self._browser.watchdog(self.step_deadline_s) as fired:
+                self._snapshot(self.page)
+        except Exception as e:
+            self._note_failure(e, fired, "observing the page")
+        if self._crash is not None:
+            raise BrowserCrashed(f"browser died during replay: {self._crash}")
+
+    @property
+    def page(self) -> Page:
+        """The page the agent acts on (the latest open tab)."""
+        if self._page is None:
+            raise RuntimeError("no page; call reset()")
+        return self._page
+
+    @property
+    def goal(self) -> str:
+        return self._goal
+
+    @property
+    def browser(self) -> Chromium:
+        return self._browser
+
+    # -- episode setup -----------------------------------------------------------------
+
+    def _start_episode(self, seed: int, options: dict[str, Any]) -> None:
+        if self._closed:
+            raise RuntimeError("this env is closed")
+        self.task.teardown()
+        self._close_context()
+        self._episode = BrowserState(seed, options)
+        self._actions = []
+        self._refs = set()
+        self._blocked = []
+        self._downloads = []
+        self._crash = None
+        self._terminated = self._truncated = False
+        self._reward_info: dict[str, Any] = {}
+        self._last_obs = None
+        self._open_context()
+        with self._browser.watchdog(self.step_deadline_s) as fired:
+            try:
+                self._goal = self.task.setup(self.page, seed=seed, options=options)
+            except Exception as e:
+                if fired.is_set() or not self._alive():
+                    raise BrowserCrashed(f"the browser died while setting up the task: {e}") from e
+                raise
+
+    def _open_context(self) -> None:
+        width, height = self.viewport
+        context = self._browser.new_context(
+            viewport={"width": width, "height": height}, accept_downloads=False,
+            device_scale_factor=1)
+        context.set_default_timeout(self.action_timeout_s * 1000)
+        context.set_default_navigation_timeout(self.navigation_timeout_s * 1000)
+        if self.allowed_origins is not None:
+            context.route("**/*", self._route)
+        context.add_init_script(_COUNT_OPENED_JS)
+        context.on("page", self._on_new_page)
+        self._context = context
+        self._pages = []
+        self._page = None
+        self._on_new_page(context.new_page())
+
+    def _close_context(self) -> None:
+        context, self._context = self._context, None
+        self._page, self._pages = None, []
+        if context is not None:
+            try:
+                context.close()
+            except Exception:
+                pass  # the browser is gone already
+
+    # -- page events -----------------------------------------------------------------
+
+    def _on_new_page(self, page: Page) -> None:
+        """Follow new tabs and popups: the newest open page is the one acted on."""
+        if page in self._pages:
+            return
+        self._pages.append(page)
+        self._page = page
+        page.on("close", self._on_page_closed)
+        page.on("crash", self._on_page_crash)
+        page.on("download", self._on_download)
+
+    def _on_page_closed(self, page: Page) -> None:
+        if page in self._pages:
+            self._pages.remove(page)
+        if self._page is page and self._pages:
+            self._page = self._pages[-1]
+
+    def _on_page_crash(self, page: Page) -> None:
+        self._crash = "the page's renderer crashed"
+
+    def _on_download(self, download: Download) -> None:
+        self._downloads.append(download.url)
+        try:
+            download.cancel()
+        except Exception:
+            pass
+
+    def _route(self, route: Route) -> None:
+        url = route.request.url
+        if is_allowed(url, self.allowed_origins):
+            route.fallback()
+        else:
+            self._blocked.append(url)
+            route.abort("blockedbyclient")
+
+    # -- stepping --------------------------------------------------------------------
+
+    def _apply(self, action_text: Any) -> tuple[float, str | None, dict[str, float]]:
+        """Parse and run one action, then validate; returns (reward, error, timings)."""
+        timings = {"action_s": 0.0, "validate_s": 0.0}
+        try:
+            action = parse_action(action_text)
+        except ActionParseError as e:
+            return 0.0, str(e), timings
+        error = self._check(action)
+        if error is not None:
+            return 0.0, error, timings
+        t0 = time.perf_counter()
+        with self._browser.watchdog(self.step_deadline_s) as fired:
+            try:
+                error = self._run(action)
+            except Exception as e:
+                error = self._note_failure(e, fired, f"{action.kind} failed")
+            timings["action_s"] = time.perf_counter() - t0
+            if self._crash is not None:
+                return 0.0, self._crash, timings
+            t1 = time.perf_counter()
+            answer = action.value if action.kind == "stop" else None
+            try:
+                reward, done, reward_info = self.task.validate(self.page, answer)
+            except Exception as e:
+                self._note_failure(e, fired, "validating the page")
+                return 0.0, self._crash or error, timings
+            timings["validate_s"] = time.perf_counter() - t1
+        if done or action.kind == "stop":
+            self._terminated = True
+            self._reward_info = dict(reward_info)
+        return float(reward), error, timings
+
+    def _check(self, action: BrowserAction) -> str | None:
+        """Why an action cannot run on the current page, or None."""
+        if action.ref is not None and action.ref not in self._refs:
+            return f"unknown or stale ref {action.ref}: it is not in the current page's axtree"
+        if action.kind == "goto":
+            try:
+                origin_of(action.value)
+            except ValueError:
+                return f"goto needs an absolute URL, not {action.value!r}"
+            if not is_allowed(action.value, self.allowed_origins):
+                return (f"goto refused: {origin_of(action.value)} is not an allowed origin "
+                        f"({', '.join(self.allowed_origins or ())})")
+        return None
+
+    def _run(self, action: BrowserAction) -> str | None:
+        """Perform an action on the page; returns an error for a no-op, raises on failure."""
+        page = self.page
+        kind = action.kind
+        if kind in ("click", "type", "select"):
+            target = page.locator(f"aria-ref={action.ref}")
+            if kind == "click":
+                target.click()
+            elif kind == "type":
+                target.fill(action.value)
+                if action.enter:
+                    target.press("Enter")
+            else:
+                options = target.evaluate(_SELECT_OPTIONS_JS)
+                if options is None:
+                    return f"select [{action.ref}]: not a <select> element; click its options instead"
+                if not any(action.value in o for o in options):
+                    labels = ", ".join(o[2] or o[0] for o in options)
+                    return f"select [{action.ref}]: no option {action.value!r}; options: {labels}"
+                target.select_option(action.value)
+        elif kind == "press":
+            page.keyboard.press(action.value)
+        elif kind == "scroll":
+            dy = 0.8 * self.viewport[1] * (1 if action.value == "down" else -1)
+            page.mouse.wheel(0, dy)
+        elif kind == "goto":
+            page.goto(action.value, wait_until="domcontentloaded")
+        elif kind == "back":
+            before = page.url
+            if page.go_back(wait_until="domcontentloaded") is None and page.url == before:
+                return "back: no earlier page in this tab's history"
+        if kind in ("click", "press") or action.enter:
+            self._follow_new_tab(page)
+        if kind != "stop":
+            # Actions wait for the navigations they start to commit; then let the new
+            # document parse before it is observed.
+            self.page.wait_for_load_state("domcontentloaded", timeout=self.navigation_timeout_s * 1000)
+        return None
+
+    def _follow_new_tab(self, page: Page) -> None:
+        """If the action opened a tab whose `page` event has not arrived yet, wait for it."""
+        try:
+            opened = page.evaluate(_TAKE_OPENED_JS)
+        except Exception as e:
+            if not _is_playwright_error(e):
+                raise
+            return  # the page navigated away meanwhile: it opened no tab worth waiting for
+        if opened and self._page is page and self._context is not None:
+            try:
+                self._context.wait_for_event("page", timeout=POPUP_WAIT_S * 1000)
+            except Exception as e:
+                if not _is_playwright_error(e):
+                    raise
+
+    def _note_failure(self, e: Exception, fired: Any, what: str) -> str:
+        """Classify an exception from Playwright: a crash (ends the episode) or a no-op error."""
+        if fired.is_set():
+            self._crash = (f"{what}: the page did not respond within {self.step_deadline_s:.0f} s; "
+                           "the browser was killed and is relaunched on the next reset")
+        elif self._crash is not None or not self._alive():
+            self._crash = (f"{what}: the browser crashed or was killed "
+                           f"({_first_line(e)}); it is relaunched on the next reset")
+        elif not _is_playwright_error(e):
+            raise e
+        return self._crash or f"{what}: {_first_line(e)}"
+
+    def _alive(self) -> bool:
+        return (self._browser.connected and self._page is not None
+                and not self._page.is_closed() and self._crash is None)
+
+    # -- observations ------------------------------------------------------------------
+
+    def _snapshot(self, page: Page) -> str:
+        """The page's aria snapshot; remembers its refs (the ones actions may use)."""
+        try:
+            axtree = page.aria_snapshot(mode="ai")
+        except Exception as e:
+            if not _is_playwright_error(e) or not self._alive():
+                raise
+            # A navigation started by a timer or script replaced the document mid-snapshot.
+            page.wait_for_load_state("domcontentloaded")
+            axtree = page.aria_snapshot(mode="ai")
+        self._refs = refs_in(axtree)
+        return axtree
+
+    def _observe_page(self) -> dict[str, Any]:
+        page = self.page
+        axtree = self._snapshot(page)
+        obs: dict[str, Any] = {"goal": self._goal, "url": page.url, "axtree": axtree}
+        if self.want_screenshot:
+            obs["screenshot"] = self._fit_screenshot(_decode_png(page.screenshot()))
+        if self.want_html or self.want_dom_text:
+            html = page.evaluate(_HTML_WITH_VALUES_JS)
+            if self.want_html:
+                obs["html"] = html
+            if self.want_dom_text:
+                from envs.browser.dom_text import html_to_dom_text
+                obs["dom_text"] = html_to_dom_text(html)
+        return obs
+
+    def _fit_screenshot(self, image: np.ndarray) -> np.ndarray:
+        """Crop or pad to the declared viewport shape (device pixel rounding can differ)."""
+        shape = self.observation_space["screenshot"].shape
+        if image.shape == shape:
+            return image
+        out = np.zeros(shape, dtype=np.uint8)
+        h, w = min(shape[0], image.shape[0]), min(shape[1], image.shape[1])
+        out[:h, :w] = image[:h, :w]
+        return out
+
+    def _copy_obs(self) -> dict[str, Any]:
+        """A copy of the latest observation (callers may keep or change what they get)."""
+        if self._last_obs is None:
+            return self._empty_obs()
+        return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self._last_obs.items()}
+
+    def _empty_obs(self) -> dict[str, Any]:
+        obs: dict[str, Any] = {"goal": self._goal, "url": "", "axtree": ""}
+        if self.want_screenshot:
+            obs["screenshot"] = np.zeros(self.observation_space["screenshot"].shape, np.uint8)
+        if self.want_html:
+            obs["html"] = ""
+        if self.want_dom_text:
+            obs["dom_text"] = ""
+        return obs
+
+    def _info(self) -> dict[str, Any]:
+        axtree = (self._last_obs or {}).get("axtree", "")
+        info = {
+            "goal": self._goal,
+            "available_actions": interactive_refs(axtree),
+            "error": None,
+            "blocked_requests": list(self._blocked),
+            "blocked_downloads": list(self._downloads),
+        }
+        self._blocked.clear()
+        self._downloads.clear()
+        return info
+
+
+def _decode_png(png: bytes) -> np.ndarray:
+    import io
+
+    from PIL import Image  # Pillow comes with the browser extra (a miniwob dependency)
+
+    with Image.open(io.BytesIO(png)) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def _is_playwright_error(e: Exception) -> bool:
+    from playwright.sync_api import Error
+
+    return isinstance(e, Error)
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _first_difference(expected: str, actual: str) -> str:
+    a, b = expected.splitlines(), actual.splitlines()
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return f"First difference at line {i + 1}: expected {x.strip()!r}, got {y.strip()!r}."
+    return f"Expected {len(a)} lines, got {len(b)}."

@@ -1,0 +1,160 @@
+"""MiniWoB++ tasks from the `miniwob` PyPI package, as `webgrove/miniwob.<task>-v0`.
+
+Each task is one HTML page shipped in the package: `html/miniwob/<task>.html`, loaded
+over file://, or a FlightWoB page `html/flight/<site>/wrapper.html` (id
+`miniwob.flight.<site>`), served over http://127.0.0.1 because it loads its form in
+an iframe. An episode is seeded with `Math.seedrandom(seed)` then
+`core.startEpisodeReal()`; the goal is `core.getUtterance()`, the reward
+`WOB_RAW_REWARD_GLOBAL` (in [-1, 1]) and the end `WOB_DONE_GLOBAL`.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from envs.browser.env import BrowserEnv
+from envs.browser.task import Task
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+    from envs.browser.chromium import Chromium
+    from envs.browser.static_server import StaticServer
+
+FLIGHT_PREFIX = "flight."
+VIEWPORT = (500, 320)  # the miniwob package's window
+FLIGHT_VIEWPORT = (600, 800)
+NO_TIME_LIMIT_MS = 2**31 - 1  # the largest delay setTimeout accepts (24.8 days)
+
+_SETUP_JS = """({seed, maxTimeMs, keepTimer}) => {
+  Math.seedrandom(seed);
+  core.EPISODE_MAX_TIME = maxTimeMs;
+  core.startEpisodeReal();
+  if (!keepTimer) core.clearTimer();
+  // The human display (last reward, countdown, click marks) is not part of the task.
+  for (const id of ['reward-display', 'click-canvas']) {
+    const el = document.getElementById(id);
+    if (el) el.style.display = 'none';
+  }
+}"""
+_VALIDATE_JS = "() => [WOB_RAW_REWARD_GLOBAL, WOB_DONE_GLOBAL, WOB_REWARD_REASON]"
+
+
+def miniwob_html_dir() -> Path | None:
+    """The `html/` folder of the installed `miniwob` package, found without importing it."""
+    spec = importlib.util.find_spec("miniwob")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    html = Path(list(spec.submodule_search_locations)[0]) / "html"
+    return html if html.is_dir() else None
+
+
+def miniwob_task_names() -> list[str]:
+    """Every task page in the installed package: `click-test`, ..., `flight.AA`, ..."""
+    html = miniwob_html_dir()
+    if html is None:
+        return []
+    names = sorted(p.stem for p in (html / "miniwob").glob("*.html"))
+    names += sorted(FLIGHT_PREFIX + p.parent.name for p in (html / "flight").glob("*/wrapper.html"))
+    return names
+
+
+class MiniWoBTask(Task):
+    """One MiniWoB++ task page.
+
+    Args:
+        name: the task, e.g. "click-test" or "flight.AA" (see `miniwob_task_names()`).
+        episode_time_limit_s: MiniWoB's in-page episode timer; None (default) turns it
+            off, so an episode ends only when the task says so.
+        data_mode: MiniWoB's problem distribution, "train" or "test" (flight tasks).
+    """
+
+    def __init__(self, name: str, episode_time_limit_s: float | None = None,
+                 data_mode: str = "train") -> None:
+        html = miniwob_html_dir()
+        if html is None:
+            raise ImportError("MiniWoB tasks need the miniwob package: pip install 'webgrove[browser]'")
+        if name not in miniwob_task_names():
+            raise ValueError(f"unknown MiniWoB task {name!r}; see envs.browser.miniwob.miniwob_task_names()")
+        if data_mode not in ("train", "test"):
+            raise ValueError(f"data_mode must be 'train' or 'test', not {data_mode!r}")
+        if episode_time_limit_s is not None and not 0 < episode_time_limit_s * 1000 < NO_TIME_LIMIT_MS:
+            raise ValueError("episode_time_limit_s must be positive and below 24 days")
+        self.name = name
+        self.episode_time_limit_s = episode_time_limit_s
+        self.data_mode = data_mode
+        self._server: StaticServer | None = None
+        if name.startswith(FLIGHT_PREFIX):
+            from envs.browser.static_server import StaticServer
+
+            self._server = StaticServer(html)
+            site = name[len(FLIGHT_PREFIX):]
+            self.url = f"{self._server.url}flight/{site}/wrapper.html"
+            self.allowed_origins = (self._server.url,)
+            self.viewport = FLIGHT_VIEWPORT
+        else:
+            self.url = (html / "miniwob" / f"{name}.html").as_uri()
+            self.allowed_origins = ("file://",)
+            self.viewport = VIEWPORT
+
+    def setup(self, page: Page, *, seed: int, options: dict[str, Any]) -> str:
+        page.goto(self.url, wait_until="load")
+        limit = self.episode_time_limit_s
+        page.evaluate(f"core.setDataMode({self.data_mode!r})")
+        page.evaluate(_SETUP_JS, {
+            "seed": seed,
+            "maxTimeMs": NO_TIME_LIMIT_MS if limit is None else int(limit * 1000),
+            "keepTimer": limit is not None,
+        })
+        # Flight pages load their form into an iframe and then set WOB_TASK_READY.
+        page.wait_for_function("WOB_TASK_READY === true")
+        return page.evaluate("core.getUtterance()")
+
+    def validate(self, page: Page, answer: str | None) -> tuple[float, bool, dict[str, Any]]:
+        raw, done, reason = page.evaluate(_VALIDATE_JS)
+        return float(raw), bool(done), {"raw_reward": float(raw), "reason": reason}
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+
+class MiniWoBEnv(BrowserEnv):
+    """A MiniWoB++ task in Chromium (`webgrove/miniwob.<task>-v0`).
+
+    See `BrowserEnv` for spaces, actions and info; the reward is MiniWoB's raw reward
+    (1 for success, down to -1 for failure), given when the task ends the episode.
+
+    Args:
+        task_name: the task, e.g. "click-test" or "flight.AA".
+        episode_time_limit_s: MiniWoB's in-page timer; None (default) turns it off.
+        data_mode: "train" or "test" problem distribution (flight tasks).
+        screenshot, html, dom_text, viewport, action_timeout_s, navigation_timeout_s,
+        allowed_origins, browser, headless, render_mode: as in `BrowserEnv`.
+    """
+
+    def __init__(
+        self,
+        task_name: str,
+        *,
+        episode_time_limit_s: float | None = None,
+        data_mode: str = "train",
+        screenshot: bool = False,
+        html: bool = False,
+        dom_text: bool = False,
+        viewport: tuple[int, int] | None = None,
+        action_timeout_s: float = 5.0,
+        navigation_timeout_s: float = 15.0,
+        allowed_origins: list[str] | None = None,
+        browser: Chromium | None = None,
+        headless: bool = True,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__(
+            MiniWoBTask(task_name, episode_time_limit_s=episode_time_limit_s, data_mode=data_mode),
+            screenshot=screenshot, html=html, dom_text=dom_text, viewport=viewport,
+            action_timeout_s=action_timeout_s, navigation_timeout_s=navigation_timeout_s,
+            allowed_origins=allowed_origins, browser=browser, headless=headless,
+            render_mode=render_mode)

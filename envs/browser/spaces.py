@@ -1,0 +1,29 @@
+"""Gymnasium spaces for browser observations and actions."""
+from __future__ import annotations
+
+import string
+from typing import Any
+
+from gymnasium.spaces import Text
+
+# Pages hold any Unicode; sampling stays within printable ASCII.
+_SAMPLE_CHARSET = string.ascii_letters + string.digits + string.punctuation + " "
+
+
+class AnyText(Text):
+    """A `Text` space that contains any `str` of allowed length, whatever its characters.
+
+    Gymnasium's `Text` only contains strings over its charset; web pages, URLs and
+    model output are arbitrary Unicode. `sample()` draws printable ASCII.
+    Vector envs must use `shared_memory=False` with this space (Gymnasium's shared
+    memory stores characters as charset indices).
+    """
+
+    def __init__(self, max_length: int, *, min_length: int = 0, seed: Any = None) -> None:
+        super().__init__(max_length, min_length=min_length, charset=_SAMPLE_CHARSET, seed=seed)
+
+    def contains(self, x: Any) -> bool:
+        return isinstance(x, str) and self.min_length <= len(x) <= self.max_length
+
+    def __repr__(self) -> str:
+        return f"AnyText({self.min_length}, {self.max_length})"

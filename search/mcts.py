@@ -1,0 +1,542 @@
+"""Agent Q's guided Monte Carlo tree search over a webgrove env.
+
+One simulation: **select** children by UCB1 from the search root, restoring env
+snapshots with `set_state`; **expand** a leaf with K distinct proposals from the
+policy, each child's Q initialized from the critic; **step** into the selected
+child; **roll out** the policy from there to the end of the episode (or the depth
+limit); **back up** the episode's return as a running mean along the path. The
+value reported for an action is Q = α·Q_mcts + (1−α)·Q_critic (Agent Q, Eq. 10).
+
+`search_episode` is Agent Q's collection loop: at each step it runs
+`config.simulations` simulations from the current node, then commits to the
+child with the most visits (ties by Q), until the episode ends. The committed
+actions are the tree's best path; every sibling along it carries the Q values
+that the preference-pair builders compare.
+
+The search drives `env.unwrapped`, because snapshots cover the unwrapped env
+only: wrappers such as `TimeLimit` keep counters that `set_state` cannot rewind.
+The episode's step limit (`env.spec.max_episode_steps`) becomes a depth limit
+instead. Nodes live in memory as a flat list; `Node.record()` is the JSONL line
+of DESIGN.md (see `search/tree.py`).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from agents.base import Critic, Policy, Proposal, StepContext, context_from
+
+SUCCESS_REWARD = 1.0  # WebShop counts an episode as a success when its reward is 1
+
+
+# ---------------------------------------------------------------------------
+# The math: small pure functions.
+
+
+def ucb_scores(q_values: Sequence[float], child_visits: Sequence[int], n_parent: int, c: float) -> list[float]:
+    """UCB1 as Agent Q selects with it, for each child a of a state s:
+    Q(s,a) + c·sqrt(log N(s) / (1 + N(s,a))).
+
+    Args:
+        q_values: the children's current values Q(s, a).
+        child_visits: their visits N(s, a) (each ≥ 0), in the same order.
+        n_parent: visits of the parent state N(s); 0 gives no exploration bonus.
+        c: exploration constant (≥ 0).
+    """
+    if n_parent < 0 or c < 0:
+        raise ValueError(f"need n_parent >= 0 and c >= 0, got n_parent={n_parent}, c={c}")
+    scale = c * math.sqrt(math.log(n_parent)) if n_parent > 0 else 0.0  # log N(s) is shared
+    return [q + scale / math.sqrt(1 + n) for q, n in zip(q_values, child_visits, strict=True)]
+
+
+def ucb_score(q: float, n_parent: int, n_child: int, c: float) -> float:
+    """UCB1 of one child: Q(s,a) + c·sqrt(log N(s) / (1 + N(s,a))) (see `ucb_scores`)."""
+    if n_child < 0:
+        raise ValueError(f"visit counts must be >= 0, got n_child={n_child}")
+    return ucb_scores([q], [n_child], n_parent, c)[0]
+
+
+def backup(q_values: Sequence[float], visits: Sequence[int], value: float) -> tuple[list[float], list[int]]:
+    """Back up one simulation's return along a path.
+
+    Each node's Q_mcts becomes the running mean of the returns of the
+    simulations that passed through it, Q + (value − Q) / (N + 1), and its visit
+    count N grows by one.
+
+    Returns:
+        (new Q_mcts values, new visit counts), in path order.
+    """
+    if len(q_values) != len(visits):
+        raise ValueError(f"{len(q_values)} Q values but {len(visits)} visit counts")
+    return ([q + (value - q) / (n + 1) for q, n in zip(q_values, visits)],
+            [n + 1 for n in visits])
+
+
+def mix_q(q_mcts: float, q_critic: float, alpha: float) -> float:
+    """Q(s, a) = α·Q_mcts + (1−α)·Q_critic (Agent Q, Eq. 10)."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    return alpha * q_mcts + (1.0 - alpha) * q_critic
+
+
+def node_q(q_mcts: float, q_critic: float | None, visits: int, alpha: float) -> float:
+    """The Q a node is selected and ranked by: the critic's value until the node
+    is visited, then `mix_q`. Nodes without a critic value (the root) use Q_mcts."""
+    if q_critic is None:
+        return q_mcts
+    if visits == 0:
+        return q_critic
+    return mix_q(q_mcts, q_critic, alpha)
+
+
+def sample_index(logprobs: Sequence[float], temperature: float, rng: np.random.Generator) -> int:
+    """An index drawn from softmax(logprob / temperature); temperature 0 takes the
+    argmax (the first one on ties) and draws nothing from `rng`."""
+    if not logprobs:
+        raise ValueError("cannot sample from an empty list")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if temperature == 0 or len(logprobs) == 1:
+        return int(np.argmax(logprobs))
+    z = np.asarray(logprobs, dtype=np.float64) / temperature
+    z = np.where(np.isfinite(z), z, -np.inf)
+    if not np.isfinite(z).any():  # every candidate impossible: fall back to uniform
+        z = np.zeros_like(z)
+    p = np.exp(z - z.max())
+    return int(rng.choice(len(p), p=p / p.sum()))
+
+
+def dedupe(proposals: Sequence[Proposal]) -> list[Proposal]:
+    """Proposals with repeated actions dropped, first occurrence kept, order kept."""
+    seen: set[str] = set()
+    out = []
+    for p in proposals:
+        if p.action not in seen:
+            seen.add(p.action)
+            out.append(p)
+    return out
+
+
+def best_child_key(visits: int, q: float, node_id: int) -> tuple[int, float, int]:
+    """Sort key of the action to commit to: most visits, then highest Q, then the
+    earliest proposal (lowest id)."""
+    return (visits, q, -node_id)
+
+
+# ---------------------------------------------------------------------------
+# Records.
+
+
+def _help(text: str) -> dict:
+    return {"help": text}
+
+
+@dataclass
+class SearchConfig:
+    """Settings of Agent Q's MCTS."""
+
+    simulations: int = field(default=10, metadata=_help(
+        "simulations per decision: at every step of the episode, from the current node"))
+    k: int = field(default=5, metadata=_help("proposals (children) the policy gives when a node is expanded"))
+    c: float = field(default=1.0, metadata=_help("UCB1 exploration constant"))
+    alpha: float = field(default=0.5, metadata=_help(
+        "weight of Q_mcts in Q = alpha*Q_mcts + (1-alpha)*Q_critic (Agent Q, Eq. 10)"))
+    max_depth: int = field(default=15, metadata=_help(
+        "most actions from the root (also capped by the env's max_episode_steps)"))
+    rollout_temperature: float = field(default=1.0, metadata=_help(
+        "softmax temperature over proposal log-probs in rollouts (0 = greedy); scripted policies use act()"))
+    seed: int = field(default=0, metadata=_help("seed of the search's random generator"))
+    stop_on_success: bool = field(default=False, metadata=_help(
+        "end a step's simulations at the first one that reaches reward 1 and commit to its action"))
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.simulations >= 1, f"simulations must be >= 1, got {self.simulations}"),
+            (self.k >= 1, f"k must be >= 1, got {self.k}"),
+            (self.c >= 0, f"c must be >= 0, got {self.c}"),
+            (0.0 <= self.alpha <= 1.0, f"alpha must be in [0, 1], got {self.alpha}"),
+            (self.max_depth >= 1, f"max_depth must be >= 1, got {self.max_depth}"),
+            (self.rollout_temperature >= 0, f"rollout_temperature must be >= 0, got {self.rollout_temperature}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+@dataclass(slots=True)
+class Node:
+    """One node: the state reached by taking `action` at the parent.
+
+    The root has no parent, action, prompt, logprob or critic value.
+    """
+
+    id: int
+    parent: int | None
+    depth: int
+    action: str | None
+    prompt: str | None  # the exact policy input at the parent state
+    logprob: float | None  # the collecting policy's log-prob of `action` there
+    q_critic: float | None
+    visits: int = 0
+    q_mcts: float = 0.0
+    q: float = 0.0
+    reward: float = 0.0  # env reward received on taking `action`
+    terminal: bool = False
+    children: list[int] = field(default_factory=list)
+    expanded: bool = False
+    stepped: bool = False  # `state` holds the env snapshot after `action`
+    state: Any = None
+
+    def record(self) -> dict:
+        """The node's flat JSONL record (DESIGN.md, "Search trees on disk")."""
+        return {"type": "node", "id": self.id, "parent": self.parent, "depth": self.depth,
+                "action": self.action, "prompt": self.prompt, "logprob": self.logprob,
+                "visits": self.visits, "q_mcts": self.q_mcts, "q_critic": self.q_critic,
+                "q": self.q, "reward": self.reward, "terminal": self.terminal}
+
+
+@dataclass
+class SearchTimings:
+    """Seconds spent in each party of the search; MCTS's own share is the rest.
+
+    `env_s` covers step, get_state, set_state and observe; `policy_s` the policy's
+    calls and building their input (StepContext, prompt); `critic_s` the critic.
+    """
+
+    total_s: float = 0.0
+    env_s: float = 0.0
+    policy_s: float = 0.0
+    critic_s: float = 0.0
+    simulations: int = 0
+    env_steps: int = 0
+
+    @property
+    def mcts_s(self) -> float:
+        return max(0.0, self.total_s - self.env_s - self.policy_s - self.critic_s)
+
+    @property
+    def mcts_share(self) -> float:
+        return self.mcts_s / self.total_s if self.total_s > 0 else 0.0
+
+    def add(self, other: "SearchTimings") -> None:
+        for name in ("total_s", "env_s", "policy_s", "critic_s", "simulations", "env_steps"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "mcts_s": self.mcts_s, "mcts_share": self.mcts_share}
+
+
+@dataclass
+class SearchTree:
+    """A finished search: nodes (ids are list positions) and the committed best path."""
+
+    nodes: list[Node]
+    best_path: list[int]
+    timings: SearchTimings
+
+    def records(self) -> list[dict]:
+        return [n.record() for n in self.nodes]
+
+    @property
+    def best_actions(self) -> list[str]:
+        return [self.nodes[i].action for i in self.best_path[1:]]
+
+    @property
+    def best_return(self) -> float:
+        """Sum of the rewards along the best path."""
+        return float(sum(self.nodes[i].reward for i in self.best_path))
+
+    @property
+    def success(self) -> bool:
+        """The best path ends the episode with reward 1."""
+        last = self.nodes[self.best_path[-1]]
+        return last.terminal and self.best_return >= SUCCESS_REWARD - 1e-9
+
+
+# ---------------------------------------------------------------------------
+# The search.
+
+
+def env_step_limit(env: Any) -> int | None:
+    """The env's `max_episode_steps`, if it was registered with one."""
+    spec = getattr(env, "spec", None)
+    return getattr(spec, "max_episode_steps", None) if spec is not None else None
+
+
+def is_scripted(policy: Any) -> bool:
+    """Scripted agents roll out with their own `act`; model policies sample proposals."""
+    from agents.scripted import ScriptedPolicy
+
+    return isinstance(policy, ScriptedPolicy)
+
+
+def _policy_prompt(ctx: StepContext) -> str:
+    from agents.prompts import policy_prompt  # the agents' one prompt format, shared with training
+
+    return policy_prompt(ctx)
+
+
+class MCTS:
+    """A search tree over one episode of `env`, grown from the env's current state.
+
+    Args:
+        env: a webgrove env (wrapped or not) whose unwrapped env has
+            `get_state`, `set_state` and `observe`; it must be at the state the
+            root stands for (after `reset`, or mid-episode at inference).
+        policy: proposes children and rolls out.
+        critic: values proposals in [0, 1]; None gives every proposal 0.
+        config: search settings.
+        history: actions already taken in this episode before the root.
+    """
+
+    def __init__(self, env: Any, policy: Policy, critic: Critic | None, config: SearchConfig,
+                 history: Sequence[str] = ()) -> None:
+        self.env = env.unwrapped
+        for method in ("get_state", "set_state", "observe"):
+            if not callable(getattr(self.env, method, None)):
+                raise TypeError(f"{type(self.env).__name__} has no {method}(); MCTS needs snapshots "
+                                "(get_state/set_state) and observe()")
+        self.policy = policy
+        self.critic = critic
+        self.config = config
+        self.rng = np.random.default_rng(config.seed)
+        self.root_history = list(history)
+        limit = env_step_limit(env)
+        steps_left = config.max_depth if limit is None else limit - len(self.root_history)
+        self.depth_limit = max(0, min(config.max_depth, steps_left))
+        self.timings = SearchTimings()
+        self._scripted = is_scripted(policy)
+        self._env_at: int | None = None  # the node whose state the env is in, if known
+        t0 = time.perf_counter()
+        state = self._get_state()
+        root = Node(id=0, parent=None, depth=0, action=None, prompt=None, logprob=None,
+                    q_critic=None, stepped=True, state=state, terminal=self.depth_limit == 0)
+        self.nodes: list[Node] = [root]
+        self._env_at = 0
+        self.success_child: int | None = None  # set by `search` when stop_on_success fired
+        self._last_success_child: int | None = None  # root child of the last simulation, if it succeeded
+        self.timings.total_s += time.perf_counter() - t0
+
+    # -- timed calls into the env, the policy and the critic ---------------
+
+    def _get_state(self) -> Any:
+        t0 = time.perf_counter()
+        state = self.env.get_state()
+        self.timings.env_s += time.perf_counter() - t0
+        return state
+
+    def _restore(self, node: Node) -> None:
+        if self._env_at == node.id:
+            return
+        t0 = time.perf_counter()
+        self.env.set_state(node.state)
+        self.timings.env_s += time.perf_counter() - t0
+        self._env_at = node.id
+
+    def _observe(self) -> tuple[Any, dict]:
+        t0 = time.perf_counter()
+        obs, info = self.env.observe()
+        self.timings.env_s += time.perf_counter() - t0
+        return obs, info
+
+    def _step(self, action: str) -> tuple[Any, float, bool, dict]:
+        t0 = time.perf_counter()
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.timings.env_s += time.perf_counter() - t0
+        self.timings.env_steps += 1
+        self._env_at = None
+        return obs, float(reward), bool(terminated or truncated), info
+
+    def _propose(self, ctx: StepContext, k: int) -> list[Proposal]:
+        t0 = time.perf_counter()
+        proposals = self.policy.propose(ctx, k, self.rng)
+        self.timings.policy_s += time.perf_counter() - t0
+        return proposals
+
+    def _prompt(self, ctx: StepContext) -> str:
+        t0 = time.perf_counter()
+        prompt = _policy_prompt(ctx)
+        self.timings.policy_s += time.perf_counter() - t0
+        return prompt
+
+    def _rank(self, ctx: StepContext, actions: list[str]) -> list[float]:
+        if self.critic is None:
+            return [0.0] * len(actions)
+        t0 = time.perf_counter()
+        values = self.critic.rank(ctx, actions)
+        self.timings.critic_s += time.perf_counter() - t0
+        if len(values) != len(actions):
+            raise ValueError(f"critic {type(self.critic).__name__} returned {len(values)} values "
+                             f"for {len(actions)} actions")
+        return [float(v) for v in values]
+
+    def _context(self, obs: Any, info: dict, history: list[str]) -> StepContext:
+        t0 = time.perf_counter()
+        ctx = context_from(obs, info, history)
+        self.timings.policy_s += time.perf_counter() - t0
+        return ctx
+
+    def _rollout_action(self, obs: Any, info: dict, history: list[str]) -> str:
+        t0 = time.perf_counter()
+        ctx = context_from(obs, info, history)
+        if self._scripted:
+            action = self.policy.act(ctx, self.rng)
+        else:
+            temperature = self.config.rollout_temperature
+            proposals = self.policy.propose(ctx, 1 if temperature == 0 else self.config.k, self.rng)
+            if not proposals:
+                raise ValueError(f"policy {type(self.policy).__name__} proposed no action in a rollout")
+            action = proposals[sample_index([p.logprob for p in proposals], temperature, self.rng)].action
+        self.timings.policy_s += time.perf_counter() - t0
+        return action
+
+    # -- tree bookkeeping ----------------------------------------------------
+
+    def history(self, node: Node) -> list[str]:
+        """Every action of the episode up to `node`, the ones before the root first."""
+        actions = []
+        while node.parent is not None:
+            actions.append(node.action)
+            node = self.nodes[node.parent]
+        return self.root_history + actions[::-1]
+
+    def path(self, node_id: int) -> list[Node]:
+        """Nodes from the tree's root down to `node_id`."""
+        path = [self.nodes[node_id]]
+        while path[-1].parent is not None:
+            path.append(self.nodes[path[-1].parent])
+        return path[::-1]
+
+    def _expand(self, node: Node) -> None:
+        """Add up to k distinct proposals as children, their Q from the critic."""
+        self._restore(node)
+        obs, info = self._observe()
+        ctx = self._context(obs, info, self.history(node))
+        proposals = dedupe(self._propose(ctx, self.config.k))[: self.config.k]
+        node.expanded = True
+        if not proposals:
+            return
+        prompt = self._prompt(ctx)
+        values = self._rank(ctx, [p.action for p in proposals])
+        for proposal, value in zip(proposals, values):
+            child = Node(id=len(self.nodes), parent=node.id, depth=node.depth + 1, action=proposal.action,
+                         prompt=prompt, logprob=float(proposal.logprob), q_critic=value, q=value)
+            self.nodes.append(child)
+            node.children.append(child.id)
+
+    def _select(self, node: Node) -> Node:
+        """The child with the highest UCB1 score; ties go to the earlier proposal."""
+        children = [self.nodes[i] for i in node.children]
+        scores = ucb_scores([n.q for n in children], [n.visits for n in children], node.visits, self.config.c)
+        return children[scores.index(max(scores))]  # the first on ties
+
+    def _step_into(self, child: Node) -> tuple[Any, dict]:
+        """Take the child's action from the parent's state and snapshot the result."""
+        self._restore(self.nodes[child.parent])
+        obs, reward, done, info = self._step(child.action)
+        child.reward = reward
+        child.terminal = done or child.depth >= self.depth_limit
+        child.state = self._get_state()
+        child.stepped = True
+        self._env_at = child.id
+        return obs, info
+
+    def _rollout(self, node: Node, obs: Any, info: dict) -> float:
+        """Return of playing the policy from `node` (the env is at its state) to the end."""
+        total, history, depth = 0.0, self.history(node), node.depth
+        while depth < self.depth_limit:
+            action = self._rollout_action(obs, info, history)
+            obs, reward, done, info = self._step(action)
+            total += reward
+            history.append(action)  # context_from copies it
+            depth += 1
+            if done:
+                break
+        return total
+
+    def simulate(self, root_id: int = 0) -> float:
+        """One simulation from node `root_id`; returns the episode return it backed up."""
+        t0 = time.perf_counter()
+        path = self.path(root_id)
+        n_above = len(path)  # the search root and its ancestors
+        node = path[-1]
+        fresh: tuple[Any, dict] | None = None  # (obs, info) of a node stepped into just now
+        while not node.terminal:
+            if not node.expanded:
+                self._expand(node)
+            if not node.children:  # the policy had nothing to propose: a dead end
+                break
+            node = self._select(node)
+            path.append(node)
+            if not node.stepped:
+                fresh = self._step_into(node)
+                break
+        value = math.fsum([n.reward for n in path])
+        if fresh is not None and not node.terminal:
+            value += self._rollout(node, *fresh)
+        q_values, visits = backup([n.q_mcts for n in path], [n.visits for n in path], value)
+        alpha = self.config.alpha
+        for n, q, v in zip(path, q_values, visits):
+            n.q_mcts, n.visits = q, v
+            n.q = q if n.q_critic is None else mix_q(q, n.q_critic, alpha)  # node_q of a visited node
+        self.timings.simulations += 1
+        self.timings.total_s += time.perf_counter() - t0
+        success = value >= SUCCESS_REWARD - 1e-9 and len(path) > n_above
+        self._last_success_child = path[n_above].id if success else None
+        return value
+
+    def best_child(self, node_id: int) -> Node | None:
+        """The visited child with the most visits, ties by Q, then by proposal order."""
+        visited = [self.nodes[i] for i in self.nodes[node_id].children if self.nodes[i].visits > 0]
+        if not visited:
+            return None
+        return max(visited, key=lambda n: best_child_key(n.visits, n.q, n.id))
+
+    def search(self, root_id: int = 0, simulations: int | None = None) -> Node | None:
+        """Run simulations from `root_id` and return the child to commit to (None
+        when the node is terminal or has nothing to try)."""
+        if self.nodes[root_id].terminal:
+            return None
+        self.success_child = None
+        for _ in range(self.config.simulations if simulations is None else simulations):
+            self.simulate(root_id)
+            if self.config.stop_on_success and self._last_success_child is not None:
+                self.success_child = self._last_success_child
+                return self.nodes[self.success_child]
+        return self.best_child(root_id)
+
+    def restore(self, state: Any) -> None:
+        """Put the env in `state` (e.g. the real episode's state after a search at
+        inference); the search no longer assumes where the env is."""
+        t0 = time.perf_counter()
+        self.env.set_state(state)
+        self._env_at = None
+        elapsed = time.perf_counter() - t0
+        self.timings.env_s += elapsed
+        self.timings.total_s += elapsed
+
+    def tree(self, best_path: list[int]) -> SearchTree:
+        return SearchTree(nodes=self.nodes, best_path=list(best_path), timings=self.timings)
+
+
+def search_episode(env: Any, policy: Policy, critic: Critic | None, config: SearchConfig) -> SearchTree:
+    """Agent Q's collection search over one episode of an env that was just reset.
+
+    At every step: `config.simulations` simulations from the current node, then
+    commit to its best child; stop when the committed node ends the episode.
+
+    Returns:
+        the tree, its best path being the committed actions.
+    """
+    mcts = MCTS(env, policy, critic, config)
+    best_path = [0]
+    while True:
+        child = mcts.search(best_path[-1])
+        if child is None:
+            break
+        best_path.append(child.id)
+    return mcts.tree(best_path)

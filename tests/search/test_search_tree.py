@@ -1,0 +1,146 @@
+"""Tree files: round trip, validation naming the first bad line, walking helpers."""
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import pytest
+
+import toy_env
+from search.mcts import SearchConfig, search_episode
+from search.tree import (TreeFormatError, best_path, children_by_parent, is_complete_tree, make_header,
+                         path_to, read_tree, trajectories, tree_stats, write_tree)
+
+
+def _node(i, parent, depth, action="click[x]", visits=1, q=0.5, reward=0.0, terminal=False):
+    root = parent is None
+    return {"type": "node", "id": i, "parent": parent, "depth": depth,
+            "action": None if root else action, "prompt": None if root else "Goal: g\nAction:",
+            "logprob": None if root else -1.0, "visits": visits, "q_mcts": q,
+            "q_critic": None if root else 0.5, "q": q, "reward": reward, "terminal": terminal}
+
+
+def _hand_tree():
+    """root(0) -> a(1) -> c(3, terminal, reward 1); root -> b(2) -> d(4, terminal, reward 0)."""
+    nodes = [_node(0, None, 0, visits=5, q=0.6),
+             _node(1, 0, 1, "click[a]", visits=3, q=0.8),
+             _node(2, 0, 1, "click[b]", visits=2, q=0.3),
+             _node(3, 1, 2, "click[buy now]", visits=3, q=1.0, reward=1.0, terminal=True),
+             _node(4, 2, 2, "click[buy now]", visits=2, q=0.0, terminal=True),
+             _node(5, 2, 2, "click[c]", visits=0, q=0.5)]
+    header = make_header("toy", 3, "buy a", 11, "rule", {"k": 2, "alpha": 0.5})
+    return header, nodes
+
+
+def test_round_trip(tmp_path):
+    header, nodes = _hand_tree()
+    path = tmp_path / "sub" / "goal_00003.jsonl"
+    write_tree(path, header, nodes)
+    assert read_tree(path) == (header, nodes)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 1 + len(nodes)
+    assert json.loads(lines[0])["type"] == "tree" and all(json.loads(x)["type"] == "node" for x in lines[1:])
+    assert list(tmp_path.glob("sub/.*")) == []  # no temp file left behind
+    assert is_complete_tree(path)
+
+
+def test_round_trip_of_a_searched_tree(tmp_path):
+    env = gym.make("toy_env:ToyTree-v0")
+    env.reset(seed=0, options={"goal_id": 2})
+    tree = search_episode(env, toy_env.ToyPolicy(), toy_env.ConstantCritic(), SearchConfig(simulations=5, k=3))
+    header = make_header("toy_env:ToyTree-v0", 2, "g", 0, "toy", {"k": 3}, best_path=tree.best_path)
+    write_tree(tmp_path / "t.jsonl", header, tree.records())
+    header2, nodes = read_tree(tmp_path / "t.jsonl")
+    assert nodes == tree.records()
+    assert [n["id"] for n in best_path(header2, nodes)] == tree.best_path
+    assert tree_stats(header2, nodes)["success"] == tree.success
+
+
+def test_helpers_on_a_hand_built_tree():
+    header, nodes = _hand_tree()
+    children = children_by_parent(nodes)
+    assert [c["id"] for c in children[0]] == [1, 2] and [c["id"] for c in children[2]] == [4, 5]
+    assert children[3] == []
+    assert [n["id"] for n in path_to(nodes, 4)] == [0, 2, 4]
+    assert [[n["id"] for n in t] for t in trajectories(nodes)] == [[0, 1, 3], [0, 2, 4], [0, 2, 5]]
+    # without a stored best path: most visits; node 5 was never visited
+    assert [n["id"] for n in best_path(header, nodes)] == [0, 1, 3]
+    assert tree_stats(header, nodes) == {"nodes": 6, "max_depth": 2, "best_reward": 1.0, "success": True}
+    # a stored best path wins
+    header["best_path"] = [0, 2, 4]
+    assert [n["id"] for n in best_path(header, nodes)] == [0, 2, 4]
+    assert tree_stats(header, nodes)["success"] is False
+
+
+def test_best_path_ties_broken_by_q():
+    header, nodes = _hand_tree()
+    nodes[2]["visits"] = 3
+    nodes[2]["q"] = 0.9
+    assert [n["id"] for n in best_path(header, nodes)][:2] == [0, 2]
+
+
+@pytest.mark.parametrize("line,edit,field", [
+    (1, lambda r: r.pop("goal"), "goal"),
+    (1, lambda r: r.update(type="node"), "type"),
+    (1, lambda r: r.update(best_path=[0, 2, 3]), "best_path"),
+    (2, lambda r: r.update(parent=0), "parent"),
+    (3, lambda r: r.update(visits="3"), "visits"),
+    (4, lambda r: r.update(parent=3), "parent"),           # parent after the child
+    (4, lambda r: r.update(depth=2), "depth"),
+    (5, lambda r: r.update(id=7), "id"),
+    (5, lambda r: r.update(terminal=1), "terminal"),
+    (6, lambda r: r.update(q_critic=None), "q_critic"),     # null only at the root
+    (6, lambda r: r.update(q=True), "q"),
+    (7, lambda r: r.pop("prompt"), "prompt"),
+])
+def test_corrupted_file_names_first_bad_line_and_field(tmp_path, line, edit, field):
+    header, nodes = _hand_tree()
+    header["best_path"] = [0, 1, 3]
+    path = tmp_path / "t.jsonl"
+    write_tree(path, header, nodes)
+    records = [json.loads(x) for x in path.read_text().splitlines()]
+    edit(records[line - 1])
+    if 1 < line < 7:  # a second, later problem must not be the one reported
+        records[-1]["visits"] = "later problem"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    with pytest.raises(TreeFormatError) as err:
+        read_tree(path)
+    assert (err.value.line, err.value.field) == (line, field)
+    assert str(path) in str(err.value) and f"line {line}" in str(err.value)
+    assert not is_complete_tree(path)
+
+
+def test_truncated_and_garbled_files(tmp_path):
+    header, nodes = _hand_tree()
+    path = tmp_path / "t.jsonl"
+    write_tree(path, header, nodes)
+    text = path.read_text()
+    path.write_text(text[: len(text) - 40])  # a crash mid-write without atomic rename
+    with pytest.raises(TreeFormatError, match="line 7.*not JSON"):
+        read_tree(path)
+    path.write_text(text.replace('"type": "node"', "{", 1))
+    with pytest.raises(TreeFormatError) as err:
+        read_tree(path)
+    assert err.value.line == 2 and err.value.field is None
+    path.write_text("")
+    with pytest.raises(TreeFormatError, match="empty file"):
+        read_tree(path)
+    path.write_text(text.splitlines()[0] + "\n")
+    with pytest.raises(TreeFormatError, match="at least its root"):
+        read_tree(path)
+    path.write_text(text + "\n")
+    with pytest.raises(TreeFormatError, match="line 8.*empty line"):
+        read_tree(path)
+
+
+def test_write_refuses_bad_records_and_keeps_the_old_file(tmp_path):
+    header, nodes = _hand_tree()
+    path = tmp_path / "t.jsonl"
+    write_tree(path, header, nodes)
+    before = path.read_bytes()
+    bad = [dict(n) for n in nodes]
+    bad[3]["q"] = float("nan")
+    with pytest.raises(TreeFormatError, match="line 5, field 'q'.*finite"):
+        write_tree(path, header, bad)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.jsonl"]

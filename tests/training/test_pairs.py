@@ -1,0 +1,142 @@
+"""Pair and trajectory builders against exact rows on a hand-built tree."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agents.prompts import action_completion as C
+from training.pairs import (
+    REVISION_THOUGHT, PairsConfig, agent_r_rows, agentq_pairs, build_pairs_file, first_error,
+    index_tree, outcome_pairs, pair_stats, rft_rows, value_gap_pairs,
+)
+from training_fixtures import P0, P1, P2, P3, hand_tree
+
+
+def pair(prompt, chosen, rejected, lc, lr, qc, qr, depth):
+    return {"prompt": prompt, "chosen": C(chosen), "rejected": C(rejected), "ref_chosen_logps": lc,
+            "ref_rejected_logps": lr, "q_chosen": qc, "q_rejected": qr, "goal_id": 17, "depth": depth}
+
+
+def sft(prompt, action, depth, **extra):
+    return {"prompt": prompt, "completion": C(action), "goal_id": 17, "depth": depth, **extra}
+
+
+def test_value_gap_pairs_orders_better_first_and_respects_theta():
+    assert value_gap_pairs([0.1, 0.5, 0.45], 0.1) == [(1, 0), (2, 0)]
+    assert value_gap_pairs([0.1, 0.2], 0.1) == []  # strictly greater than theta
+    assert value_gap_pairs([0.3, 0.1], 0.0) == [(0, 1)]
+
+
+def test_trajectory_ends_and_outcomes():
+    tree = index_tree(hand_tree())
+    # terminals 5, 6, 7 (their path return) and the rolled-out leaf 9 (its Q_mcts)
+    assert tree.outcome == {5: 1.0, 6: 0.25, 7: 0.0, 9: 1.0}
+    assert tree.best_reward[2] == 1.0 and tree.best_reward[4] == 0.25 and tree.best_reward[8] == float("-inf")
+
+
+def test_agentq_pairs_exact_rows():
+    assert agentq_pairs(hand_tree(), theta=0.1) == [
+        pair(P1, "click[b01]", "click[b02]", -0.5, -0.7, 0.9, 0.2, 1),
+        pair(P2, "click[b04]", "click[b03]", -0.4, -0.3, 1.0, 0.0, 1),
+    ]
+
+
+def test_agentq_pairs_small_theta_adds_root_pair_and_skips_unvisited():
+    rows = agentq_pairs(hand_tree(), theta=0.01)
+    assert rows[0] == pair(P0, "search[red shoes]", "search[shoes]", -1.0, -2.0, 0.60, 0.55, 0)
+    assert len(rows) == 3
+    # counting unvisited siblings pairs the never-tried search[x] with both searches too
+    assert len(agentq_pairs(hand_tree(), theta=0.01, min_visits=0)) == 5
+
+
+def test_agentq_pairs_by_critic_value_flips_the_root_pair():
+    rows = agentq_pairs(hand_tree(), theta=0.1, value_key="q_critic")
+    assert rows[0] == pair(P0, "search[shoes]", "search[red shoes]", -2.0, -1.0, 0.9, 0.2, 0)
+
+
+def test_outcome_pairs_compare_where_trajectories_part():
+    rows = outcome_pairs(hand_tree())
+    assert rows == [
+        pair(P1, "click[b01]", "click[b02]", -0.5, -0.7, 1.0, 0.25, 1),  # 5 vs 6
+        pair(P0, "search[red shoes]", "search[shoes]", -1.0, -2.0, 1.0, 0.0, 0),  # 5 vs 7
+        pair(P0, "search[shoes]", "search[red shoes]", -2.0, -1.0, 1.0, 0.25, 0),  # 9 vs 6: outcome noise
+        pair(P2, "click[b04]", "click[b03]", -0.4, -0.3, 1.0, 0.0, 1),  # 9 vs 7
+    ]
+    assert outcome_pairs(hand_tree(), max_pairs=1) == rows[:1]
+    assert outcome_pairs(hand_tree(), success_reward=2.0) == []  # no success, no pair
+
+
+def test_rft_rows_are_the_successful_steps():
+    assert rft_rows(hand_tree()) == [
+        sft(P0, "search[red shoes]", 0), sft(P1, "click[b01]", 1), sft(P3, "click[buy now]", 2),
+        sft(P0, "search[shoes]", 0), sft(P2, "click[b04]", 1),
+    ]
+    # a lower bar makes the 0.25 purchase a success too; shared steps appear once
+    assert [r["completion"] for r in rft_rows(hand_tree(), success_reward=0.25)] == [
+        C("search[red shoes]"), C("click[b01]"), C("click[buy now]"), C("click[b02]"), C("click[buy now]"),
+        C("search[shoes]"), C("click[b04]")]
+
+
+def test_first_error_and_agent_r_rows():
+    tree = index_tree(hand_tree())
+    assert first_error(tree, [1, 4, 6], theta=0.1) == (4, 3)
+    assert first_error(tree, [2, 7], theta=0.1) == (7, 9)
+    assert first_error(tree, [2, 7], theta=2.0) is None
+    assert agent_r_rows(hand_tree(), theta=0.1) == [
+        {"prompt": P1 + C("click[b02]"), "completion": REVISION_THOUGHT + C("click[b01]"),
+         "goal_id": 17, "depth": 1, "kind": "revision", "trajectory": 4},
+        sft(P3, "click[buy now]", 2, kind="continuation", trajectory=4),
+        {"prompt": P2 + C("click[b03]"), "completion": REVISION_THOUGHT + C("click[b04]"),
+         "goal_id": 17, "depth": 1, "kind": "revision", "trajectory": 7},
+    ]
+
+
+def test_agent_r_by_critic_judgement_cuts_earlier():
+    # the critic rates search[shoes] (0.9) far above search[red shoes] (0.2), and a success lies
+    # below search[shoes]: by its judgement the failed path 1-4-6 already erred at its search
+    rows = agent_r_rows(hand_tree(), theta=0.1, value_key="q_critic")
+    assert rows[:2] == [
+        {"prompt": P0 + C("search[red shoes]"), "completion": REVISION_THOUGHT + C("search[shoes]"),
+         "goal_id": 17, "depth": 0, "kind": "revision", "trajectory": 1},
+        sft(P2, "click[b04]", 1, kind="continuation", trajectory=1),
+    ]
+    assert [r["trajectory"] for r in rows if r["kind"] == "revision"] == [1, 7]
+
+
+def test_malformed_trees_raise():
+    recs = hand_tree()
+    recs[5]["prompt"] = "something else"  # node 4 no longer shares its sibling's prompt
+    with pytest.raises(ValueError, match="disagree"):
+        agentq_pairs(recs)
+    with pytest.raises(ValueError, match="first record"):
+        agentq_pairs(hand_tree()[1:])
+    recs = hand_tree()
+    recs[2]["parent"] = None
+    with pytest.raises(ValueError, match="one root"):
+        rft_rows(recs)
+
+
+def test_pair_stats_and_config_validation():
+    stats = pair_stats(agentq_pairs(hand_tree(), theta=0.01), "agentq")
+    assert stats["rows"] == 3 and stats["rows_by_depth"] == {0: 1, 1: 2}
+    assert stats["gap_min"] == pytest.approx(0.05) and stats["gap_max"] == pytest.approx(1.0)
+    assert stats["with_ref_logps"] == 3
+    with pytest.raises(ValueError, match="kind"):
+        PairsConfig(trees="t", out="o", kind="nope")
+    with pytest.raises(ValueError, match="theta"):
+        PairsConfig(trees="t", out="o", theta=-1)
+
+
+def test_pairs_command_reads_tree_files(tmp_path, capsys):
+    from search.tree import write_tree
+    from training.cli import main
+
+    recs = hand_tree()
+    write_tree(tmp_path / "trees" / "goal_00017.jsonl", recs[0], recs[1:])
+    out = tmp_path / "p.jsonl"
+    assert main(["pairs", "--trees", str(tmp_path / "trees"), "--kind", "agentq", "--out", str(out)]) == 0
+    assert "rows: 2" in capsys.readouterr().out
+    assert [json.loads(line) for line in out.read_text().splitlines()] == agentq_pairs(recs, theta=0.1)
+    stats = build_pairs_file(PairsConfig(trees=str(tmp_path / "trees"), out=str(out), kind="agent_r"))
+    assert stats["rows"] == 3 and stats["revisions"] == 2 and stats["trees"] == 1

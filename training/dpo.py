@@ -1,0 +1,183 @@
+"""Off-policy DPO on preference pairs with TRL's `DPOTrainer` (LoRA through PEFT by default).
+
+Off-policy as in Agent Q: the reference log-probabilities are the collecting policy's,
+stored in the trees and carried by every pair as `ref_chosen_logps` / `ref_rejected_logps`
+(DESIGN.md, "Training data"). TRL reads those columns when `precompute_ref_log_probs` is
+on, and then holds no reference model; but it would still recompute them with the current
+model before training. `StoredRefDPOTrainer` skips that recomputation when every row
+already carries both values, so no second model and no extra pass over the data are
+needed. Rows without stored values (pairs from a scripted collector, say) can instead
+get them from the starting model (`--ref-logps model`).
+
+The stored values must be on the same tokens TRL scores: the completion's tokens and the
+eos, given the prompt. `agents.hf.HFPolicy` scores exactly that, and
+`completion_logprobs` below does too (the tests check that TRL's first loss on pairs
+whose stored values come from the model is log 2).
+"""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+
+from training.sft import TrainConfig, load_model, load_rows, lora_config, run_trainer
+
+PAIR_TEXT_COLUMNS = ("prompt", "chosen", "rejected")
+REF_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")
+REF_SOURCES = ("stored", "model")
+
+
+@dataclass(kw_only=True)
+class DPORunConfig(TrainConfig):
+    """DPO on preference pairs, off-policy: reference log-probs come from the trees."""
+
+    pairs: str = field(metadata={"help": "JSONL of pairs (prompt, chosen, rejected, ref_chosen_logps, ...)"})
+    beta: float = field(default=0.1, metadata={"help": "DPO β: strength of the pull towards the reference"})
+    loss_type: str = field(default="sigmoid", metadata={
+        "help": "TRL loss type (sigmoid = DPO, ipo, hinge, ...)"})
+    ref_logps: str = field(default="stored", metadata={
+        "help": "reference log-probs: stored (the collecting policy's, from the pairs) or model "
+                "(computed once with the starting model)", "choices": list(REF_SOURCES)})
+    lora: bool = field(default=True, metadata={"help": "train a LoRA adapter (PEFT); --no-lora for all weights"})
+    learning_rate: float = field(default=5e-4, metadata={"help": "peak learning rate (AdamW, linear decay)"})
+    epochs: float = field(default=2.0, metadata={"help": "passes over the pairs"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.beta > 0:
+            raise ValueError(f"beta must be > 0, got {self.beta}")
+        if self.ref_logps not in REF_SOURCES:
+            raise ValueError(f"ref_logps must be one of {REF_SOURCES}, got {self.ref_logps!r}")
+
+    def to_trl(self):
+        """The TRL `DPOConfig` these options describe."""
+        from trl import DPOConfig
+
+        return DPOConfig(**self.trainer_kwargs(), beta=self.beta, loss_type=[self.loss_type],
+                         precompute_ref_log_probs=True, disable_dropout=True)
+
+
+def has_stored_ref(rows: list[dict]) -> bool:
+    """True when every row carries both reference log-probs as finite numbers."""
+    return all(isinstance(r.get(c), (int, float)) and math.isfinite(r[c]) for r in rows for c in REF_COLUMNS)
+
+
+def pair_dataset_rows(rows: list[dict], use_stored: bool) -> list[dict]:
+    """The columns the trainer needs, reference values included only when used."""
+    keep = PAIR_TEXT_COLUMNS + (REF_COLUMNS if use_stored else ())
+    return [{c: (float(r[c]) if c in REF_COLUMNS else r[c]) for c in keep} for r in rows]
+
+
+def stored_ref_trainer_class():
+    """`DPOTrainer` that keeps reference log-probs already present in the dataset."""
+    from trl import DPOTrainer
+
+    class StoredRefDPOTrainer(DPOTrainer):
+        """Uses `ref_chosen_logps` / `ref_rejected_logps` from the dataset when they are there."""
+
+        def _precompute_ref_logps(self, dataset, name, batch_size):
+            if all(c in dataset.column_names for c in REF_COLUMNS):
+                return dataset  # off-policy: the collecting policy's values, as stored
+            return super()._precompute_ref_logps(dataset, name, batch_size)
+
+    return StoredRefDPOTrainer
+
+
+def make_dpo_trainer(cfg: DPORunConfig, rows: list[dict] | None = None, model=None, tokenizer=None):
+    """A DPO trainer for `cfg` (pairs from `cfg.pairs` unless given; model from `cfg.model` unless given).
+
+    Raises ValueError when `ref_logps="stored"` and some pair lacks stored values.
+    """
+    from datasets import Dataset
+
+    rows = load_rows(cfg.pairs if rows is None else rows, PAIR_TEXT_COLUMNS)
+    use_stored = cfg.ref_logps == "stored"
+    if use_stored and not has_stored_ref(rows):
+        missing = sum(not has_stored_ref([r]) for r in rows)
+        raise ValueError(f"{missing} of {len(rows)} pairs lack stored reference log-probs "
+                         f"({', '.join(REF_COLUMNS)}); collect with a model policy, or pass --ref-logps model")
+    if model is None:
+        model, tokenizer = load_model(cfg.model)
+    dataset = Dataset.from_list(pair_dataset_rows(rows, use_stored))
+    trainer_cls = stored_ref_trainer_class()
+    return trainer_cls(model=model, args=cfg.to_trl(), train_dataset=dataset, processing_class=tokenizer,
+                       peft_config=lora_config(cfg) if cfg.lora else None)
+
+
+def train_dpo(cfg: DPORunConfig, rows: list[dict] | None = None) -> dict:
+    """Train DPO on pairs and save the model to `cfg.out` (merged into plain weights by default).
+
+    Returns a summary: rows, steps, train_loss, seconds, tokens_per_second, the log of
+    TRL's metrics (`rewards/margins`, `rewards/accuracies`, ...), and the reference source.
+    """
+    trainer = make_dpo_trainer(cfg, rows)
+    ds = trainer.train_dataset
+    tokens = sum(2 * len(p) + len(c) + len(r)
+                 for p, c, r in zip(ds["prompt_ids"], ds["chosen_ids"], ds["rejected_ids"]))
+    summary = run_trainer(trainer, cfg, tokens, len(ds))
+    summary["ref_logps"] = cfg.ref_logps
+    return summary
+
+
+def completion_logprobs(model, tokenizer, prompts: list[str], completions: list[str],
+                        batch_size: int = 16) -> list[float]:
+    """Sum of log p(token) over each completion's tokens and eos, given its prompt.
+
+    Tokenized like TRL does (prompt alone, then prompt + completion + eos; the completion
+    starts where they part), so these are the numbers DPO compares. Batched, right-padded.
+    """
+    import torch
+
+    if len(prompts) != len(completions):
+        raise ValueError("prompts and completions differ in length")
+    eos = tokenizer.eos_token
+    seqs, starts = [], []
+    for p, c in zip(prompts, completions):
+        p_ids = tokenizer(p)["input_ids"]
+        full = tokenizer(p + c + eos)["input_ids"]
+        start = 0
+        while start < min(len(p_ids), len(full)) and p_ids[start] == full[start]:
+            start += 1
+        if start == 0:
+            raise ValueError("a prompt must tokenize to at least one token")
+        seqs.append(full)
+        starts.append(start)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    device = next(model.parameters()).device
+    out: list[float] = []
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        for i in range(0, len(seqs), batch_size):
+            chunk, chunk_starts = seqs[i:i + batch_size], starts[i:i + batch_size]
+            t = max(len(s) for s in chunk)
+            ids = torch.full((len(chunk), t), pad, dtype=torch.long)  # (B, T)
+            attn = torch.zeros((len(chunk), t), dtype=torch.long)
+            for j, s in enumerate(chunk):
+                ids[j, :len(s)] = torch.tensor(s)
+                attn[j, :len(s)] = 1
+            logits = model(input_ids=ids.to(device), attention_mask=attn.to(device)).logits.float()  # (B, T, V)
+            logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None].to(device))[..., 0]
+            for j, s in enumerate(chunk):
+                out.append(float(logp[j, chunk_starts[j] - 1:len(s) - 1].sum()))  # tokens start..end
+    if was_training:
+        model.train()
+    return out
+
+
+def preference_margins(model, tokenizer, rows: list[dict]) -> list[float]:
+    """log π(chosen) − log π(rejected) for each pair under `model` (the policy's own preference)."""
+    prompts = [r["prompt"] for r in rows]
+    chosen = completion_logprobs(model, tokenizer, prompts, [r["chosen"] for r in rows])
+    rejected = completion_logprobs(model, tokenizer, prompts, [r["rejected"] for r in rows])
+    return [c - r for c, r in zip(chosen, rejected)]
+
+
+def run_dpo(cfg: DPORunConfig) -> int:
+    s = train_dpo(cfg)
+    last = next((h for h in reversed(s["log"]) if "rewards/margins" in h), {})
+    print(f"dpo ({'LoRA' if cfg.lora else 'full'}, β={cfg.beta}, reference: {cfg.ref_logps}): "
+          f"{s['rows']} pairs, {s['steps']} steps, loss {s['train_loss']:.4f}, "
+          f"last margin {last.get('rewards/margins', float('nan')):.3f}, "
+          f"{s['seconds']:.1f}s ({s['tokens_per_second']:.0f} tokens/s) -> {s['out']}", file=sys.stdout)
+    return 0

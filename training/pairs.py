@@ -1,0 +1,475 @@
+"""From search trees to training data: preference pairs, RFT rows and revision trajectories.
+
+Every builder is a pure function from one tree's records (the header line and the flat
+node lines of DESIGN.md, as dicts) to a list of rows:
+
+- `agentq_pairs`: step-level preference pairs between explored siblings whose values
+  differ by more than θ (Agent Q, Putta et al. 2024, Sec. 4.3), with the collecting
+  policy's log-probs as the off-policy reference.
+- `outcome_pairs`: a successful and a failed trajectory of the same goal, compared where
+  they part (the outcome-supervised, trajectory-level DPO baseline).
+- `rft_rows`: every step of the successful trajectories as SFT rows (rejection-sampling
+  fine-tuning).
+- `agent_r_rows`: revision trajectories (Agent-R, Yuan et al. 2025): a failed path cut at
+  its first error and joined by a short revision thought to a good sibling's continuation.
+
+Text always comes from `agents.prompts`: a row's `prompt` is the node's recorded policy
+input and its completions are `action_completion(action)`, so training sees exactly what
+acting sees.
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agents.prompts import action_completion
+
+# What a revision step says between the erroneous action and the good one (Agent-R's
+# "revision signal"). It is trained on; the erroneous action before it never is.
+REVISION_THOUGHT = "Thought: my last action was a mistake; I take a better one.\n"
+
+PAIR_COLUMNS = ("prompt", "chosen", "rejected", "ref_chosen_logps", "ref_rejected_logps",
+                "q_chosen", "q_rejected", "goal_id", "depth")
+SFT_COLUMNS = ("prompt", "completion", "goal_id", "depth")
+
+
+@dataclass(frozen=True)
+class TreeIndex:
+    """One tree's nodes by id, with children lists, trajectory ends and their outcomes.
+
+    A trajectory end is a terminal node (outcome: the return along its path) or a visited
+    leaf the search rolled out from (outcome: its Q_mcts, the mean return of those
+    rollouts; the rollout's own steps are not stored in the tree).
+    """
+
+    header: dict
+    nodes: dict[int, dict]
+    children: dict[int, list[int]]
+    root: int
+    outcome: dict[int, float] = field(default_factory=dict)  # trajectory end -> its return
+    best_reward: dict[int, float] = field(default_factory=dict)  # node -> best outcome below it
+
+    @property
+    def goal_id(self):
+        return self.header.get("goal_id")
+
+    def path_to(self, node_id: int) -> list[int]:
+        """Node ids from the root's first child down to `node_id` (the root itself left out)."""
+        path = []
+        while node_id != self.root:
+            path.append(node_id)
+            node_id = self.nodes[node_id]["parent"]
+        return path[::-1]
+
+    def ends(self) -> list[int]:
+        """Ids of trajectory ends, in file order."""
+        return list(self.outcome)
+
+
+def index_tree(records: list[dict]) -> TreeIndex:
+    """Index one tree's records (header first, then nodes). Raises ValueError on a malformed tree."""
+    if not records or records[0].get("type") != "tree":
+        raise ValueError("a tree's first record must have type 'tree'")
+    nodes = {r["id"]: r for r in records[1:] if r.get("type") == "node"}
+    roots = [i for i, n in nodes.items() if n.get("parent") is None]
+    if len(roots) != 1:
+        raise ValueError(f"a tree needs exactly one root node, found {len(roots)}")
+    children: dict[int, list[int]] = {i: [] for i in nodes}
+    for i, n in nodes.items():
+        if n.get("parent") is not None:
+            if n["parent"] not in nodes:
+                raise ValueError(f"node {i} has unknown parent {n['parent']}")
+            children[n["parent"]].append(i)
+    order = _top_down(children, roots[0])
+    outcome = trajectory_outcomes(nodes, children, order)
+    return TreeIndex(records[0], nodes, children, roots[0], outcome, _best_below(outcome, children, order))
+
+
+def _top_down(children: dict[int, list[int]], root: int) -> list[int]:
+    """Node ids with every parent before its children (iterative: trees can be deep)."""
+    order, stack = [], [root]
+    while stack:
+        i = stack.pop()
+        order.append(i)
+        stack.extend(reversed(children[i]))
+    return order
+
+
+def trajectory_outcomes(nodes: dict[int, dict], children: dict[int, list[int]],
+                        order: list[int]) -> dict[int, float]:
+    """Trajectory ends (see `TreeIndex`) and their returns, in file order."""
+    path_return: dict[int, float] = {}
+    for i in order:
+        parent = nodes[i].get("parent")
+        path_return[i] = (path_return[parent] if parent is not None else 0.0) + float(nodes[i].get("reward") or 0.0)
+    ends = {}
+    for i in sorted(nodes):
+        n = nodes[i]
+        if n.get("terminal"):
+            ends[i] = path_return[i]
+        elif n.get("parent") is not None and (n.get("visits") or 0) >= 1 and \
+                not any((nodes[c].get("visits") or 0) >= 1 for c in children[i]):
+            ends[i] = float(n.get("q_mcts") or 0.0)
+    return ends
+
+
+def _best_below(outcome: dict[int, float], children: dict[int, list[int]], order: list[int]) -> dict[int, float]:
+    """For every node, the best outcome of a trajectory end in its subtree (-inf if none)."""
+    best: dict[int, float] = {}
+    for i in reversed(order):  # children before parents
+        best[i] = max([outcome.get(i, -math.inf)] + [best[c] for c in children[i]])
+    return best
+
+
+def _value(node: dict, key: str) -> float:
+    v = node.get(key)
+    if v is None:
+        raise ValueError(f"node {node['id']} has no {key!r} value")
+    return float(v)
+
+
+def _sibling_prompt(tree: TreeIndex, sibling_ids: list[int]) -> str:
+    """The prompt shared by siblings (each records the policy input at their parent state)."""
+    prompts = {tree.nodes[i]["prompt"] for i in sibling_ids}
+    if len(prompts) != 1:
+        raise ValueError(f"siblings {sibling_ids} disagree on their prompt")
+    return prompts.pop()
+
+
+def _pair_row(tree: TreeIndex, prompt: str, chosen: dict, rejected: dict,
+              q_chosen: float, q_rejected: float, depth: int) -> dict:
+    return {
+        "prompt": prompt,
+        "chosen": action_completion(chosen["action"]),
+        "rejected": action_completion(rejected["action"]),
+        "ref_chosen_logps": chosen.get("logprob"),
+        "ref_rejected_logps": rejected.get("logprob"),
+        "q_chosen": q_chosen,
+        "q_rejected": q_rejected,
+        "goal_id": tree.goal_id,
+        "depth": depth,
+    }
+
+
+def value_gap_pairs(values: list[float], theta: float) -> list[tuple[int, int]]:
+    """(better, worse) index pairs of all value pairs that differ by more than `theta`."""
+    out = []
+    for i in range(len(values)):
+        for j in range(i + 1, len(values)):
+            if abs(values[i] - values[j]) > theta:
+                out.append((i, j) if values[i] > values[j] else (j, i))
+    return out
+
+
+def agentq_pairs(records: list[dict], theta: float = 0.1, min_visits: int = 1,
+                 value_key: str = "q") -> list[dict]:
+    """Agent Q's step-level preference pairs from one tree.
+
+    At every node, each pair of explored children (visits >= `min_visits`) whose values
+    (`value_key`, by default the mixed Q = α·Q_mcts + (1−α)·Q_critic) differ by more than
+    `theta` gives one row: the higher-valued action is `chosen`. `depth` is the step at
+    which the choice was made (0 = the first action of the episode).
+    """
+    tree = index_tree(records)
+    rows = []
+    for parent_id, kids in tree.children.items():
+        kids = [k for k in kids if (tree.nodes[k].get("visits") or 0) >= min_visits]
+        if len(kids) < 2:
+            continue
+        prompt = _sibling_prompt(tree, kids)
+        values = [_value(tree.nodes[k], value_key) for k in kids]
+        for a, b in value_gap_pairs(values, theta):
+            chosen, rejected = tree.nodes[kids[a]], tree.nodes[kids[b]]
+            if chosen["action"] == rejected["action"]:
+                continue
+            rows.append(_pair_row(tree, prompt, chosen, rejected, values[a], values[b],
+                                  tree.nodes[parent_id]["depth"]))
+    return rows
+
+
+def split_ends(tree: TreeIndex, success_reward: float) -> tuple[list[int], list[int]]:
+    """(successful, failed) trajectory ends, each in file order."""
+    wins = [i for i, r in tree.outcome.items() if r >= success_reward]
+    return wins, [i for i, r in tree.outcome.items() if r < success_reward]
+
+
+def _divergence(path_a: list[int], path_b: list[int]) -> int:
+    """Index of the first step where two root paths differ (paths of distinct leaves always do)."""
+    for t, (a, b) in enumerate(zip(path_a, path_b)):
+        if a != b:
+            return t
+    return min(len(path_a), len(path_b))
+
+
+def outcome_pairs(records: list[dict], success_reward: float = 1.0,
+                  max_pairs: int | None = None) -> list[dict]:
+    """Outcome-supervised pairs: each successful trajectory against each failed one of the goal.
+
+    Trajectories end at terminal nodes or at rolled-out leaves (see `TreeIndex`). Two of them
+    share their steps up to the state where they part; there both recorded actions have the
+    same prompt, and the successful one is `chosen`. `q_chosen` / `q_rejected` are the
+    trajectories' returns (the outcome), not the search's per-node values: that is what makes
+    this the outcome-supervised baseline, and why its pairs can contradict each other when one
+    first step led to both a success and a failure. At most `max_pairs` rows per tree (None:
+    all), successes and failures taken in file order.
+    """
+    tree = index_tree(records)
+    wins, losses = split_ends(tree, success_reward)
+    rows, seen = [], set()
+    for w in wins:
+        for l in losses:
+            pw, pl = tree.path_to(w), tree.path_to(l)
+            t = _divergence(pw, pl)
+            if t >= min(len(pw), len(pl)):
+                continue
+            key = (pw[t], pl[t])
+            if key in seen:  # another trajectory pair parting at the same two actions
+                continue
+            seen.add(key)
+            chosen, rejected = tree.nodes[pw[t]], tree.nodes[pl[t]]
+            if chosen["action"] == rejected["action"]:
+                continue
+            prompt = _sibling_prompt(tree, [pw[t], pl[t]])
+            rows.append(_pair_row(tree, prompt, chosen, rejected, tree.outcome[w], tree.outcome[l], t))
+            if max_pairs is not None and len(rows) >= max_pairs:
+                return rows
+    return rows
+
+
+def _sft_row(tree: TreeIndex, node: dict, prompt: str | None = None, completion: str | None = None) -> dict:
+    return {
+        "prompt": node["prompt"] if prompt is None else prompt,
+        "completion": action_completion(node["action"]) if completion is None else completion,
+        "goal_id": tree.goal_id,
+        "depth": node["depth"] - 1,
+    }
+
+
+def rft_rows(records: list[dict], success_reward: float = 1.0) -> list[dict]:
+    """Every stored step of every successful trajectory as an SFT row, each node at most once.
+
+    A trajectory that succeeded in a rollout contributes the steps stored in the tree (the
+    rollout's own steps are not kept).
+    """
+    tree = index_tree(records)
+    rows, seen = [], set()
+    for leaf in split_ends(tree, success_reward)[0]:
+        for i in tree.path_to(leaf):
+            if i not in seen:
+                seen.add(i)
+                rows.append(_sft_row(tree, tree.nodes[i]))
+    return rows
+
+
+def first_error(tree: TreeIndex, path: list[int], theta: float, value_key: str = "q",
+                success_reward: float = 1.0) -> tuple[int, int] | None:
+    """(erroneous node, better sibling) at the first step where a failed path goes wrong.
+
+    The first error is the first node of `path` with an explored sibling whose value is more
+    than `theta` higher and whose subtree holds a successful trajectory. With
+    `value_key="q_critic"` the critic's judgement decides instead of the search's values.
+    None when no step qualifies.
+    """
+    for node_id in path:
+        node = tree.nodes[node_id]
+        v = _value(node, value_key)
+        parent = node["parent"]
+        better = [
+            s for s in tree.children[parent]
+            if s != node_id and (tree.nodes[s].get("visits") or 0) >= 1
+            and _value(tree.nodes[s], value_key) - v > theta
+            and tree.best_reward[s] >= success_reward
+        ]
+        if better:
+            # the best sibling: highest value, then file order
+            return node_id, max(better, key=lambda s: (_value(tree.nodes[s], value_key), -s))
+    return None
+
+
+def good_continuation(tree: TreeIndex, start: int, success_reward: float = 1.0) -> list[int]:
+    """From `start`, the stored path down to a successful trajectory end: at each node the
+    child whose subtree holds the best outcome (ties: higher q, then file order)."""
+    if tree.best_reward[start] < success_reward:
+        raise ValueError(f"node {start} has no successful trajectory below it")
+    path = [start]
+    node_id = start
+    while tree.outcome.get(node_id, -math.inf) < success_reward:
+        kids = [c for c in tree.children[node_id] if tree.best_reward[c] >= success_reward]
+        node_id = max(kids, key=lambda c: (tree.best_reward[c], float(tree.nodes[c].get("q") or 0.0), -c))
+        path.append(node_id)
+    return path
+
+
+def agent_r_rows(records: list[dict], theta: float = 0.1, value_key: str = "q",
+                 success_reward: float = 1.0) -> list[dict]:
+    """Agent-R revision trajectories from one tree, as SFT rows whose loss skips the bad prefix.
+
+    For each failed trajectory, find its first error (see `first_error`): the erroneous action
+    `a_bad` at prompt `p` and a better sibling `a_good`. The revision trajectory is
+
+        p + completion(a_bad)          -> `prompt`: context only, never trained on
+        REVISION_THOUGHT + completion(a_good)   -> `completion`: trained
+        then each later step of the good continuation as its own (prompt, completion) row,
+
+    so the loss covers the revision and the good continuation, never the erroneous prefix.
+    Our policies read one step's prompt (goal, page, action history) at a time, so the good
+    continuation is stored step by step rather than as one long transcript; the sum of the
+    per-step losses equals the transcript's loss under that prompt format. Failed paths that
+    share their first error give one revision trajectory. Rows carry `kind` ("revision" or
+    "continuation") and `trajectory` (the erroneous node's id).
+    """
+    tree = index_tree(records)
+    rows, seen = [], set()
+    for leaf in split_ends(tree, success_reward)[1]:
+        found = first_error(tree, tree.path_to(leaf), theta, value_key, success_reward)
+        if found is None or found[0] in seen:
+            continue
+        bad_id, good_id = found
+        seen.add(bad_id)
+        bad, good = tree.nodes[bad_id], tree.nodes[good_id]
+        revision = _sft_row(tree, good,
+                            prompt=bad["prompt"] + action_completion(bad["action"]),
+                            completion=REVISION_THOUGHT + action_completion(good["action"]))
+        rows.append({**revision, "kind": "revision", "trajectory": bad_id})
+        for i in good_continuation(tree, good_id, success_reward)[1:]:
+            rows.append({**_sft_row(tree, tree.nodes[i]), "kind": "continuation", "trajectory": bad_id})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------
+# Files and the `webgrove pairs` command
+
+def _agentq(records, cfg):
+    return agentq_pairs(records, cfg.theta, cfg.min_visits, cfg.value_key)
+
+
+def _outcome(records, cfg):
+    return outcome_pairs(records, cfg.success_reward, cfg.max_pairs_per_tree)
+
+
+def _rft(records, cfg):
+    return rft_rows(records, cfg.success_reward)
+
+
+def _agent_r(records, cfg):
+    return agent_r_rows(records, cfg.theta, cfg.value_key, cfg.success_reward)
+
+
+BUILDERS: dict[str, Callable[[list[dict], "PairsConfig"], list[dict]]] = {
+    "agentq": _agentq,
+    "outcome": _outcome,
+    "rft": _rft,
+    "agent_r": _agent_r,
+}
+PREFERENCE_KINDS = ("agentq", "outcome")
+
+
+@dataclass
+class PairsConfig:
+    """Build DPO pairs or SFT rows from a folder of search trees (one JSONL per task)."""
+
+    trees: str = field(metadata={"help": "folder of tree JSONL files written by `webgrove collect`"})
+    out: str = field(metadata={"help": "output JSONL file (HF datasets-compatible)"})
+    kind: str = field(default="agentq", metadata={
+        "help": "agentq: step-level sibling pairs; outcome: success-vs-failure pairs; "
+                "rft: successful steps as SFT rows; agent_r: revision trajectories",
+        "choices": list(BUILDERS)})
+    theta: float = field(default=0.1, metadata={"help": "minimum value gap between chosen and rejected (agentq, agent_r)"})
+    min_visits: int = field(default=1, metadata={"help": "siblings need this many visits to be paired (agentq)"})
+    value_key: str = field(default="q", metadata={
+        "help": "node value that ranks siblings: q (mixed), q_mcts (search) or q_critic (critic)",
+        "choices": ["q", "q_mcts", "q_critic"]})
+    success_reward: float = field(default=1.0, metadata={"help": "a terminal reward at least this counts as success"})
+    max_pairs_per_tree: int | None = field(default=None, metadata={"help": "cap on outcome pairs per tree (default: all)"})
+
+    def __post_init__(self) -> None:
+        if self.kind not in BUILDERS:
+            raise ValueError(f"kind must be one of {list(BUILDERS)}, got {self.kind!r}")
+        if self.theta < 0:
+            raise ValueError(f"theta must be >= 0, got {self.theta}")
+        if self.min_visits < 0:
+            raise ValueError(f"min_visits must be >= 0, got {self.min_visits}")
+        if self.value_key not in ("q", "q_mcts", "q_critic"):
+            raise ValueError(f"value_key must be q, q_mcts or q_critic, got {self.value_key!r}")
+        if self.max_pairs_per_tree is not None and self.max_pairs_per_tree < 1:
+            raise ValueError("max_pairs_per_tree must be >= 1 when given")
+
+
+def tree_files(folder: str | Path) -> list[Path]:
+    """The tree JSONL files of a folder, sorted by name. Raises FileNotFoundError if none."""
+    files = sorted(Path(folder).glob("*.jsonl"))
+    if not files:
+        raise FileNotFoundError(f"no tree files (*.jsonl) in {folder}")
+    return files
+
+
+def read_records(path: str | Path) -> list[dict]:
+    """One tree file's records (header first), read and validated by `search.tree.read_tree`."""
+    from search.tree import read_tree  # the search package owns the tree format
+
+    header, nodes = read_tree(path)
+    return [header, *nodes]
+
+
+def iter_rows(paths: Iterable[str | Path], cfg: PairsConfig) -> Iterator[dict]:
+    """Rows of `cfg.kind` from each tree file in turn."""
+    build = BUILDERS[cfg.kind]
+    for p in paths:
+        yield from build(read_records(p), cfg)
+
+
+def write_jsonl(rows: Iterable[dict], path: str | Path) -> int:
+    """Write rows as JSONL atomically (temp file + rename); returns the number written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    n = 0
+    with tmp.open("w") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+            n += 1
+    tmp.replace(path)
+    return n
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    with Path(path).open() as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def pair_stats(rows: list[dict], kind: str) -> dict:
+    """Counts and value-gap statistics of built rows (for logs and the `pairs` command)."""
+    stats: dict = {"kind": kind, "rows": len(rows), "goals": len({r.get("goal_id") for r in rows})}
+    depths: dict[int, int] = {}
+    for r in rows:
+        depths[r["depth"]] = depths.get(r["depth"], 0) + 1
+    stats["rows_by_depth"] = dict(sorted(depths.items()))
+    if kind in PREFERENCE_KINDS and rows:
+        gaps = [r["q_chosen"] - r["q_rejected"] for r in rows]
+        stats.update({"gap_mean": statistics.fmean(gaps), "gap_min": min(gaps),
+                      "gap_median": statistics.median(gaps), "gap_max": max(gaps),
+                      "with_ref_logps": sum(r["ref_chosen_logps"] is not None
+                                            and r["ref_rejected_logps"] is not None for r in rows)})
+    if kind == "agent_r":
+        stats["revisions"] = sum(r["kind"] == "revision" for r in rows)
+    return stats
+
+
+def build_pairs_file(cfg: PairsConfig) -> dict:
+    """Build rows from every tree in `cfg.trees`, write them to `cfg.out`, return their stats."""
+    files = tree_files(cfg.trees)
+    rows = list(iter_rows(files, cfg))
+    write_jsonl(rows, cfg.out)
+    return {**pair_stats(rows, cfg.kind), "trees": len(files), "out": cfg.out}
+
+
+def run_pairs(cfg: PairsConfig) -> int:
+    stats = build_pairs_file(cfg)
+    for k, v in stats.items():
+        print(f"{k:>16}: {v:.4f}" if isinstance(v, float) else f"{k:>16}: {v}", file=sys.stdout)
+    return 0

@@ -1,0 +1,301 @@
+"""Supervised fine-tuning on (prompt, completion) rows with TRL's `SFTTrainer`.
+
+Behaviour cloning on oracle demonstrations, RFT on successful search trajectories and
+Agent-R revision trajectories all come here as rows of `prompt` and `completion`
+(DESIGN.md, "Training data"). The loss covers the completion and its eos only: TRL
+tokenizes `prompt` and `prompt + completion + eos` and masks the common prefix, which
+with our byte-level tokenizer is exactly the prompt (it ends on "Action:", a token
+boundary). For a revision row the erroneous action sits in the prompt, so it is never
+trained on.
+
+This module also holds what SFT and DPO share: the common config fields, loading a
+model directory, the LoRA config, and saving (merging a LoRA adapter into a plain model
+directory, so every later command takes a plain model path).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CHECKPOINTS = "checkpoints"  # subfolder of --out that holds Trainer checkpoints (for --resume)
+RESULT_FILE = "train_result.json"
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    """Fields every training command shares (SFT and DPO)."""
+
+    model: str = field(metadata={"help": "model directory to start from (a plain `save_pretrained` folder)"})
+    out: str = field(metadata={"help": "output directory: the trained model, checkpoints/, train_result.json"})
+    epochs: float = field(default=1.0, metadata={"help": "passes over the data"})
+    max_steps: int = field(default=-1, metadata={"help": "stop after this many optimizer steps (-1: run all epochs)"})
+    learning_rate: float = field(default=1e-4, metadata={"help": "peak learning rate (AdamW, linear decay)"})
+    warmup_ratio: float = field(default=0.0, metadata={"help": "share of steps spent warming the learning rate up"})
+    batch_size: int = field(default=8, metadata={"help": "rows per device step"})
+    grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
+    max_length: int = field(default=1024, metadata={"help": "truncate tokenized rows to this many tokens"})
+    lora: bool = field(default=False, metadata={"help": "train a LoRA adapter (PEFT) instead of all weights"})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling alpha"})
+    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout"})
+    lora_targets: str = field(default="all-linear", metadata={
+        "help": "modules LoRA adapts: 'all-linear' or comma-separated module names"})
+    merge: bool = field(default=True, metadata={
+        "help": "merge a LoRA adapter into the weights and save a plain model (else save the adapter)"})
+    seed: int = field(default=0, metadata={"help": "seed for data order and adapter init"})
+    resume: bool = field(default=False, metadata={"help": "resume from the last checkpoint in OUT/checkpoints"})
+    save_steps: int = field(default=0, metadata={"help": "checkpoint every N steps (0: only at the end)"})
+    logging_steps: int = field(default=10, metadata={"help": "log metrics every N steps"})
+    bf16: bool = field(default=False, metadata={"help": "bf16 mixed precision (GPUs; CPU stays fp32)"})
+    gradient_checkpointing: bool = field(default=False, metadata={
+        "help": "recompute activations in backward (saves memory on big models; slower on CPU)"})
+    progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs": self.epochs > 0, "learning_rate": self.learning_rate > 0,
+            "batch_size": self.batch_size >= 1, "grad_accum": self.grad_accum >= 1,
+            "max_length": self.max_length >= 8, "lora_r": self.lora_r >= 1,
+            "lora_dropout": 0.0 <= self.lora_dropout < 1.0, "warmup_ratio": 0.0 <= self.warmup_ratio < 1.0,
+            "save_steps": self.save_steps >= 0, "logging_steps": self.logging_steps >= 1,
+            "max_steps": self.max_steps == -1 or self.max_steps >= 1,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"invalid value for {', '.join(bad)}: "
+                             + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad))
+
+    def trainer_kwargs(self) -> dict[str, Any]:
+        """The `TrainingArguments` fields these options set (shared by SFTConfig and DPOConfig)."""
+        return dict(
+            output_dir=str(Path(self.out) / CHECKPOINTS),
+            num_train_epochs=self.epochs, max_steps=self.max_steps, learning_rate=self.learning_rate,
+            warmup_steps=self.warmup_ratio, lr_scheduler_type="linear",
+            per_device_train_batch_size=self.batch_size, gradient_accumulation_steps=self.grad_accum,
+            max_length=self.max_length, seed=self.seed, data_seed=self.seed,
+            logging_steps=self.logging_steps, report_to="none", disable_tqdm=not self.progress,
+            save_strategy="steps" if self.save_steps else "no", save_steps=self.save_steps or 500,
+            save_total_limit=2, bf16=self.bf16, gradient_checkpointing=self.gradient_checkpointing,
+            dataloader_num_workers=0, remove_unused_columns=True,
+        )
+
+
+def lora_config(cfg: TrainConfig):
+    """PEFT LoRA config for a causal LM from the shared options."""
+    from peft import LoraConfig
+
+    targets: str | list[str] = cfg.lora_targets
+    if targets != "all-linear":
+        targets = [t.strip() for t in targets.split(",") if t.strip()]
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=targets, bias="none", task_type="CAUSAL_LM")
+
+
+def load_model(model_dir: str | Path):
+    """(model, tokenizer) from a local model directory; nothing is downloaded."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(model_dir)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path} is not a model directory (no config.json); "
+                                "make one with `webgrove init-model --out DIR`")
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    if tokenizer.eos_token is None:
+        raise ValueError(f"the tokenizer in {path} has no eos token; completions could not end")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+    return model, tokenizer
+
+
+def save_trained(model, tokenizer, out: str | Path, merge: bool = True) -> Path:
+    """Save `model` (a PEFT model is merged into plain weights when `merge`) and its tokenizer."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if merge and hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def merge_adapter(adapter_dir: str | Path, out: str | Path) -> Path:
+    """Merge a saved LoRA adapter into its base model and write a plain model directory."""
+    from peft import AutoPeftModelForCausalLM
+    from transformers import AutoTokenizer
+
+    model = AutoPeftModelForCausalLM.from_pretrained(adapter_dir, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir, local_files_only=True)
+    return save_trained(model, tokenizer, out, merge=True)
+
+
+def last_checkpoint(out: str | Path) -> str | None:
+    """The newest Trainer checkpoint under OUT/checkpoints, or None."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = Path(out) / CHECKPOINTS
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def load_rows(data: str | Path | list[dict], columns: tuple[str, ...]) -> list[dict]:
+    """Rows from a JSONL file (or a list), checked for `columns`. Raises ValueError if unusable."""
+    if isinstance(data, (str, Path)):
+        path = Path(data)
+        if not path.is_file():
+            raise FileNotFoundError(f"no data file {path}")
+        with path.open() as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    else:
+        rows = list(data)
+    if not rows:
+        raise ValueError(f"no rows in {data if isinstance(data, (str, Path)) else 'the given list'}")
+    missing = [c for c in columns if c not in rows[0]]
+    if missing:
+        raise ValueError(f"rows lack column(s) {missing}; have {sorted(rows[0])}")
+    return rows
+
+
+def run_trainer(trainer, cfg: TrainConfig, tokens_per_epoch: int, rows: int) -> dict:
+    """Train (resuming if asked), save the result, return and write a small summary."""
+    resume = last_checkpoint(cfg.out) if cfg.resume else None
+    start = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=resume)
+    seconds = time.perf_counter() - start
+    save_trained(trainer.model, trainer.processing_class, cfg.out, merge=cfg.merge)
+    steps = int(output.global_step)
+    epochs_done = float(trainer.state.epoch or 0.0)
+    summary = {
+        "rows": rows, "steps": steps, "epochs": epochs_done,
+        "train_loss": float(output.training_loss) if not math.isnan(output.training_loss) else None,
+        "seconds": seconds, "seconds_per_step": seconds / steps if steps else None,
+        "tokens_per_second": tokens_per_epoch * epochs_done / seconds if seconds > 0 else None,
+        "resumed_from": resume, "out": str(cfg.out),
+        "log": [h for h in trainer.state.log_history if "loss" in h],
+    }
+    (Path(cfg.out) / RESULT_FILE).write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+# ---------------------------------------------------------------------------------------
+# SFT
+
+@dataclass(kw_only=True)
+class SFTRunConfig(TrainConfig):
+    """Supervised fine-tuning on prompt/completion rows; the loss covers completions only."""
+
+    data: str = field(metadata={"help": "JSONL with prompt and completion columns"})
+    learning_rate: float = field(default=1e-3, metadata={"help": "peak learning rate (AdamW, linear decay)"})
+    epochs: float = field(default=3.0, metadata={"help": "passes over the data"})
+
+
+def make_sft_trainer(cfg: SFTRunConfig, rows: list[dict] | None = None, model=None, tokenizer=None):
+    """An `SFTTrainer` for `cfg` (rows from `cfg.data` unless given; model from `cfg.model` unless given)."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    rows = load_rows(cfg.data if rows is None else rows, ("prompt", "completion"))
+    if model is None:
+        model, tokenizer = load_model(cfg.model)
+    dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+    args = SFTConfig(**cfg.trainer_kwargs(), completion_only_loss=True, packing=False,
+                     dataset_num_proc=None)
+    return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                      peft_config=lora_config(cfg) if cfg.lora else None)
+
+
+def train_sft(cfg: SFTRunConfig, rows: list[dict] | None = None) -> dict:
+    """Fine-tune `cfg.model` on prompt/completion rows and save the result to `cfg.out`.
+
+    Returns a summary: rows, steps, train_loss, seconds, tokens_per_second, ... (also
+    written to OUT/train_result.json).
+    """
+    trainer = make_sft_trainer(cfg, rows)
+    tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
+    return run_trainer(trainer, cfg, tokens, len(trainer.train_dataset))
+
+
+def run_sft(cfg: SFTRunConfig) -> int:
+    s = train_sft(cfg)
+    print(f"sft: {s['rows']} rows, {s['steps']} steps, loss {s['train_loss']:.4f}, "
+          f"{s['seconds']:.1f}s ({s['tokens_per_second']:.0f} tokens/s) -> {s['out']}")
+    return 0
+
+
+@dataclass
+class MergeConfig:
+    """Merge a saved LoRA adapter into its base model and write a plain model directory."""
+
+    adapter: str = field(metadata={"help": "adapter directory (saved with --no-merge)"})
+    out: str = field(metadata={"help": "output model directory"})
+
+
+def run_merge(cfg: MergeConfig) -> int:
+    print(f"merged model written to {merge_adapter(cfg.adapter, cfg.out)}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# Demonstrations for behaviour cloning
+
+def demonstration_rows(env_id: str = "webgrove/WebShop-v0", split: str = "train", goals: range = range(100),
+                       seed: int = 0, num_products: int = 1000, only_successes: bool = True) -> list[dict]:
+    """Oracle episodes on `goals` as SFT rows: (policy_prompt(ctx), action_completion(action)).
+
+    Episode i of the range resets with seed + i. With `only_successes`, episodes whose
+    purchase does not earn reward 1 are left out (the oracle can miss a target it cannot find).
+    """
+    from agents.prompts import action_completion, policy_prompt
+    from agents.scripted import OraclePolicy
+    from search.rollout import make_env, run_episode
+
+    env = make_env(env_id, split=split, num_products=num_products)
+    rows: list[dict] = []
+    try:
+        oracle = OraclePolicy(env)
+        for i, goal_id in enumerate(goals):
+            episode: list[dict] = []
+
+            def act(ctx, goal_id=goal_id, episode=episode):
+                action = oracle.act(ctx)
+                episode.append({"prompt": policy_prompt(ctx), "completion": action_completion(action),
+                                "goal_id": goal_id, "depth": len(ctx.history)})
+                return action
+
+            result = run_episode(env, act, goal_id=goal_id, seed=seed + i)
+            if result.success or not only_successes:
+                rows.extend(episode)
+    finally:
+        env.close()
+    return rows
+
+
+@dataclass
+class DemosConfig:
+    """Record oracle demonstrations as SFT rows (prompt, completion) for behaviour cloning."""
+
+    out: str = field(metadata={"help": "output JSONL"})
+    env: str = field(default="webgrove/WebShop-v0", metadata={"help": "Gymnasium id (a shop env)"})
+    split: str = field(default="train", metadata={"help": "goal split", "choices": ["train", "test"]})
+    goals: str = field(default="0:500", metadata={"help": "goal ids A:B (B excluded)"})
+    seed: int = field(default=0, metadata={"help": "base seed; episode i resets with seed + i"})
+    num_products: int = field(default=1000, metadata={"help": "synthetic catalog size"})
+
+    def __post_init__(self) -> None:
+        from search.collect import parse_goals
+
+        parse_goals(self.goals)
+
+
+def run_demos(cfg: DemosConfig) -> int:
+    from search.collect import parse_goals
+    from training.pairs import write_jsonl
+
+    goals = parse_goals(cfg.goals)
+    rows = demonstration_rows(cfg.env, cfg.split, goals, cfg.seed, cfg.num_products)
+    n = write_jsonl(rows, cfg.out)
+    print(f"demos: {n} steps from {len({r['goal_id'] for r in rows})} of {len(goals)} goals -> {cfg.out}")
+    return 0
