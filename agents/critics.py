@@ -120,7 +120,8 @@ class LLMCritic(_CachedCritic):
             scores = self.backend.score_completions(prompt, [critic_completion(i) for i in range(len(candidates))])
             return max(range(len(candidates)), key=lambda i: scores[i])
         except LogprobsUnsupported:
-            answer = self.backend.complete(prompt, 1, None, 0.0, 8, ["\n"], CRITIC_SYSTEM)
+            answer = self.backend.complete(prompt, n=1, rng=None, temperature=0.0, max_tokens=8, stop=["\n"],
+                                           system=CRITIC_SYSTEM)
             pick = parse_critic_answer(answer[0] if answer else "", candidates)
             if pick is None:
                 self.parse_failures += 1
@@ -154,15 +155,14 @@ class LexicalCritic(_CachedCritic):
 
     Content words are lower-case alphanumerics minus a few stopwords. Per action:
 
-    | action                         | value                                                     |
-    |--------------------------------|-----------------------------------------------------------|
-    | `search[q]`                    | share of q's words found in the goal                      |
-    | `click[back to search]`, `next >`, `< prev` | 0.1                                          |
-    | `click[description]` etc. (sub-pages)       | 0.2                                          |
-    | an option already clicked (in history)      | 0.1                                          |
-    | `click[buy now]`               | 0.5 + 0.5 × share of goal-matching options on the page that were clicked (1.0 when the page has none) |
-    | a product id on a results page | share of its title's words found in the goal              |
-    | any other click (options)      | share of the label's words found in the goal              |
+    - `search[q]`: share of q's words found in the goal;
+    - `click[back to search]`, `click[next >]`, `click[< prev]`: 0.1;
+    - a sub-page (`click[description]`, features, reviews, attributes): 0.2;
+    - an option already clicked (it is in the history): 0.1;
+    - `click[buy now]`: 0.5 + 0.5 × the share of the page's goal-matching options
+      (labels sharing a word with the goal) already clicked; 1.0 when there are none;
+    - a product id on a results page: share of its title's words found in the goal;
+    - any other click (an option): share of the label's words found in the goal.
     """
 
     def _values(self, ctx: StepContext, actions: list[str]) -> list[float]:

@@ -11,7 +11,8 @@ Only the standard library is used (urllib). Two ways to get action probabilities
 - **sampling** (everything else, or `api="chat"`): `num_samples` completions are drawn,
   parsed with `agents.prompts.parse_action`, and counted; an action's log-probability is
   log(count / n), with unseen actions at log(0.5 / n). Samples are cached per prompt so
-  `propose` and `logprobs` at the same step agree.
+  `propose` and `logprobs` at the same step agree; `propose` orders the sampled actions
+  by Gumbel-top-k on those estimates, as in scoring mode.
 
 `logprobs=None` (the default) detects which applies on first use. Requests time out
 after `timeout` seconds; connection errors, timeouts, 429 and 5xx answers are retried
@@ -39,6 +40,7 @@ from agents.prompts import (action_completion, is_search_template, parse_action,
 
 POLICY_SYSTEM = "Reply with exactly one action from the Actions line, nothing else."
 APIS = ("completions", "chat")
+SAMPLE_CACHE_SIZE = 4096  # prompts whose samples are kept (sampling mode)
 
 
 class OpenAIServerError(RuntimeError):
@@ -97,7 +99,7 @@ class OpenAIPolicy:
         self.max_query_tokens = max_query_tokens
         self.backoff = backoff
         self.requests = 0  # HTTP requests sent, retries included
-        self._samples: dict[str, Counter] = {}
+        self._samples: dict[str, tuple[int, Counter]] = {}
 
     # -- HTTP ----------------------------------------------------------------------
 
@@ -197,23 +199,22 @@ class OpenAIPolicy:
                 break
         return texts[:n]
 
-    def _sample_counts(self, ctx: StepContext, prompt: str, rng: np.random.Generator | None) -> Counter:
+    def _sample_counts(self, ctx: StepContext, prompt: str,
+                       rng: np.random.Generator | None) -> tuple[int, Counter]:
+        """(samples drawn, counts of the valid actions among them) at this prompt, cached."""
         if prompt not in self._samples:
             n = self.num_samples if self.temperature > 0 else 1
             texts = self.complete(prompt, n, rng if rng is not None else np.random.default_rng(0),
                                   self.temperature, self.max_tokens, ["\n"], POLICY_SYSTEM)
-            counts: Counter = Counter()
-            counts["__n__"] = len(texts)
-            for t in texts:
-                action = parse_action(t, ctx.available_actions)
-                if action is not None:
-                    counts[action] += 1
-            self._samples[prompt] = counts
+            counts = Counter(a for a in (parse_action(t, ctx.available_actions) for t in texts) if a is not None)
+            if len(self._samples) >= SAMPLE_CACHE_SIZE:
+                self._samples.pop(next(iter(self._samples)))  # the oldest prompt
+            self._samples[prompt] = (len(texts), counts)
         return self._samples[prompt]
 
-    def _frequency_logprob(self, counts: Counter, action: str) -> float:
-        n = max(counts["__n__"], 1)
-        return math.log(max(counts.get(action, 0), 0.5) / n)
+    @staticmethod
+    def _frequency_logprob(n: int, counts: Counter, action: str) -> float:
+        return math.log(max(counts.get(action, 0), 0.5) / max(n, 1))
 
     # -- Policy ----------------------------------------------------------------------
 
@@ -235,10 +236,10 @@ class OpenAIPolicy:
             if scores is not None:
                 order = gumbel_top_k(scores, k, self.temperature, rng)
                 return [Proposal(actions[i], scores[i]) for i in order]
-        counts = self._sample_counts(ctx, prompt, rng)
-        seen = [a for a in counts if a != "__n__"]  # first-seen order breaks count ties
-        ranked = sorted(seen, key=lambda a: -counts[a])[:k]
-        return [Proposal(a, self._frequency_logprob(counts, a)) for a in ranked]
+        n, counts = self._sample_counts(ctx, prompt, rng)
+        seen = list(counts)  # first-seen order breaks ties at temperature 0
+        scores = [self._frequency_logprob(n, counts, a) for a in seen]
+        return [Proposal(seen[i], scores[i]) for i in gumbel_top_k(scores, k, self.temperature, rng)]
 
     def logprobs(self, ctx: StepContext, actions: list[str]) -> list[float]:
         """Server log-probabilities of `actions`, or sample-frequency estimates (see module doc)."""
@@ -247,8 +248,8 @@ class OpenAIPolicy:
             scores = self._can_score(prompt, [action_completion(a) for a in actions])
             if scores is not None:
                 return scores
-        counts = self._sample_counts(ctx, prompt, None)
-        return [self._frequency_logprob(counts, a) for a in actions]
+        n, counts = self._sample_counts(ctx, prompt, None)
+        return [self._frequency_logprob(n, counts, a) for a in actions]
 
     def act(self, ctx: StepContext, rng: np.random.Generator) -> str:
         proposals = self.propose(ctx, 1, rng)

@@ -25,7 +25,8 @@ def make_policy(spec: str, env: Any = None, base_url: str | None = None, model_n
         spec: "oracle" | "rule" | "random" | "openai" | a model directory.
         env: the env the oracle reads its target from (oracle only).
         base_url, model_name: the server and model ("openai" only).
-        **opts: passed to the policy's constructor (e.g. temperature=0.0 for a model policy).
+        **opts: passed to a model policy's constructor (e.g. temperature=0.0); scripted
+            policies take none.
 
     Raises:
         ValueError: unknown spec, or a missing argument the spec needs.
@@ -33,11 +34,14 @@ def make_policy(spec: str, env: Any = None, base_url: str | None = None, model_n
     if spec in SCRIPTED:
         from agents import scripted
 
+        if opts:
+            raise ValueError(f"policy {spec!r} is scripted and takes no options (got {', '.join(sorted(opts))})")
+
         if spec == "oracle":
             if env is None:
                 raise ValueError("policy 'oracle' needs the env (it reads the target product from it)")
-            return scripted.OraclePolicy(env, **opts)
-        return scripted.RulePolicy(**opts) if spec == "rule" else scripted.RandomPolicy(**opts)
+            return scripted.OraclePolicy(env)
+        return scripted.RulePolicy() if spec == "rule" else scripted.RandomPolicy()
     if spec == "openai":
         if not base_url or not model_name:
             raise ValueError("policy 'openai' needs --base-url URL and --model-name NAME")

@@ -204,6 +204,13 @@ def _finished_stats(cfg: CollectConfig, goal_ids: range) -> tuple[dict[int, dict
     return done, todo
 
 
+def _advance(bar, results: list[dict]) -> None:
+    done = [r for r in results if "error" not in r]
+    bar.set_postfix(success=f"{sum(r['success'] for r in done) / max(1, len(done)):.2f}",
+                    failed=len(results) - len(done), refresh=False)
+    bar.update(1)
+
+
 def _run_in_process(cfg: CollectConfig, todo: list[int], bar) -> list[dict]:
     parties = build_parties(cfg)
     results = []
@@ -213,7 +220,7 @@ def _run_in_process(cfg: CollectConfig, todo: list[int], bar) -> list[dict]:
                 results.append(collect_goal(parties, cfg, goal_id))
             except Exception:
                 results.append({"goal_id": goal_id, "error": traceback.format_exc()})
-            bar.update(1)
+            _advance(bar, results)
     finally:
         parties.env.close()
     return results
@@ -234,7 +241,7 @@ def _run_in_workers(cfg: CollectConfig, todo: list[int], bar) -> list[dict]:
                 results.append(future.result())
             except BrokenProcessPool as exc:
                 results.append({"goal_id": futures[future], "error": f"worker process died: {exc}"})
-            bar.update(1)
+            _advance(bar, results)
     return results
 
 

@@ -190,6 +190,7 @@ class Node:
     expanded: bool = False
     stepped: bool = False  # `state` holds the env snapshot after `action`
     state: Any = None
+    history: tuple[str, ...] = ()  # the episode's actions up to here, those before the root included
 
     def record(self) -> dict:
         """The node's flat JSONL record (DESIGN.md, "Search trees on disk")."""
@@ -314,14 +315,17 @@ class MCTS:
         t0 = time.perf_counter()
         state = self._get_state()
         root = Node(id=0, parent=None, depth=0, action=None, prompt=None, logprob=None,
-                    q_critic=None, stepped=True, state=state, terminal=self.depth_limit == 0)
+                    q_critic=None, stepped=True, state=state, terminal=self.depth_limit == 0,
+                    history=tuple(self.root_history))
         self.nodes: list[Node] = [root]
         self._env_at = 0
         self.success_child: int | None = None  # set by `search` when stop_on_success fired
         self._last_success_child: int | None = None  # root child of the last simulation, if it succeeded
         self.timings.total_s += time.perf_counter() - t0
 
-    # -- timed calls into the env, the policy and the critic ---------------
+    # -- calls into the env, the policy and the critic, each span timed once --
+    # A span that makes several calls to one party is timed as a whole, so the
+    # clock is read about twice per party and step, not per call.
 
     def _get_state(self) -> Any:
         t0 = time.perf_counter()
@@ -330,40 +334,12 @@ class MCTS:
         return state
 
     def _restore(self, node: Node) -> None:
-        if self._env_at == node.id:
-            return
-        t0 = time.perf_counter()
-        self.env.set_state(node.state)
-        self.timings.env_s += time.perf_counter() - t0
-        self._env_at = node.id
+        """Put the env in `node`'s state unless it is there already (untimed: callers time it)."""
+        if self._env_at != node.id:
+            self.env.set_state(node.state)
+            self._env_at = node.id
 
-    def _observe(self) -> tuple[Any, dict]:
-        t0 = time.perf_counter()
-        obs, info = self.env.observe()
-        self.timings.env_s += time.perf_counter() - t0
-        return obs, info
-
-    def _step(self, action: str) -> tuple[Any, float, bool, dict]:
-        t0 = time.perf_counter()
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        self.timings.env_s += time.perf_counter() - t0
-        self.timings.env_steps += 1
-        self._env_at = None
-        return obs, float(reward), bool(terminated or truncated), info
-
-    def _propose(self, ctx: StepContext, k: int) -> list[Proposal]:
-        t0 = time.perf_counter()
-        proposals = self.policy.propose(ctx, k, self.rng)
-        self.timings.policy_s += time.perf_counter() - t0
-        return proposals
-
-    def _prompt(self, ctx: StepContext) -> str:
-        t0 = time.perf_counter()
-        prompt = _policy_prompt(ctx)
-        self.timings.policy_s += time.perf_counter() - t0
-        return prompt
-
-    def _rank(self, ctx: StepContext, actions: list[str]) -> list[float]:
+    def _critic_values(self, ctx: StepContext, actions: list[str]) -> list[float]:
         if self.critic is None:
             return [0.0] * len(actions)
         t0 = time.perf_counter()
@@ -374,35 +350,21 @@ class MCTS:
                              f"for {len(actions)} actions")
         return [float(v) for v in values]
 
-    def _context(self, obs: Any, info: dict, history: list[str]) -> StepContext:
-        t0 = time.perf_counter()
-        ctx = context_from(obs, info, history)
-        self.timings.policy_s += time.perf_counter() - t0
-        return ctx
-
-    def _rollout_action(self, obs: Any, info: dict, history: list[str]) -> str:
-        t0 = time.perf_counter()
-        ctx = context_from(obs, info, history)
+    def _rollout_action(self, ctx: StepContext) -> str:
+        """The policy's move in a rollout (untimed: the rollout loop times it)."""
         if self._scripted:
-            action = self.policy.act(ctx, self.rng)
-        else:
-            temperature = self.config.rollout_temperature
-            proposals = self.policy.propose(ctx, 1 if temperature == 0 else self.config.k, self.rng)
-            if not proposals:
-                raise ValueError(f"policy {type(self.policy).__name__} proposed no action in a rollout")
-            action = proposals[sample_index([p.logprob for p in proposals], temperature, self.rng)].action
-        self.timings.policy_s += time.perf_counter() - t0
-        return action
+            return self.policy.act(ctx, self.rng)
+        temperature = self.config.rollout_temperature
+        proposals = self.policy.propose(ctx, 1 if temperature == 0 else self.config.k, self.rng)
+        if not proposals:
+            raise ValueError(f"policy {type(self.policy).__name__} proposed no action in a rollout")
+        return proposals[sample_index([p.logprob for p in proposals], temperature, self.rng)].action
 
     # -- tree bookkeeping ----------------------------------------------------
 
     def history(self, node: Node) -> list[str]:
         """Every action of the episode up to `node`, the ones before the root first."""
-        actions = []
-        while node.parent is not None:
-            actions.append(node.action)
-            node = self.nodes[node.parent]
-        return self.root_history + actions[::-1]
+        return list(node.history)
 
     def path(self, node_id: int) -> list[Node]:
         """Nodes from the tree's root down to `node_id`."""
@@ -413,18 +375,24 @@ class MCTS:
 
     def _expand(self, node: Node) -> None:
         """Add up to k distinct proposals as children, their Q from the critic."""
+        t0 = time.perf_counter()
         self._restore(node)
-        obs, info = self._observe()
-        ctx = self._context(obs, info, self.history(node))
-        proposals = dedupe(self._propose(ctx, self.config.k))[: self.config.k]
+        obs, info = self.env.observe()
+        t1 = time.perf_counter()
+        ctx = context_from(obs, info, list(node.history))
+        proposals = dedupe(self.policy.propose(ctx, self.config.k, self.rng))[: self.config.k]
+        prompt = _policy_prompt(ctx) if proposals else None
+        t2 = time.perf_counter()
+        self.timings.env_s += t1 - t0
+        self.timings.policy_s += t2 - t1
         node.expanded = True
         if not proposals:
             return
-        prompt = self._prompt(ctx)
-        values = self._rank(ctx, [p.action for p in proposals])
+        values = self._critic_values(ctx, [p.action for p in proposals])
         for proposal, value in zip(proposals, values):
             child = Node(id=len(self.nodes), parent=node.id, depth=node.depth + 1, action=proposal.action,
-                         prompt=prompt, logprob=float(proposal.logprob), q_critic=value, q=value)
+                         prompt=prompt, logprob=float(proposal.logprob), q_critic=value, q=value,
+                         history=node.history + (proposal.action,))
             self.nodes.append(child)
             node.children.append(child.id)
 
@@ -436,25 +404,37 @@ class MCTS:
 
     def _step_into(self, child: Node) -> tuple[Any, dict]:
         """Take the child's action from the parent's state and snapshot the result."""
+        t0 = time.perf_counter()
         self._restore(self.nodes[child.parent])
-        obs, reward, done, info = self._step(child.action)
-        child.reward = reward
-        child.terminal = done or child.depth >= self.depth_limit
-        child.state = self._get_state()
+        obs, reward, terminated, truncated, info = self.env.step(child.action)
+        child.state = self.env.get_state()
+        self.timings.env_s += time.perf_counter() - t0
+        self.timings.env_steps += 1
+        child.reward = float(reward)
+        child.terminal = bool(terminated or truncated) or child.depth >= self.depth_limit
         child.stepped = True
         self._env_at = child.id
         return obs, info
 
     def _rollout(self, node: Node, obs: Any, info: dict) -> float:
         """Return of playing the policy from `node` (the env is at its state) to the end."""
-        total, history, depth = 0.0, self.history(node), node.depth
+        total, history, depth = 0.0, list(node.history), node.depth
+        timings, step, clock = self.timings, self.env.step, time.perf_counter
+        self._env_at = None
+        t = clock()
         while depth < self.depth_limit:
-            action = self._rollout_action(obs, info, history)
-            obs, reward, done, info = self._step(action)
-            total += reward
+            action = self._rollout_action(context_from(obs, info, history))
+            t_policy = clock()
+            obs, reward, terminated, truncated, info = step(action)
+            t_env = clock()
+            timings.policy_s += t_policy - t
+            timings.env_s += t_env - t_policy
+            t = t_env
+            timings.env_steps += 1
+            total += float(reward)
             history.append(action)  # context_from copies it
             depth += 1
-            if done:
+            if terminated or truncated:
                 break
         return total
 
@@ -482,7 +462,7 @@ class MCTS:
         alpha = self.config.alpha
         for n, q, v in zip(path, q_values, visits):
             n.q_mcts, n.visits = q, v
-            n.q = q if n.q_critic is None else mix_q(q, n.q_critic, alpha)  # node_q of a visited node
+            n.q = node_q(q, n.q_critic, v, alpha)
         self.timings.simulations += 1
         self.timings.total_s += time.perf_counter() - t0
         success = value >= SUCCESS_REWARD - 1e-9 and len(path) > n_above

@@ -25,7 +25,7 @@ class EpisodeResult:
 
 
 def make_env(env_id: str, split: str = "test", data_dir: str | None = None,
-             goals: str = "synthetic", num_products: int = 1000, **kwargs):
+             goals: str = "synthetic", num_products: int | None = None, **kwargs):
     """`gymnasium.make` with the shop arguments passed only to shop envs."""
     import gymnasium as gym
 
@@ -85,7 +85,8 @@ class RolloutConfig:
     data_dir: str | None = field(default=None, metadata={"help": "directory with the original WebShop files"})
     goals: str = field(default="synthetic", metadata={
         "help": "goal set with --data-dir", "choices": ["synthetic", "human"]})
-    num_products: int = field(default=1000, metadata={"help": "synthetic catalog size"})
+    num_products: int | None = field(default=None, metadata={
+        "help": "catalog size (default: 1000 synthetic products, or all products with --data-dir)"})
     json: str | None = field(default=None, metadata={"help": "write the summary JSON here"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 

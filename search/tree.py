@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
@@ -176,9 +176,10 @@ def write_tree(path: str | os.PathLike, header: dict, nodes: Iterable[dict]) -> 
     nodes = list(nodes)
     validate_tree(header, nodes, path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # a unique name in the same directory (so os.replace is atomic); plain open keeps the umask's mode
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with open(tmp, "x", encoding="utf-8") as f:
             f.write(json.dumps(header, ensure_ascii=False, allow_nan=False) + "\n")
             for record in nodes:
                 f.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
@@ -186,7 +187,7 @@ def write_tree(path: str | os.PathLike, header: dict, nodes: Iterable[dict]) -> 
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -37,6 +37,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str, str]] = {
                        "off-policy DPO on preference pairs (TRL + PEFT LoRA; reference log-probs from the trees)"),
     ("train", "merge"): ("training.sft", "MergeConfig", "run_merge",
                          "merge a LoRA adapter into its base model as a plain model directory"),
+    ("shop", "serve"): ("envs.shop.server", "ShopServeConfig", "run_shop_serve",
+                        "serve the shop on 127.0.0.1 to use in a browser (the purchase page shows the reward)"),
 }
 
 

@@ -219,7 +219,7 @@ class InitModelConfig:
     """Write a freshly initialised tiny causal LM and its locally trained tokenizer."""
 
     out: str = field(metadata={"help": "output model directory"})
-    size: str = field(default="tiny", metadata={"help": "model size", "choices": sorted(SIZES)})
+    size: str = field(default="tiny", metadata={"help": "model size", "choices": list(SIZES)})
     arch: str = field(default="gpt2", metadata={"help": "architecture", "choices": list(ARCHS)})
     seed: int = field(default=0, metadata={"help": "initialisation and corpus seed"})
     vocab_size: int = field(default=2000, metadata={"help": "tokenizer vocabulary size"})

@@ -227,6 +227,11 @@ class Chromium:
             self._playwright = None
             _release_playwright()
 
+    def __deepcopy__(self, memo: dict) -> Chromium:
+        # A handle on a running process: copies (e.g. of an env spec's kwargs, as
+        # Gymnasium's check_env makes) share it.
+        return self
+
     def __enter__(self) -> Chromium:
         return self
 

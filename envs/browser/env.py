@@ -67,6 +67,20 @@ _SELECT_OPTIONS_JS = """(el) => el.tagName === 'SELECT'
   ? Array.from(el.options).map(o => [o.value, o.label, o.text.trim()]) : null"""
 
 
+@dataclass
+class StepTimings:
+    """Seconds spent in the parts of one step.
+
+    Any two compare equal: timings are measurements, not what the env did, so
+    same-seed determinism checks (Gymnasium's `check_env`) compare infos without them.
+    """
+
+    action_s: float = field(default=0.0, compare=False)
+    validate_s: float = field(default=0.0, compare=False)
+    observe_s: float = field(default=0.0, compare=False)
+    step_s: float = field(default=0.0, compare=False)
+
+
 class BrowserCrashed(RuntimeError):
     """The browser process or the page's renderer died during a step."""
 
@@ -121,7 +135,7 @@ class BrowserEnv(gym.Env):
     ## Info
     `goal`, `available_actions` (refs of the elements that take clicks, text or
     choices), `error`, `blocked_requests` (URLs aborted for leaving
-    `allowed_origins` since the last step), `timings` (seconds) and, when the episode
+    `allowed_origins` since the last step), `timings` (a `StepTimings`) and, when the episode
     ends, `reward_info`.
 
     ## Arguments
@@ -213,8 +227,9 @@ class BrowserEnv(gym.Env):
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         super().reset(seed=seed)
+        options = self.task.episode_options(dict(options or {}), self.np_random)
         page_seed = int(self.np_random.integers(2**31 - 1))
-        self._start_episode(page_seed, dict(options or {}))
+        self._start_episode(page_seed, options)
         return self.observe()
 
     def step(self, action: str) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
@@ -230,8 +245,8 @@ class BrowserEnv(gym.Env):
         if self._crash is None:
             t_obs = time.perf_counter()
             obs, info = self.observe()
-            timings["observe_s"] = time.perf_counter() - t_obs
-        timings["step_s"] = time.perf_counter() - t0
+            timings.observe_s = time.perf_counter() - t_obs
+        timings.step_s = time.perf_counter() - t0
         if self._crash is not None:  # the browser died or the page hung: end the episode
             self._truncated = True
             self._close_context()
@@ -347,6 +362,11 @@ class BrowserEnv(gym.Env):
     def browser(self) -> Chromium:
         return self._browser
 
+    @property
+    def browser_pid(self) -> int | None:
+        """The Chromium process id (for memory accounting and fault tests)."""
+        return self._browser.pid
+
     # -- episode setup -----------------------------------------------------------------
 
     def _start_episode(self, seed: int, options: dict[str, Any]) -> None:
@@ -435,9 +455,9 @@ class BrowserEnv(gym.Env):
 
     # -- stepping --------------------------------------------------------------------
 
-    def _apply(self, action_text: Any) -> tuple[float, str | None, dict[str, float]]:
+    def _apply(self, action_text: Any) -> tuple[float, str | None, StepTimings]:
         """Parse and run one action, then validate; returns (reward, error, timings)."""
-        timings = {"action_s": 0.0, "validate_s": 0.0}
+        timings = StepTimings()
         try:
             action = parse_action(action_text)
         except ActionParseError as e:
@@ -451,7 +471,7 @@ class BrowserEnv(gym.Env):
                 error = self._run(action)
             except Exception as e:
                 error = self._note_failure(e, fired, f"{action.kind} failed")
-            timings["action_s"] = time.perf_counter() - t0
+            timings.action_s = time.perf_counter() - t0
             if self._crash is not None:
                 return 0.0, self._crash, timings
             t1 = time.perf_counter()
@@ -461,7 +481,7 @@ class BrowserEnv(gym.Env):
             except Exception as e:
                 self._note_failure(e, fired, "validating the page")
                 return 0.0, self._crash or error, timings
-            timings["validate_s"] = time.perf_counter() - t1
+            timings.validate_s = time.perf_counter() - t1
         if done or action.kind == "stop":
             self._terminated = True
             self._reward_info = dict(reward_info)

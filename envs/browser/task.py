@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    import numpy as np
     from playwright.sync_api import Page
 
 
@@ -23,6 +24,14 @@ class BrowserTask(Protocol):
 
     allowed_origins: tuple[str, ...] | None
     viewport: tuple[int, int]
+
+    def episode_options(self, options: dict[str, Any], np_random: np.random.Generator) -> dict[str, Any]:
+        """Complete reset's options from the env's seeded RNG (e.g. draw a goal id).
+
+        Called once per reset, before the page seed is drawn; the result is what
+        `setup` receives and what `get_state` records.
+        """
+        ...
 
     def setup(self, page: Page, *, seed: int, options: dict[str, Any]) -> str:
         """Prepare the freshly opened page for an episode and return the goal.
@@ -53,6 +62,9 @@ class Task:
 
     allowed_origins: tuple[str, ...] | None = None
     viewport: tuple[int, int] = (1280, 720)
+
+    def episode_options(self, options: dict[str, Any], np_random: np.random.Generator) -> dict[str, Any]:
+        return dict(options)
 
     def setup(self, page: Page, *, seed: int, options: dict[str, Any]) -> str:
         raise NotImplementedError

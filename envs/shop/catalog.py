@@ -99,6 +99,9 @@ class Goal:
         query, name, product_category, category: copied from the target product, as WebShop's
             goal dicts do; the reward's type score compares them with the purchase.
         title_nouns: the target title's noun words when known (see Product.title_nouns).
+        options_as_list: hand `goal_options` to the reward as a list of values, as WebShop does
+            for human goals (its reward treats a dict's items as (name, value) pairs, which
+            scores differently).
     """
 
     asin: str
@@ -111,6 +114,7 @@ class Goal:
     product_category: str
     category: str
     title_nouns: list[str] | None = None
+    options_as_list: bool = False
 
     def to_reward_dict(self) -> dict:
         """The goal in the dict shape WebShop's reward functions take."""
@@ -118,7 +122,8 @@ class Goal:
             "asin": self.asin,
             "instruction_text": self.instruction,
             "attributes": list(self.attributes),
-            "goal_options": dict(self.goal_options),
+            "goal_options": list(self.goal_options.values()) if self.options_as_list
+            else dict(self.goal_options),
             "price_upper": self.price_upper,
             "query": self.query,
             "name": self.name,

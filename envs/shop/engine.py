@@ -217,8 +217,11 @@ def webshop_engine(data_dir: str, goals: str = "synthetic", num_products: int | 
 
 
 def get_engine(data_dir: str | None = None, goals: str = "synthetic",
-               num_products: int | None = 1000, catalog_seed: int = 0) -> ShopEngine:
-    """The shared engine for a synthetic catalog, or for WebShop's files when `data_dir` is set."""
+               num_products: int | None = None, catalog_seed: int = 0) -> ShopEngine:
+    """The shared engine for a synthetic catalog, or for WebShop's files when `data_dir` is set.
+
+    `num_products` defaults to 1,000 for the synthetic catalog and to every product in the files.
+    """
     if data_dir is not None:
         return webshop_engine(str(data_dir), goals, num_products)
     if goals != "synthetic":

@@ -48,8 +48,8 @@ class ShopEnv(gym.Env):
     Invalid actions are no-ops that set `info["error"]`.
 
     ## Arguments
-    split ("train" | "test"), observation_mode, num_products and catalog_seed (synthetic
-    catalog), data_dir and goals ("synthetic" | "human") for the original WebShop files.
+    split ("train" | "test"), observation_mode, num_products (default: 1,000 synthetic products,
+    or every product in the files) and catalog_seed (synthetic catalog), data_dir and goals ("synthetic" | "human") for the original WebShop files.
 
     ## Version History
     * v0: first version.
@@ -58,7 +58,7 @@ class ShopEnv(gym.Env):
     metadata = {"render_modes": ["ansi"]}
 
     def __init__(self, split: str = "train", observation_mode: str = "text",
-                 num_products: int | None = 1000, catalog_seed: int = 0,
+                 num_products: int | None = None, catalog_seed: int = 0,
                  data_dir: str | None = None, goals: str = "synthetic",
                  render_mode: str | None = None):
         if observation_mode not in OBSERVATION_MODES:

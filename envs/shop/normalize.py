@@ -28,6 +28,8 @@ COLOR_SET: tuple[str, ...] = (
     "tiger", "turquoise", "violet", "walnut", "wheat", "white", "wine", "yellow",
 )
 
+_COLOR_RANK = {color: rank for rank, color in enumerate(COLOR_SET)}
+
 
 @lru_cache(maxsize=1 << 16)
 def _first_color_in(text: str) -> str:
@@ -49,7 +51,6 @@ def normalize_color(value):
     """
     if isinstance(value, str):
         return _first_color_in(value)
-    for color in COLOR_SET:
-        if color in value:
-            return color
-    return value
+    # `color in value` for each color in order = the earliest-ranked item equal to a color.
+    ranks = [_COLOR_RANK[item] for item in value if isinstance(item, str) and item in _COLOR_RANK]
+    return COLOR_SET[min(ranks)] if ranks else value

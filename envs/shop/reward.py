@@ -106,9 +106,10 @@ def token_set_score(s1, s2) -> int:
 def fuzzy_match(s1, s2) -> bool:
     """Whether `token_set_score(s1, s2) > FUZZY_THRESHOLD`, computed fast.
 
-    rapidfuzz settles almost every pair: 100 means one token set contains the
-    other (thefuzz also gives 100), and a score under 85.4 is an upper bound on
-    thefuzz's. Only scores in between are recomputed the slow, exact way.
+    rapidfuzz settles almost every pair: its 100 means one token set contains
+    the other (thefuzz gives 100 too), and its score bounds thefuzz's from above,
+    so under 85.4 means no match. Only scores in between are recomputed the
+    slow, exact way.
     """
     if s1 is None or s2 is None:
         return False

@@ -336,7 +336,9 @@ def _parse_pricing(raw, fail) -> list[float]:
         if not parts:
             raise fail("pricing", f"expected '$a' or '$a to $b', got {raw!r}")
     elif isinstance(raw, list):
-        parts = raw
+        # Some dumps list the prices: numbers, or strings read like the string form.
+        parts = [piece for item in raw
+                 for piece in (item.split("$")[1:] or [item] if isinstance(item, str) else [item])]
     else:
         raise fail("pricing", f"expected a string or a list, got {type(raw).__name__}")
     prices = []
@@ -433,7 +435,7 @@ def _price_limit(rng: np.random.Generator, price: float) -> tuple[float, str]:
 
 
 def _goal(product: Product, instruction: str, attributes: list[str], goal_options: dict[str, str],
-          price_upper: float) -> Goal:
+          price_upper: float, options_as_list: bool = False) -> Goal:
     return Goal(
         asin=product.asin,
         instruction=instruction,
@@ -445,6 +447,7 @@ def _goal(product: Product, instruction: str, attributes: list[str], goal_option
         product_category=product.product_category,
         category=product.category,
         title_nouns=None,
+        options_as_list=options_as_list,
     )
 
 
@@ -544,8 +547,9 @@ def _human_goals(products: list[Product], human: dict, path: Path, rng: np.rando
                 continue
             price_upper, price_text = _price_limit(rng, product.price)
             goal_options = _name_options(ins["instruction_options"], product)
+            # Human goals reach WebShop's reward as a list of values, not a dict.
             goals.append(_goal(product, ins["instruction"].strip(".") + price_text, attributes, goal_options,
-                               price_upper))
+                               price_upper, options_as_list=True))
     known = {p.asin for p in products}
     unknown = sum(len(v) for asin, v in human.items() if asin not in known)
     if unknown:

@@ -62,15 +62,18 @@ def test_sampling_mode_counts_frequencies(serve, toy_lm, results_ctx):
         assert policy.supports_logprobs is False  # detected: the prompt was not echoed
         lps = policy.logprobs(results_ctx, results_ctx.available_actions + ["click[not there]"])
         n_requests = len(server.requests)
-        policy.logprobs(results_ctx, ["click[next >]"])
+        firsts = [policy.propose(results_ctx, 1, np.random.default_rng(s))[0].action for s in range(200)]
         assert len(server.requests) == n_requests  # samples are cached per prompt
-    # ToyLM picks the i-th action with probability ∝ 1/(i+1): the first is the most frequent
-    assert props[0].action == "click[back to search]"
     assert len({p.action for p in props}) == 3
-    probs = np.exp(lps[:-1])
-    assert probs.sum() <= 1.0 + 1e-9  # chatter that parses to no action takes the rest
+    assert [p.logprob for p in props] == [lps[results_ctx.available_actions.index(p.action)] for p in props]
+    # ToyLM picks the i-th action with probability ∝ 1/(i+1): the first is the most frequent
+    assert int(np.argmax(lps)) == 0
+    counts = np.round(np.exp(lps[:-1]) * 40)
+    assert np.allclose(np.exp(lps[:-1]) * 40, counts) and counts.sum() <= 40  # chatter is dropped
     assert lps[-1] == pytest.approx(math.log(0.5 / 40))
-    assert lps[0] == props[0].logprob
+    # proposals are drawn in proportion to the counts
+    share = firsts.count("click[back to search]") / len(firsts)
+    assert share == pytest.approx(counts[0] / counts.sum(), abs=0.1)
 
 
 def test_chat_api_samples(serve, toy_lm, search_ctx):

@@ -15,6 +15,8 @@ def test_scripted_policies():
     assert isinstance(oracle, OraclePolicy) and oracle.env is env
     with pytest.raises(ValueError, match="needs the env"):
         make_policy("oracle")
+    with pytest.raises(ValueError, match="takes no options.*temperature"):
+        make_policy("rule", temperature=0.5)
 
 
 def test_model_directory_policy(tiny_model_dir):

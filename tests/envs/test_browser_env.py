@@ -98,8 +98,8 @@ def test_click_type_select_press_scroll_back(site, chromium):
         obs, reward, terminated, truncated, info = env.step(f"click [{ref(obs, 'button', 'Press me')}]")
         assert info["error"] is None and "clicked 1" in obs["axtree"]
         assert (reward, terminated, truncated) == (0.0, False, False)
-        assert set(info["timings"]) >= {"action_s", "validate_s", "observe_s", "step_s"}
-        assert 0 < info["timings"]["step_s"] < 10
+        timings = info["timings"]
+        assert 0 < timings.action_s + timings.validate_s + timings.observe_s <= timings.step_s < 10
 
         size = ref(obs, "combobox", "Size")
         obs, *_, info = env.step(f"select [{size}] [Large]")

@@ -82,7 +82,8 @@ def test_one_of_two_attributes_missing():
 
 def test_option_mismatch():
     # "lavender" shares no token with ("scent", "mint"); the size still matches.
-    assert get_reward(make_product(), make_goal(), 20.0, {"size": "12 fl oz", "scent": "lavender"}) == pytest.approx(4 / 5)
+    options = {"size": "12 fl oz", "scent": "lavender"}
+    assert get_reward(make_product(), make_goal(), 20.0, options) == pytest.approx(4 / 5)
 
 
 def test_price_over_limit():
@@ -91,7 +92,8 @@ def test_price_over_limit():
 
 
 def test_verbose_info_keys_and_weights():
-    total, info = get_reward(make_product(Attributes=["tea tree"]), make_goal(), 40.0, {"size": "12 fl oz"}, verbose=True)
+    product = make_product(Attributes=["tea tree"])
+    total, info = get_reward(product, make_goal(), 40.0, {"size": "12 fl oz"}, verbose=True)
     # attributes 1/2, options 1/2 (scent not chosen), price missed; r_type 1.
     assert total == pytest.approx(2 / 5)
     assert list(info) == [
@@ -140,14 +142,22 @@ def test_type_reward_half_when_nothing_agrees():
     result = typed(["shampoo"], ["tea", "tree", "shampoo", "scalp", "oil"])  # 1/5 = 0.2, not > 0.2
     assert result["r_type"] == 0.5 and result["title_score"] == pytest.approx(0.2)
     # The same title overlap is enough with a matching query or two shared categories.
-    assert typed(["shampoo"], ["tea", "tree", "shampoo", "scalp", "oil"], query="shampoo")["r_type"] == 1.0
-    assert typed(["shampoo"], ["tea", "tree", "shampoo", "scalp", "oil"], category="Hair Care › Beauty")["r_type"] == 1.0
+    goal_nouns = ["tea", "tree", "shampoo", "scalp", "oil"]
+    assert typed(["shampoo"], goal_nouns, query="shampoo")["r_type"] == 1.0
+    assert typed(["shampoo"], goal_nouns, category="Hair Care › Beauty")["r_type"] == 1.0
 
 
 def test_type_reward_tenth_when_title_barely_overlaps():
     goal_nouns = ["tea", "tree", "shampoo", "scalp", "oil", "dry", "hair", "care", "men", "women", "kit"]
     result = typed(["shampoo"], goal_nouns, query="shampoo")  # 1/11 < 0.1 even with a query match
     assert result["r_type"] == 0.1 and result["query_match"] is True
+
+
+def test_type_reward_at_exactly_a_tenth_is_not_cut():
+    goal_nouns = ["tea", "tree", "shampoo", "scalp", "oil", "dry", "hair", "care", "men", "kit"]
+    result = typed(["shampoo"], goal_nouns, query="shampoo")  # 1/10 is not < 0.1
+    assert result["title_score"] == 0.1 and result["r_type"] == 1.0
+    assert typed(["shampoo"], goal_nouns)["r_type"] == 0.5
 
 
 def test_type_reward_zero_without_shared_title_nouns():
@@ -168,7 +178,10 @@ def test_title_score_counts_repeated_goal_nouns():
 
 @pytest.mark.parametrize(
     ("purchased", "match"),
-    [("a › b › c", True), ("b › c › a", True), ("d › e › f", False), ("a › d › b", True), ("a › a › b", True), ("a › a › d", False)],
+    [
+        ("a › b › c", True), ("b › c › a", True), ("d › e › f", False),
+        ("a › d › b", True), ("a › a › b", True), ("a › a › d", False),
+    ],
 )
 def test_category_match_needs_two_shared_parts(purchased, match):
     # WebShop's own test cases.
@@ -192,20 +205,31 @@ def test_heuristic_nouns():
     )
 
 
+SOUNDBAR_CORD = "Saireed UL Listed 2 Prong Power Cord for JBL Bar 3.1 Bar 2.1 Channel 4K Ultra HD Soundbar"
+THEATER_CORD = (
+    "BRST AC Power Cord Outlet Socket Cable Plug Lead for Panasonic SC-HT830V DVD/VCR Combo Home Theater System"
+)
+
+
 @pytest.mark.parametrize(
     ("goal_name", "purchased_name", "spacy_score", "r_type"),
     [
         # WebShop's test titles and the title scores spaCy gives them there.
-        ("adidas Unisex-Adult D.o.n. Issue 2 Basketball Shoe", "adidas Unisex-Adult D.o.n. Issue 2 Indoor Court Shoe", 0.85, 1.0),
         (
-            "Saireed UL Listed 2 Prong Power Cord for JBL Bar 3.1 Bar 2.1 Channel 4K Ultra HD Soundbar Home Theater System Subwoofer",
-            "BRST AC Power Cord Outlet Socket Cable Plug Lead for Panasonic SC-HT830V DVD/VCR Combo Home Theater System",
+            "adidas Unisex-Adult D.o.n. Issue 2 Basketball Shoe",
+            "adidas Unisex-Adult D.o.n. Issue 2 Indoor Court Shoe",
+            0.85,
+            1.0,
+        ),
+        (
+            SOUNDBAR_CORD + " Home Theater System Subwoofer",
+            THEATER_CORD,
             0.31,
             1.0,
         ),
         (
-            "Saireed UL Listed 2 Prong Power Cord for JBL Bar 3.1 Bar 2.1 Channel 4K Ultra HD Soundbar",
-            "BRST AC Power Cord Outlet Socket Cable Plug Lead for Panasonic SC-HT830V DVD/VCR Combo Home Theater System",
+            SOUNDBAR_CORD,
+            THEATER_CORD,
             0.17,
             0.5,
         ),
@@ -231,7 +255,8 @@ class _FakeToken:
 
 
 def test_spacy_nouns_used_when_available(monkeypatch):
-    tags = {"Tea": "PROPN", "Tree": "NOUN", "Shampoo": "NOUN", "Dry": "ADJ", "Scalp": "NOUN", "for": "ADP", "Soap": "NOUN"}
+    tags = {"Tea": "PROPN", "Tree": "NOUN", "Shampoo": "NOUN", "Dry": "ADJ", "Scalp": "NOUN", "for": "ADP",
+            "Soap": "NOUN"}
 
     def fake_nlp(text):
         return [_FakeToken(word, tags.get(word, "X")) for word in text.split()]
@@ -254,7 +279,8 @@ def test_attribute_reward_webshop_cases():
     goal = {"attributes": ["tea tree", "essential oils", "natural ingredients"]}
     exact = {"Attributes": ["tea tree", "essential oil", "natural ingredients"]}
     assert get_attribute_reward(exact, goal) == (1.0, 3)
-    partial = {"Attributes": ["essential oil", "natural ingredients"], "Title": "", "BulletPoints": [], "Description": ""}
+    partial = {"Attributes": ["essential oil", "natural ingredients"],
+               "Title": "", "BulletPoints": [], "Description": ""}
     assert get_attribute_reward(partial, goal) == (2 / 3, 2)
     in_text = {
         "Attributes": [],
@@ -316,6 +342,15 @@ def test_fuzzy_threshold_edge(purchased, goal_option, score):
     assert fuzzy_match(purchased, goal_option) is (score > 85)
     r_option, matched = get_option_reward([purchased], [goal_option])
     assert matched == (1 if score > 85 else 0)
+
+
+def test_scores_are_rounded_before_the_threshold():
+    # 2 * 47 / 110 = 85.45...: thefuzz rounds to 85, which is not above 85.
+    sect = "alpha bravo charlie delta echo foxtrot golf hot"
+    purchased, goal_option = f"{sect} zzzzzzzzzzzzzzz", f"{sect} yyyyyyyyyyyyyyyyyyyy"
+    assert fuzz.token_set_ratio(purchased, goal_option) == pytest.approx(85.4545, abs=1e-3)
+    assert token_set_score(purchased, goal_option) == 85
+    assert fuzzy_match(purchased, goal_option) is False
 
 
 def test_fuzzy_follows_thefuzz_where_rapidfuzz_alone_differs():

@@ -66,7 +66,8 @@ def test_product_fields_are_normalized(synthetic):
     ]
     assert shampoo.attributes == ["tea tree", "paraben free", "dry scalp"]
     assert shampoo.pricing == [12.99] and shampoo.price == 12.99
-    assert [(r.score, r.title, r.body) for r in shampoo.reviews] == [(5, "Great", "Clean scalp."), (3, "Okay", "Smells strong.")]
+    reviews = [(r.score, r.title, r.body) for r in shampoo.reviews]
+    assert reviews == [(5, "Great", "Clean scalp."), (3, "Okay", "Smells strong.")]
     assert shampoo.rating == 4.5 and shampoo.brand == "Fixture Co" and shampoo.title_nouns is None
 
     serum = synthetic.product("B0FIX00003")
@@ -107,7 +108,9 @@ def test_synthetic_goals_one_per_option_combination(synthetic):
                         "B0FIX00007": 4, "B0FIX00009": 2, "B0FIX00010": 1}
     shampoo_options = sorted(tuple(sorted(g.goal_options.items())) for g in synthetic.goals if g.asin == "B0FIX00001")
     assert shampoo_options == sorted(
-        (("scent", s), ("size", z)) for s in ("mint", "lavender") for z in ("12 fl oz (pack of 1)", "16 fl oz | pack of 2")
+        (("scent", s), ("size", z))
+        for s in ("mint", "lavender")
+        for z in ("12 fl oz (pack of 1)", "16 fl oz | pack of 2")
     )
 
 
@@ -117,7 +120,8 @@ def test_synthetic_instruction_text(synthetic):
     m = PRICE_TEXT.search(goal.instruction)
     assert m and float(m.group(1)) == goal.price_upper
     assert goal.instruction[: m.start()] == (
-        "i need a tea tree shampoo for my dry scalp that is paraben free with scent: mint, and size: 16 fl oz | pack of 2"
+        "i need a tea tree shampoo for my dry scalp that is paraben free"
+        " with scent: mint, and size: 16 fl oz | pack of 2"
     )
     assert goal.attributes == ["tea tree", "paraben free"]
     assert (goal.name, goal.query, goal.category) == ("Tea Tree Shampoo for Dry Scalp", "shampoo", "beauty")
@@ -163,7 +167,8 @@ def test_human_goals(human):
     assert sorted(g.asin for g in human.goals) == ["B0FIX00001", "B0FIX00004", "B0FIX00005", "B0FIX00007"]
     by_asin = {g.asin: g for g in human.goals}
     shampoo = by_asin["B0FIX00001"]
-    assert PRICE_TEXT.sub("", shampoo.instruction) == "I need a mint tea tree shampoo, 12 fl oz"  # trailing "." stripped
+    # The trailing "." is stripped before the price text, as in WebShop.
+    assert PRICE_TEXT.sub("", shampoo.instruction) == "I need a mint tea tree shampoo, 12 fl oz"
     assert shampoo.goal_options == {"scent": "mint", "size": "12 fl oz (pack of 1)"}  # names recovered
     # Values keep their written form; a value no option holds gets "option_<position>".
     assert by_asin["B0FIX00004"].goal_options == {"flavor": "mint/lemon"}
@@ -278,7 +283,8 @@ def test_malformed_attributes_file(data_copy, change, field):
     edit_json(data_copy / ATTRIBUTES, change)
     with pytest.raises(WebShopDataError) as err:
         load_webshop(data_copy)
-    assert (err.value.path.name, err.value.index, err.value.asin, err.value.field) == (ATTRIBUTES, 1, "B0FIX00002", field)
+    e = err.value
+    assert (e.path.name, e.index, e.asin, e.field) == (ATTRIBUTES, 1, "B0FIX00002", field)
 
 
 @pytest.mark.parametrize(

@@ -144,3 +144,14 @@ def test_write_refuses_bad_records_and_keeps_the_old_file(tmp_path):
         write_tree(path, header, bad)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.jsonl"]
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    header, nodes = _hand_tree()
+    write_tree(tmp_path / "t.jsonl", header, nodes)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "t.jsonl").stat().st_mode) == 0o666 & ~umask

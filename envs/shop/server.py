@@ -1,0 +1,269 @@
+"""The shop as a website: a thin HTTP front on the engine and the one page renderer.
+
+Every page is `envs/shop/pages.py`'s `to_html` for the state encoded in the URL
+(`/`, `/search?q=..`, `/item/ASIN?..`, `/item/ASIN/reviews?..`, `/buy/ASIN?..`), so
+the site and `webgrove/WebShop-v0` in `html` mode serve the same pages and the same
+transitions. A session (one shopper, one goal, at most one purchase) is named by a
+cookie, so URLs are the same for every session and several browser envs can share
+one server. The purchase page shows the reward and its components.
+
+    webgrove shop serve --port 8080        # then open http://127.0.0.1:8080/
+"""
+from __future__ import annotations
+
+import random
+import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+from envs.shop.catalog import Goal
+from envs.shop.engine import DONE, InvalidAction, Purchase, ShopEngine, ShopState, get_engine
+from envs.shop.pages import build_page, to_html, url_to_state
+
+SESSION_COOKIE = "webgrove_session"
+NEW_SESSION_PATH = "/new"  # /new?goal_id=N starts a new session (a random goal without N)
+
+
+@dataclass
+class Session:
+    """One shopper working on one goal.
+
+    Attributes:
+        goal_id: index of the goal in the server's split.
+        goal: the goal.
+        purchase: the first purchase, once made (the episode ends there).
+        state: the state of the last page served.
+    """
+
+    goal_id: int
+    goal: Goal
+    purchase: Purchase | None = None
+    state: ShopState = field(default_factory=ShopState)
+
+
+class ShopServer:
+    """Serves the shop over HTTP from a daemon thread until `close()`; a context manager.
+
+    Args:
+        engine: the shop engine (catalog, search index, rules).
+        split: the goal split sessions draw from ("train" or "test").
+        host: the address to bind; 127.0.0.1 keeps the shop off the network.
+        port: 0 picks a free port.
+        max_sessions: the oldest sessions are dropped beyond this many.
+        seed: seeds the random goal of sessions started without a goal_id.
+        start: serve right away in a background thread (else call `serve_forever`).
+    """
+
+    def __init__(self, engine: ShopEngine, split: str = "test", host: str = "127.0.0.1",
+                 port: int = 0, max_sessions: int = 10_000, seed: int | None = None,
+                 start: bool = True) -> None:
+        self.engine = engine
+        self.split = split
+        self.goals = engine.catalog.split_goals(split)
+        self.max_sessions = max_sessions
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        if start:
+            self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
+                                            name=f"shop-server-{self.port}")
+            self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        """Base URL with a trailing slash, e.g. http://127.0.0.1:41234/."""
+        return f"http://{self._httpd.server_address[0]}:{self.port}/"
+
+    # -- sessions ----------------------------------------------------------------------
+
+    def new_session(self, goal_id: int | None = None) -> str:
+        """Start a session for goal `goal_id` of the split (random if None); returns its id."""
+        with self._lock:
+            if goal_id is None:
+                goal_id = self._rng.randrange(len(self.goals))
+            if not 0 <= goal_id < len(self.goals):
+                raise ValueError(f"goal_id {goal_id} out of range for split {self.split!r} "
+                                 f"({len(self.goals)} goals)")
+            sid = secrets.token_hex(12)
+            self._sessions[sid] = Session(goal_id, self.goals[goal_id])
+            while len(self._sessions) > self.max_sessions:
+                self._sessions.popitem(last=False)
+            return sid
+
+    def session(self, sid: str | None) -> Session | None:
+        """The session with this id, or None."""
+        with self._lock:
+            return self._sessions.get(sid) if sid else None
+
+    def end_session(self, sid: str) -> None:
+        with self._lock:
+            self._sessions.pop(sid, None)
+
+    # -- pages -------------------------------------------------------------------------
+
+    def render(self, session: Session, path: str, params: dict[str, str]) -> str:
+        """The HTML for a URL in a session; records the state (and a purchase on /buy).
+
+        Raises InvalidAction for a URL that names no page.
+        """
+        state = url_to_state(self.engine, path, params)
+        with self._lock:
+            if state.page == DONE and session.purchase is None:
+                session.purchase = self.engine.purchase(state, session.goal)
+            session.state = state
+            purchase = session.purchase if state.page == DONE else None
+        page = build_page(self.engine, state, session.goal, purchase)
+        return to_html(page, self.engine, state, purchase=purchase)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until interrupted (for `webgrove shop serve`)."""
+        self._httpd.serve_forever()
+
+    def close(self) -> None:
+        """Stop serving. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+        self._httpd.server_close()
+
+    def __enter__(self) -> ShopServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _make_handler(server: ShopServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(_ShopHandler):
+        shop = server
+
+    return Handler
+
+
+class _ShopHandler(BaseHTTPRequestHandler):
+    shop: ShopServer
+    protocol_version = "HTTP/1.1"
+    log_requests = False
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+        if self.log_requests:
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        parts = urlsplit(self.path)
+        params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        path = parts.path
+        if path == "/favicon.ico":
+            return self._send(404, "text/plain", "no favicon")
+        session_id = self._cookie()
+        session = self.shop.session(session_id)
+        if path == NEW_SESSION_PATH or session is None:
+            try:
+                goal_id = int(params["goal_id"]) if "goal_id" in params else None
+                session_id = self.shop.new_session(goal_id)
+            except ValueError as e:
+                return self._send(400, "text/html", _error_page(str(e)))
+            target = "/" if path == NEW_SESSION_PATH else self.path
+            return self._redirect(target, session_id)
+        try:
+            body = self.shop.render(session, path, params)
+        except InvalidAction as e:
+            return self._send(404, "text/html", _error_page(str(e)))
+        self._send(200, "text/html", body)
+
+    def _cookie(self) -> str | None:
+        cookie = SimpleCookie()
+        try:
+            cookie.load(self.headers.get("Cookie", ""))
+        except Exception:
+            return None
+        morsel = cookie.get(SESSION_COOKIE)
+        return morsel.value if morsel else None
+
+    def _redirect(self, location: str, session_id: str) -> None:
+        self.send_response(303)
+        self.send_header("Location", location)
+        self.send_header("Set-Cookie", f"{SESSION_COOKIE}={session_id}; Path=/; HttpOnly; SameSite=Lax")
+        self.send_header("Content-Length", "0")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+
+    def _send(self, status: int, content_type: str, text: str) -> None:
+        data = text.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", f"{content_type}; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _error_page(message: str) -> str:
+    import html
+
+    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>WebShop</title></head>"
+            f"<body><h2>Page not found</h2><p>{html.escape(message)}</p>"
+            "<p><a href=\"/\">Back to Search</a></p></body></html>")
+
+
+# -- the `webgrove shop serve` command -------------------------------------------------
+
+@dataclass
+class ShopServeConfig:
+    """Serve the shop for a person to use in their own browser.
+
+    Each visit to /new starts a session with a random goal of the split
+    (/new?goal_id=N picks one); the purchase page shows the reward and its components.
+    """
+
+    port: int = field(default=8080, metadata={"help": "port to listen on (0: any free port)"})
+    host: str = field(default="127.0.0.1", metadata={
+        "help": "address to bind; 0.0.0.0 exposes the shop to the network"})
+    data_dir: str | None = field(default=None, metadata={
+        "help": "folder with the original WebShop data files (default: the synthetic catalog)"})
+    goals: str = field(default="synthetic", metadata={
+        "help": "goals of the WebShop files: synthetic or human", "choices": ["synthetic", "human"]})
+    num_products: int = field(default=1000, metadata={"help": "products in the synthetic catalog"})
+    catalog_seed: int = field(default=0, metadata={"help": "seed of the synthetic catalog"})
+    split: str = field(default="test", metadata={
+        "help": "goal split sessions draw from", "choices": ["train", "test"]})
+    seed: int | None = field(default=None, metadata={"help": "seed for the random goal of new sessions"})
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port < 65536:
+            raise ValueError(f"port must be in 0..65535, not {self.port}")
+
+
+def run_shop_serve(config: ShopServeConfig) -> int:
+    engine = get_engine(data_dir=config.data_dir, goals=config.goals,
+                        num_products=config.num_products, catalog_seed=config.catalog_seed)
+    server = ShopServer(engine, split=config.split, host=config.host, port=config.port,
+                        seed=config.seed, start=False)
+    print(f"WebShop ({engine.catalog.name}, {len(server.goals)} {config.split} goals) at {server.url}",
+          flush=True)
+    print(f"Open {server.url} to shop; {server.url.rstrip('/')}{NEW_SESSION_PATH} starts a new goal. "
+          "Ctrl-C stops.", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return 0
