@@ -48,6 +48,24 @@ def test_every_task_page_of_the_package_has_an_id():
         assert spec.kwargs == {"task_name": name}
 
 
+@pytest.mark.slow
+def test_every_id_makes_and_resets(chromium):
+    failures = {}
+    for name in miniwob_task_names():
+        env = gym.make(f"webgrove/miniwob.{name}-v0", browser=chromium)
+        try:
+            obs, info = env.reset(seed=0)
+            if not (obs["goal"] and obs["axtree"] and env.observation_space.contains(obs)):
+                failures[name] = f"empty observation: {obs}"
+            elif info["error"] is not None:
+                failures[name] = info["error"]
+        except Exception as e:  # collect them all, then report
+            failures[name] = repr(e)
+        finally:
+            env.close()
+    assert not failures, failures
+
+
 @pytest.mark.parametrize("task", sorted(SOLUTIONS))
 def test_scripted_solutions_reach_reward_one(chromium, task):
     with gym.make(f"webgrove/miniwob.{task}-v0", browser=chromium) as env:

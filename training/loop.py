@@ -1,0 +1,238 @@
+"""The self-improvement loop (Agent Q): collect trees → pairs → DPO → evaluate, repeated.
+
+`webgrove improve --model DIR --iterations N` runs, for each iteration i = 1..N:
+
+1. **collect**: one MCTS tree per train goal of the iteration's goal block, with the current
+   policy and the critic (`search.collect`);
+2. **pairs**: Agent Q's step-level preference pairs from those trees (`training.pairs`), the
+   collecting policy's log-probs as the off-policy reference;
+3. **train**: DPO from the current policy (`training.dpo`), LoRA merged into a plain model;
+4. **evaluate**: the new policy on held-out test goals, greedily and with search
+   (`training.evaluate`);
+
+and records everything in OUT/metrics.json, with a plot of success rate and score per
+iteration and method (OUT/metrics.png). Layout::
+
+    OUT/iter_0/eval.json, eval_mcts.json      the starting policy's evaluation
+    OUT/iter_i/trees/goal_*.jsonl             collected trees
+    OUT/iter_i/pairs.jsonl, pairs_stats.json
+    OUT/iter_i/model/                         the policy after iteration i
+    OUT/iter_i/eval.json, eval_mcts.json
+    OUT/iter_i/done.json                      written last: the iteration is finished
+
+Rerunning the same command resumes: finished iterations are skipped, and within the
+unfinished one every step whose output exists is reused (collection also skips each tree
+already on disk).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+METRICS_FILE = "metrics.json"
+PLOT_FILE = "metrics.png"
+GREEDY, SEARCH = "agent_q", "agent_q+mcts"
+
+
+@dataclass
+class ImproveConfig:
+    """Iterate: MCTS trees on train goals → Agent Q pairs → DPO → held-out evaluation."""
+
+    model: str = field(metadata={"help": "starting policy: a model directory (e.g. after behaviour cloning)"})
+    out: str = field(default="runs/improve", metadata={"help": "output directory (rerun to resume)"})
+    iterations: int = field(default=2, metadata={"help": "improvement iterations"})
+    env: str = field(default="webgrove/WebShop-v0", metadata={"help": "Gymnasium id"})
+    num_products: int = field(default=1000, metadata={"help": "synthetic catalog size (shop envs)"})
+    first_goal: int = field(default=0, metadata={"help": "first train goal; iteration i collects the i-th block"})
+    goals_per_iteration: int = field(default=40, metadata={"help": "trees (train goals) collected per iteration"})
+    critic: str = field(default="lexical", metadata={"help": "critic for the search: none | lexical | self"})
+    simulations: int = field(default=4, metadata={"help": "MCTS simulations per step when collecting"})
+    k: int = field(default=4, metadata={"help": "proposals per expanded node"})
+    alpha: float = field(default=0.5, metadata={"help": "Q = alpha*Q_mcts + (1-alpha)*Q_critic"})
+    rollout_temperature: float = field(default=1.0, metadata={"help": "rollout temperature when collecting"})
+    workers: int = field(default=1, metadata={"help": "worker processes for collection and evaluation"})
+    theta: float = field(default=0.1, metadata={"help": "minimum value gap of a preference pair"})
+    beta: float = field(default=0.1, metadata={"help": "DPO beta"})
+    learning_rate: float = field(default=5e-4, metadata={"help": "DPO learning rate"})
+    epochs: float = field(default=2.0, metadata={"help": "DPO epochs over each iteration's pairs"})
+    batch_size: int = field(default=8, metadata={"help": "DPO batch size"})
+    lora: bool = field(default=True, metadata={"help": "DPO with a LoRA adapter (merged after each iteration)"})
+    eval_episodes: int = field(default=200, metadata={"help": "held-out test episodes per evaluation (0: none)"})
+    eval_mcts_episodes: int = field(default=200, metadata={"help": "held-out episodes with search (0: none)"})
+    eval_simulations: int = field(default=4, metadata={"help": "MCTS simulations per step at evaluation"})
+    eval_k: int = field(default=3, metadata={"help": "proposals per node at evaluation"})
+    eval_start: bool = field(default=True, metadata={"help": "also evaluate the starting policy (iteration 0)"})
+    seed: int = field(default=0, metadata={"help": "seed of collection, training and evaluation"})
+    progress: bool = field(default=True, metadata={"help": "show progress bars"})
+
+    def __post_init__(self) -> None:
+        checks = {"iterations": self.iterations >= 1, "goals_per_iteration": self.goals_per_iteration >= 1,
+                  "simulations": self.simulations >= 1, "k": self.k >= 1, "workers": self.workers >= 1,
+                  "theta": self.theta >= 0, "beta": self.beta > 0, "eval_episodes": self.eval_episodes >= 0,
+                  "eval_mcts_episodes": self.eval_mcts_episodes >= 0, "first_goal": self.first_goal >= 0}
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError("invalid " + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad))
+
+
+# ---------------------------------------------------------------------------------------
+# One step of an iteration each; every one returns its result and writes it where the
+# next run finds it.
+
+def iteration_dir(cfg: ImproveConfig, i: int) -> Path:
+    return Path(cfg.out) / f"iter_{i}"
+
+
+def model_dir(cfg: ImproveConfig, i: int) -> str:
+    """The policy after iteration i (iteration 0: the starting model)."""
+    return cfg.model if i == 0 else str(iteration_dir(cfg, i) / "model")
+
+
+def goal_block(cfg: ImproveConfig, i: int) -> str:
+    """Train goals of iteration i (1-based) as "A:B"."""
+    start = cfg.first_goal + (i - 1) * cfg.goals_per_iteration
+    return f"{start}:{start + cfg.goals_per_iteration}"
+
+
+def collect_config(cfg: ImproveConfig, policy: str, goals: str, out: str | Path):
+    """The `webgrove collect` settings the loop uses (the demo collects its baselines' trees alike)."""
+    from search.collect import CollectConfig
+
+    return CollectConfig(env=cfg.env, policy=policy, critic=cfg.critic, split="train", goals=goals,
+                         out=str(out), workers=cfg.workers, simulations=cfg.simulations, k=cfg.k,
+                         alpha=cfg.alpha, rollout_temperature=cfg.rollout_temperature, seed=cfg.seed,
+                         num_products=cfg.num_products, progress=cfg.progress)
+
+
+def dpo_config(cfg: ImproveConfig, start_model: str, pairs: str | Path, out: str | Path):
+    from training.dpo import DPORunConfig
+
+    return DPORunConfig(model=start_model, out=str(out), pairs=str(pairs), beta=cfg.beta,
+                        learning_rate=cfg.learning_rate, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                        lora=cfg.lora, seed=cfg.seed, progress=cfg.progress, logging_steps=5)
+
+
+def eval_config(cfg: ImproveConfig, model: str, mcts: bool, json_path: str | Path):
+    from training.evaluate import EvalConfig
+
+    return EvalConfig(model=model, env=cfg.env, split="test",
+                      episodes=cfg.eval_mcts_episodes if mcts else cfg.eval_episodes,
+                      seed=cfg.seed, mcts=mcts, simulations=cfg.eval_simulations, k=cfg.eval_k,
+                      critic=cfg.critic, alpha=cfg.alpha, num_products=cfg.num_products,
+                      workers=cfg.workers, json=str(json_path), progress=cfg.progress)
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def cached_eval(cfg: ImproveConfig, model: str, mcts: bool, path: Path) -> dict | None:
+    """The evaluation at `path` if it was run, else run it now (None when disabled)."""
+    from training.evaluate import evaluate
+
+    if (cfg.eval_mcts_episodes if mcts else cfg.eval_episodes) == 0:
+        return None
+    done = _read_json(path)
+    return done if done is not None else evaluate(eval_config(cfg, model, mcts, path))
+
+
+def metric_entry(summary: dict | None) -> dict | None:
+    return None if summary is None else {k: summary[k] for k in ("success_rate", "score", "episodes")}
+
+
+def run_iteration(cfg: ImproveConfig, i: int, log: Callable[[str], None] = print) -> dict:
+    """Iteration i (1-based): collect, build pairs, train, evaluate. Returns its record."""
+    from search.collect import run_collect
+    from training.dpo import train_dpo
+    from training.pairs import PairsConfig, build_pairs_file
+
+    d = iteration_dir(cfg, i)
+    seconds: dict[str, float] = {}
+    policy = model_dir(cfg, i - 1)
+
+    t = time.perf_counter()
+    collected = run_collect(collect_config(cfg, policy, goal_block(cfg, i), d / "trees"))
+    seconds["collect"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    stats = build_pairs_file(PairsConfig(trees=str(d / "trees"), out=str(d / "pairs.jsonl"), kind="agentq",
+                                         theta=cfg.theta))
+    _write_json(d / "pairs_stats.json", stats)
+    seconds["pairs"] = time.perf_counter() - t
+    log(f"improve: iteration {i}: {stats['rows']} pairs from {stats['trees']} trees")
+    if stats["rows"] == 0:
+        raise RuntimeError(f"iteration {i}: no preference pairs in {d / 'trees'} (theta={cfg.theta}); "
+                           "collect more goals or simulations, or lower --theta")
+
+    t = time.perf_counter()
+    model = str(d / "model")
+    if not (Path(model) / "config.json").is_file():
+        train = train_dpo(dpo_config(cfg, policy, d / "pairs.jsonl", model))
+    else:
+        train = _read_json(Path(model) / "train_result.json") or {}
+    seconds["train"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    greedy = cached_eval(cfg, model, False, d / "eval.json")
+    search = cached_eval(cfg, model, True, d / "eval_mcts.json")
+    seconds["eval"] = time.perf_counter() - t
+    record = {
+        "iteration": i, "model": model, "goals": goal_block(cfg, i),
+        "collect": {k: collected[k] for k in ("trees", "nodes", "success_rate", "score")},
+        "pairs": {k: v for k, v in stats.items() if k != "out"},
+        "train": {k: train.get(k) for k in ("steps", "train_loss", "seconds", "tokens_per_second")},
+        GREEDY: metric_entry(greedy), SEARCH: metric_entry(search), "seconds": seconds,
+    }
+    _write_json(d / "done.json", record)
+    return record
+
+
+def start_record(cfg: ImproveConfig) -> dict:
+    """Iteration 0: the starting policy's evaluation (cached in OUT/iter_0)."""
+    d = iteration_dir(cfg, 0)
+    greedy = cached_eval(cfg, cfg.model, False, d / "eval.json") if cfg.eval_start else None
+    search = cached_eval(cfg, cfg.model, True, d / "eval_mcts.json") if cfg.eval_start else None
+    return {"iteration": 0, "model": cfg.model, GREEDY: metric_entry(greedy), SEARCH: metric_entry(search)}
+
+
+def run_improve(cfg: ImproveConfig) -> dict:
+    """Run (or resume) the loop; returns the metrics written to OUT/metrics.json."""
+    from training.plots import plot_iterations
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    records = [start_record(cfg)]
+    for i in range(1, cfg.iterations + 1):
+        done = _read_json(iteration_dir(cfg, i) / "done.json")
+        if done is not None:
+            print(f"improve: iteration {i} already finished; skipping")
+            records.append(done)
+            continue
+        records.append(run_iteration(cfg, i))
+        r = records[-1]
+        print(f"improve: iteration {i}: " + ", ".join(
+            f"{m} success {r[m]['success_rate']:.3f} score {r[m]['score']:.1f}"
+            for m in (GREEDY, SEARCH) if r[m]))
+    metrics = {"iterations": records, "config": asdict(cfg), "final_model": model_dir(cfg, cfg.iterations)}
+    _write_json(out / METRICS_FILE, metrics)
+    plot_iterations(records, out / PLOT_FILE, methods=(GREEDY, SEARCH))
+    return metrics
+
+
+def run_improve_command(cfg: ImproveConfig) -> int:
+    metrics = run_improve(cfg)
+    print(f"improve: metrics in {Path(cfg.out) / METRICS_FILE}, plot in {Path(cfg.out) / PLOT_FILE}, "
+          f"final model {metrics['final_model']}", file=sys.stdout)
+    return 0
