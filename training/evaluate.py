@@ -33,6 +33,7 @@ class EvalConfig:
     k: int = field(default=3, metadata={"help": "proposals per expanded node (with --mcts)"})
     critic: str = field(default="lexical", metadata={"help": "critic for --mcts: none | lexical | self"})
     alpha: float = field(default=0.5, metadata={"help": "weight of Q_mcts against the critic's value (with --mcts)"})
+    max_depth: int = field(default=15, metadata={"help": "most actions a search looks ahead (with --mcts)"})
     rollout_temperature: float = field(default=0.0, metadata={
         "help": "temperature of MCTS rollouts (0 = greedy, deterministic)"})
     temperature: float = field(default=0.0, metadata={"help": "policy temperature (0 = greedy)"})
@@ -43,6 +44,7 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         checks = {"episodes": self.episodes >= 1, "simulations": self.simulations >= 1, "k": self.k >= 1,
+                  "max_depth": self.max_depth >= 1,
                   "alpha": 0.0 <= self.alpha <= 1.0, "temperature": self.temperature >= 0,
                   "rollout_temperature": self.rollout_temperature >= 0, "workers": self.workers >= 1,
                   "start_goal": self.start_goal >= 0}
@@ -65,7 +67,8 @@ def make_agent(env, cfg: EvalConfig):
         from search.mcts import SearchConfig
 
         search = SearchConfig(simulations=cfg.simulations, k=cfg.k, alpha=cfg.alpha,
-                              rollout_temperature=cfg.rollout_temperature, seed=cfg.seed)
+                              rollout_temperature=cfg.rollout_temperature, max_depth=cfg.max_depth,
+                              seed=cfg.seed)
         agent = MCTSAgent(env, policy, make_critic(cfg.critic, policy=policy), search)
         return agent.act, policy
     return (lambda ctx: policy.act(ctx, rng)), policy

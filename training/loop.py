@@ -55,6 +55,7 @@ class ImproveConfig:
     k: int = field(default=4, metadata={"help": "proposals per expanded node"})
     alpha: float = field(default=0.5, metadata={"help": "Q = alpha*Q_mcts + (1-alpha)*Q_critic"})
     rollout_temperature: float = field(default=1.0, metadata={"help": "rollout temperature when collecting"})
+    max_depth: int = field(default=15, metadata={"help": "most actions from a search root (collection and evaluation)"})
     workers: int = field(default=1, metadata={"help": "worker processes for collection and evaluation"})
     theta: float = field(default=0.1, metadata={"help": "minimum value gap of a preference pair"})
     beta: float = field(default=0.1, metadata={"help": "DPO beta"})
@@ -73,6 +74,7 @@ class ImproveConfig:
     def __post_init__(self) -> None:
         checks = {"iterations": self.iterations >= 1, "goals_per_iteration": self.goals_per_iteration >= 1,
                   "simulations": self.simulations >= 1, "k": self.k >= 1, "workers": self.workers >= 1,
+                  "max_depth": self.max_depth >= 1,
                   "theta": self.theta >= 0, "beta": self.beta > 0, "eval_episodes": self.eval_episodes >= 0,
                   "eval_mcts_episodes": self.eval_mcts_episodes >= 0, "first_goal": self.first_goal >= 0}
         bad = [k for k, ok in checks.items() if not ok]
@@ -105,7 +107,8 @@ def collect_config(cfg: ImproveConfig, policy: str, goals: str, out: str | Path)
 
     return CollectConfig(env=cfg.env, policy=policy, critic=cfg.critic, split="train", goals=goals,
                          out=str(out), workers=cfg.workers, simulations=cfg.simulations, k=cfg.k,
-                         alpha=cfg.alpha, rollout_temperature=cfg.rollout_temperature, seed=cfg.seed,
+                         alpha=cfg.alpha, rollout_temperature=cfg.rollout_temperature,
+                         max_depth=cfg.max_depth, seed=cfg.seed,
                          num_products=cfg.num_products, progress=cfg.progress)
 
 
@@ -123,7 +126,8 @@ def eval_config(cfg: ImproveConfig, model: str, mcts: bool, json_path: str | Pat
     return EvalConfig(model=model, env=cfg.env, split="test",
                       episodes=cfg.eval_mcts_episodes if mcts else cfg.eval_episodes,
                       seed=cfg.seed, mcts=mcts, simulations=cfg.eval_simulations, k=cfg.eval_k,
-                      critic=cfg.critic, alpha=cfg.alpha, num_products=cfg.num_products,
+                      critic=cfg.critic, alpha=cfg.alpha, max_depth=cfg.max_depth,
+                      num_products=cfg.num_products,
                       workers=cfg.workers, json=str(json_path), progress=cfg.progress)
 
 

@@ -27,7 +27,8 @@ VIEWPORT = (500, 320)  # the miniwob package's window
 FLIGHT_VIEWPORT = (600, 800)
 NO_TIME_LIMIT_MS = 2**31 - 1  # the largest delay setTimeout accepts (24.8 days)
 
-_SETUP_JS = """({seed, maxTimeMs, keepTimer}) => {
+_SETUP_JS = """({seed, maxTimeMs, keepTimer, dataMode}) => {
+  core.setDataMode(dataMode);
   Math.seedrandom(seed);
   core.EPISODE_MAX_TIME = maxTimeMs;
   core.startEpisodeReal();
@@ -37,6 +38,7 @@ _SETUP_JS = """({seed, maxTimeMs, keepTimer}) => {
     const el = document.getElementById(id);
     if (el) el.style.display = 'none';
   }
+  return WOB_TASK_READY;
 }"""
 _VALIDATE_JS = "() => [WOB_RAW_REWARD_GLOBAL, WOB_DONE_GLOBAL, WOB_REWARD_REASON]"
 
@@ -101,15 +103,18 @@ class MiniWoBTask(Task):
     def setup(self, page: Page, *, seed: int, options: dict[str, Any]) -> str:
         page.goto(self.url, wait_until="load")
         limit = self.episode_time_limit_s
-        page.evaluate(f"core.setDataMode({self.data_mode!r})")
-        page.evaluate(_SETUP_JS, {
+        ready = page.evaluate(_SETUP_JS, {
             "seed": seed,
             "maxTimeMs": NO_TIME_LIMIT_MS if limit is None else int(limit * 1000),
             "keepTimer": limit is not None,
+            "dataMode": self.data_mode,
         })
-        # Flight pages load their form into an iframe and then set WOB_TASK_READY.
-        page.wait_for_function("WOB_TASK_READY === true")
-        return page.evaluate("core.getUtterance()")
+        if not ready:  # flight pages load their form into an iframe, then set WOB_TASK_READY
+            page.wait_for_function("WOB_TASK_READY === true")
+        utterance = page.evaluate("core.getUtterance()")
+        if isinstance(utterance, dict):  # natural-language tasks also return their fields
+            utterance = utterance["utterance"]
+        return str(utterance)
 
     def validate(self, page: Page, answer: str | None) -> tuple[float, bool, dict[str, Any]]:
         raw, done, reason = page.evaluate(_VALIDATE_JS)

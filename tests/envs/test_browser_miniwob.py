@@ -153,10 +153,17 @@ def test_killed_browser_truncates_the_episode_and_is_relaunched():
         assert (reward, terminated) == (1.0, True)
 
 
-def test_browser_launch_error_says_how_to_install(monkeypatch):
+def test_browser_launch_error_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setenv("WEBGROVE_CHROMIUM", "/nonexistent/chromium")
     with pytest.raises(BrowserLaunchError, match="apt-get install chromium"):
         chromium_executable()
+    not_a_browser = tmp_path / "chromium"
+    not_a_browser.write_text("#!/bin/sh\nexit 1\n")
+    not_a_browser.chmod(0o755)
+    monkeypatch.setenv("WEBGROVE_CHROMIUM", str(not_a_browser))
+    with pytest.raises(BrowserLaunchError, match="could not launch Chromium.*apt-get install chromium"):
+        with gym.make("webgrove/miniwob.click-test-v0", navigation_timeout_s=5) as env:
+            env.reset(seed=0)
 
 
 @pytest.mark.slow
