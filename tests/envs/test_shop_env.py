@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import envs  # noqa: F401
-from agents.base import context_from
 from agents.scripted import OraclePolicy
 from envs.shop.engine import SEARCH_ACTION
+from search.rollout import run_episode
 
 
 @pytest.fixture(scope="module")
@@ -171,15 +171,8 @@ def test_time_limit_truncates_at_15_steps(env):
 def test_oracle_reaches_reward_one_on_a_few_goals(env):
     oracle = OraclePolicy(env)
     for goal_id in range(10):
-        obs, info = env.reset(seed=0, options={"goal_id": goal_id})
-        history, reward = [], 0.0
-        for _ in range(15):
-            action = oracle.act(context_from(obs, info, history))
-            obs, reward, term, trunc, info = env.step(action)
-            history.append(action)
-            if term or trunc:
-                break
-        assert reward == pytest.approx(1.0), (goal_id, history)
+        result = run_episode(env, oracle.act, goal_id=goal_id, seed=0)
+        assert result.reward == pytest.approx(1.0), (goal_id, result.actions)
 
 
 _ACTION_TEXT = st.one_of(

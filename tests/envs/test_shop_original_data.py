@@ -5,9 +5,9 @@ import gymnasium as gym
 import pytest
 
 import envs  # noqa: F401
-from agents.base import context_from
 from agents.scripted import OraclePolicy
 from envs.shop.webshop_data import WebShopDataError
+from search.rollout import run_episode
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "webshop"
 
@@ -20,15 +20,10 @@ def test_make_on_original_files_and_oracle_buys_target(goals):
     assert all(p.title_nouns is None for p in catalog.products)
     oracle = OraclePolicy(env)
     for goal_id in range(len(env.unwrapped.goals)):
-        obs, info = env.reset(seed=0, options={"goal_id": goal_id})
-        history = []
-        for _ in range(15):
-            action = oracle.act(context_from(obs, info, history))
-            obs, reward, term, trunc, info = env.step(action)
-            history.append(action)
-            if term or trunc:
-                break
-        assert term, history
+        result = run_episode(env, oracle.act, goal_id=goal_id, seed=0)
+        _, info = env.unwrapped.observe()
+        assert "reward_info" in info, result.actions
+        reward = result.reward
         # the oracle buys the target with the goal's options: the reward is the one WebShop
         # would give that purchase (not always 1: WebShop's colour normalisation has quirks)
         assert info["reward_info"]["r_type"] == 1.0
