@@ -31,7 +31,11 @@ test: setup
 demo: setup
 	$(VENV)/bin/webgrove demo
 
+# The browser benchmark also drives the miniwob package's Selenium env, which needs chromedriver.
 bench: setup
+	@if ! command -v chromedriver >/dev/null 2>&1 && [ "$$(id -u)" = "0" ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium-driver >/dev/null; \
+	fi
 	$(PY) benchmarks/run_all.py
 
 clean:

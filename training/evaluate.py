@@ -90,36 +90,56 @@ def _run_goals(cfg: EvalConfig, indices: list[int], progress: bool) -> list:
         env.close()
 
 
-def _worker(args: tuple[EvalConfig, list[int]]) -> list:
+def _worker(args: tuple[EvalConfig, list[int]]) -> tuple[list, float]:
     import torch
 
     torch.set_num_threads(1)  # the workers share the cores
     cfg, indices = args
-    return _run_goals(cfg, indices, progress=False)
+    start = time.perf_counter()
+    return _run_goals(cfg, indices, progress=False), time.perf_counter() - start
 
 
-def run_episodes(cfg: EvalConfig) -> list:
-    """EpisodeResults of every episode, in goal order."""
-    indices = list(range(cfg.episodes))
-    if cfg.workers == 1:
-        return _run_goals(cfg, indices, cfg.progress)
+def _chunks(n: int, parts: int) -> list[list[int]]:
+    """Episode indices 0..n-1 dealt round-robin into `parts` non-empty lists."""
+    return [c for c in (list(range(w, n, parts)) for w in range(parts)) if c]
+
+
+def run_many(cfgs: list[EvalConfig], workers: int = 1, progress: bool = True) -> tuple[list[list], list[float]]:
+    """EpisodeResults of several evaluations (goal order each), sharing one pool of workers,
+    and the wall seconds each took (with workers: its worker-seconds / workers).
+
+    With `workers` > 1 every evaluation's episodes are dealt to the same spawned processes
+    (one torch thread each), so the processes start once for all of them.
+    """
+    if workers == 1:
+        out, seconds = [], []
+        for c in cfgs:
+            start = time.perf_counter()
+            out.append(_run_goals(c, list(range(c.episodes)), progress))
+            seconds.append(time.perf_counter() - start)
+        return out, seconds
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    chunks = [indices[w::cfg.workers] for w in range(cfg.workers)]
-    with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        parts = list(pool.map(_worker, [(cfg, c) for c in chunks if c]))
-    results = [r for part in parts for r in part]
-    return sorted(results, key=lambda r: r.goal_id)
+    from tqdm import tqdm
+
+    tasks = [(i, chunk) for i, c in enumerate(cfgs) for chunk in _chunks(c.episodes, workers)]
+    results: list[list] = [[] for _ in cfgs]
+    seconds = [0.0 for _ in cfgs]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        parts = pool.map(_worker, [(cfgs[i], chunk) for i, chunk in tasks])
+        for (i, _), (part, s) in tqdm(zip(tasks, parts), total=len(tasks), desc="eval", disable=not progress,
+                                      unit="chunk", leave=False):
+            results[i].extend(part)
+            seconds[i] += s / workers
+    return [sorted(r, key=lambda e: e.goal_id) for r in results], seconds
 
 
-def evaluate(cfg: EvalConfig) -> dict:
-    """Run the evaluation; returns the summary (episodes, success_rate, score, steps_per_second, ...)."""
+def summarize_eval(cfg: EvalConfig, results: list, seconds: float) -> dict:
+    """WebShop's metrics of one evaluation, written to `cfg.json` when set."""
     from search.rollout import summarize
 
-    start = time.perf_counter()
-    results = run_episodes(cfg)
-    summary = summarize(results, time.perf_counter() - start)
+    summary = summarize(results, seconds)
     summary.update(model=cfg.model, env=cfg.env, split=cfg.split, mcts=cfg.mcts,
                    simulations=cfg.simulations if cfg.mcts else 0,
                    rewards=[r.reward for r in results])
@@ -130,6 +150,19 @@ def evaluate(cfg: EvalConfig) -> dict:
         tmp.write_text(json.dumps(dict(summary, config=asdict(cfg)), indent=2))
         os.replace(tmp, path)
     return summary
+
+
+def evaluate(cfg: EvalConfig) -> dict:
+    """Run the evaluation; returns the summary (episodes, success_rate, score, steps_per_second, ...)."""
+    start = time.perf_counter()
+    results, _ = run_many([cfg], cfg.workers, cfg.progress)
+    return summarize_eval(cfg, results[0], time.perf_counter() - start)
+
+
+def evaluate_many(cfgs: list[EvalConfig], workers: int = 1, progress: bool = True) -> list[dict]:
+    """Several evaluations on one pool of workers (see `run_many`), one summary each."""
+    results, seconds = run_many(cfgs, workers, progress)
+    return [summarize_eval(c, res, s) for c, res, s in zip(cfgs, results, seconds)]
 
 
 def run_eval(cfg: EvalConfig) -> int:

@@ -13,7 +13,7 @@ from envs.browser.actions import MAX_ACTION_CHARS, ActionParseError, BrowserActi
 from envs.browser.axtree import interactive_refs, refs_in
 from envs.browser.chromium import Chromium
 from envs.browser.origins import is_allowed, normalize_origins, origin_of
-from envs.browser.spaces import AnyText
+from envs.spaces import AnyText
 from envs.browser.task import BrowserTask
 
 if TYPE_CHECKING:
@@ -63,6 +63,18 @@ _COUNT_OPENED_JS = """(() => {
 })();"""
 _TAKE_OPENED_JS = "() => { const n = window.__webgroveOpened || 0; window.__webgroveOpened = 0; return n; }"
 POPUP_WAIT_S = 2.0
+# Scroll what a wheel at the viewport's centre would scroll, at once (a wheel event
+# scrolls asynchronously, so the next observation could miss it).
+_SCROLL_JS = """(dy) => {
+  let el = document.elementFromPoint(innerWidth / 2, innerHeight / 2);
+  while (el && el !== document.body && el !== document.documentElement) {
+    const style = getComputedStyle(el);
+    if (/(auto|scroll)/.test(style.overflowY) && el.scrollHeight > el.clientHeight) break;
+    el = el.parentElement;
+  }
+  if (!el || el === document.body || el === document.documentElement) el = document.scrollingElement;
+  el.scrollBy({top: dy, behavior: 'instant'});
+}"""
 _SELECT_OPTIONS_JS = """(el) => el.tagName === 'SELECT'
   ? Array.from(el.options).map(o => [o.value, o.label, o.text.trim()]) : null"""
 
@@ -439,11 +451,7 @@ class BrowserEnv(gym.Env):
         self._crash = "the page's renderer crashed"
 
     def _on_download(self, download: Download) -> None:
-        self._downloads.append(download.url)
-        try:
-            download.cancel()
-        except Exception:
-            pass
+        self._downloads.append(download.url)  # the context refuses it (accept_downloads=False)
 
     def _route(self, route: Route) -> None:
         url = route.request.url
@@ -479,8 +487,8 @@ class BrowserEnv(gym.Env):
             try:
                 reward, done, reward_info = self.task.validate(self.page, answer)
             except Exception as e:
-                self._note_failure(e, fired, "validating the page")
-                return 0.0, self._crash or error, timings
+                failure = self._note_failure(e, fired, "validating the page")
+                return 0.0, self._crash or error or failure, timings
             timings.validate_s = time.perf_counter() - t1
         if done or action.kind == "stop":
             self._terminated = True
@@ -525,7 +533,7 @@ class BrowserEnv(gym.Env):
             page.keyboard.press(action.value)
         elif kind == "scroll":
             dy = 0.8 * self.viewport[1] * (1 if action.value == "down" else -1)
-            page.mouse.wheel(0, dy)
+            page.evaluate(_SCROLL_JS, dy)
         elif kind == "goto":
             page.goto(action.value, wait_until="domcontentloaded")
         elif kind == "back":

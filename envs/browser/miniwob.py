@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from envs.browser.env import BrowserEnv
+from envs.browser.static_server import StaticServer
 from envs.browser.task import Task
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
     from envs.browser.chromium import Chromium
-    from envs.browser.static_server import StaticServer
 
 FLIGHT_PREFIX = "flight."
 VIEWPORT = (500, 320)  # the miniwob package's window
@@ -88,8 +88,6 @@ class MiniWoBTask(Task):
         self.data_mode = data_mode
         self._server: StaticServer | None = None
         if name.startswith(FLIGHT_PREFIX):
-            from envs.browser.static_server import StaticServer
-
             self._server = StaticServer(html)
             site = name[len(FLIGHT_PREFIX):]
             self.url = f"{self._server.url}flight/{site}/wrapper.html"

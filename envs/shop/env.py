@@ -1,30 +1,15 @@
 """The WebShop-style shop as a Gymnasium environment, in text mode."""
 from __future__ import annotations
 
-import string
-from typing import Any
-
 import gymnasium as gym
-from gymnasium import spaces
 
 from envs.shop.catalog import Goal
 from envs.shop.engine import DONE, InvalidAction, Purchase, ShopEngine, ShopState, get_engine
 from envs.shop.pages import build_page, to_html, to_text, to_text_rich
+from envs.spaces import AnyText
 
 OBSERVATION_MODES = ("text", "text_rich", "html")
 MAX_TEXT = 1_000_000
-
-
-class PageText(spaces.Text):
-    """A Text space that accepts any string up to `max_length` (pages hold any Unicode)."""
-
-    def contains(self, x: Any) -> bool:
-        return isinstance(x, str) and len(x) <= self.max_length
-
-
-def _text_space() -> PageText:
-    return PageText(max_length=MAX_TEXT, min_length=0,
-                    charset=string.ascii_letters + string.digits + string.punctuation + " ")
 
 
 class ShopEnv(gym.Env):
@@ -74,8 +59,8 @@ class ShopEnv(gym.Env):
             raise ValueError(f"split {split!r} of catalog {self.catalog.name!r} has no goals")
         self.observation_mode = observation_mode
         self.render_mode = render_mode
-        self.observation_space = _text_space()
-        self.action_space = _text_space()
+        self.observation_space = AnyText(MAX_TEXT)
+        self.action_space = AnyText(MAX_TEXT)
         self.goal_id = 0
         self.state = ShopState()
         self.purchase: Purchase | None = None

@@ -110,6 +110,8 @@ def test_click_type_select_press_scroll_back(site, chromium):
 
         env.step("scroll [down]")
         assert env.unwrapped.page.evaluate("window.scrollY") > 0
+        env.step("scroll [up]")
+        assert env.unwrapped.page.evaluate("window.scrollY") == 0
 
         obs, *_, info = env.step(f"type [{ref(obs, 'textbox', 'Search')}] [red shoes] [enter]")
         assert info["error"] is None
@@ -244,7 +246,7 @@ def test_set_state_detects_a_non_deterministic_page(site, chromium):
             env.unwrapped.set_state(state)
 
 
-def test_a_hung_page_ends_the_episode_and_the_env_recovers(site):
+def test_a_hung_page_ends_the_episode_and_the_env_recovers(site, chromium):  # chromium: skip without one
     # Own browser: if the page hangs a call that has no timeout, the watchdog kills it.
     with gym.make("webgrove/Browser-v0", start_url=site.url + "index.html", goal="g",
                   action_timeout_s=1.0, navigation_timeout_s=1.0) as env:
@@ -260,7 +262,7 @@ def test_a_hung_page_ends_the_episode_and_the_env_recovers(site):
         assert 'heading "Welcome"' in obs["axtree"] and info["error"] is None
 
 
-def test_close_is_safe_twice_and_env_is_a_context_manager(site):
+def test_close_is_safe_twice_and_env_is_a_context_manager(site, chromium):
     env = gym.make("webgrove/Browser-v0", start_url=site.url + "index.html", goal="g")
     env.reset(seed=0)
     browser = env.unwrapped.browser

@@ -137,7 +137,7 @@ def test_flight_task_loads_over_local_http(chromium):
         assert info["available_actions"]
 
 
-def test_killed_browser_truncates_the_episode_and_is_relaunched():
+def test_killed_browser_truncates_the_episode_and_is_relaunched(chromium):  # own browser; fixture skips
     with gym.make("webgrove/miniwob.click-test-v0") as env:
         obs, _ = env.reset(seed=0)
         browser = env.unwrapped.browser
@@ -167,7 +167,7 @@ def test_browser_launch_error_says_how_to_install(monkeypatch, tmp_path):
 
 
 @pytest.mark.slow
-def test_async_vector_env_with_four_browser_envs():
+def test_async_vector_env_with_four_browser_envs(chromium):
     envs_ = gym.vector.AsyncVectorEnv(
         [lambda: gym.make("webgrove/miniwob.click-test-v0")] * 4, shared_memory=False)
     try:

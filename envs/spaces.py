@@ -1,4 +1,4 @@
-"""Gymnasium spaces for browser observations and actions."""
+"""Gymnasium spaces shared by the shop and browser envs."""
 from __future__ import annotations
 
 import string
