@@ -48,6 +48,7 @@ class DemoConfig:
     simulations: int = field(default=3, metadata={"help": "MCTS simulations per step when collecting"})
     k: int = field(default=4, metadata={"help": "proposals per expanded node when collecting"})
     critic: str = field(default="lexical", metadata={"help": "critic: none | lexical | self"})
+    max_depth: int = field(default=15, metadata={"help": "most actions a search looks ahead"})
     theta: float = field(default=0.1, metadata={"help": "value gap of Agent Q pairs and Agent-R first errors"})
     beta: float = field(default=0.1, metadata={"help": "DPO beta"})
     dpo_learning_rate: float = field(default=5e-4, metadata={"help": "DPO learning rate (LoRA)"})
@@ -103,7 +104,8 @@ def loop_config(cfg: DemoConfig, base: str):
     return ImproveConfig(model=base, out=str(Path(cfg.out) / "agent_q"), iterations=2,
                          num_products=cfg.num_products, first_goal=cfg.demo_goals,
                          goals_per_iteration=cfg.goals_per_iteration, critic=cfg.critic,
-                         simulations=cfg.simulations, k=cfg.k, workers=cfg.workers, theta=cfg.theta,
+                         simulations=cfg.simulations, k=cfg.k, max_depth=cfg.max_depth,
+                         workers=cfg.workers, theta=cfg.theta,
                          beta=cfg.beta, learning_rate=cfg.dpo_learning_rate, epochs=cfg.dpo_epochs,
                          eval_episodes=0, eval_mcts_episodes=0, eval_start=False,
                          eval_simulations=cfg.eval_simulations, eval_k=cfg.eval_k, seed=cfg.seed,
@@ -211,8 +213,8 @@ def evaluate_all(cfg: DemoConfig, base: str, timer: PhaseTimer) -> dict[str, dic
         else:
             todo[method] = EvalConfig(model=model, split="test", episodes=cfg.eval_episodes, seed=cfg.seed,
                                       mcts=mcts, simulations=cfg.eval_simulations, k=cfg.eval_k,
-                                      critic=cfg.critic, num_products=cfg.num_products, json=str(path),
-                                      progress=False)
+                                      max_depth=cfg.max_depth, critic=cfg.critic,
+                                      num_products=cfg.num_products, json=str(path), progress=False)
     with timer("eval"):
         summaries = evaluate_many(list(todo.values()), cfg.workers, cfg.progress) if todo else []
     results.update(zip(todo, summaries))
