@@ -53,15 +53,18 @@ class EvalConfig:
             raise ValueError("invalid " + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad))
 
 
-def make_agent(env, cfg: EvalConfig):
-    """(act function, policy): the greedy policy, or MCTS over it."""
+def make_actor(env, cfg: EvalConfig):
+    """A function episode index -> act function: the greedy policy, or MCTS over it.
+
+    Each episode gets its own random generator (seeded by `cfg.seed` and the episode), so
+    results do not depend on how episodes are spread over workers.
+    """
     import numpy as np
 
     from agents.specs import make_critic, make_policy
 
     opts = {} if cfg.model in ("oracle", "rule", "random") else {"temperature": cfg.temperature}
     policy = make_policy(cfg.model, env=env, **opts)
-    rng = np.random.default_rng(cfg.seed)
     if cfg.mcts:
         from search.inference import MCTSAgent
         from search.mcts import SearchConfig
@@ -70,8 +73,13 @@ def make_agent(env, cfg: EvalConfig):
                               rollout_temperature=cfg.rollout_temperature, max_depth=cfg.max_depth,
                               seed=cfg.seed)
         agent = MCTSAgent(env, policy, make_critic(cfg.critic, policy=policy), search)
-        return agent.act, policy
-    return (lambda ctx: policy.act(ctx, rng)), policy
+        return lambda i: agent.act  # each episode starts a fresh tree from the config's seed
+
+    def actor(i: int):
+        rng = np.random.default_rng([cfg.seed, i])
+        return lambda ctx: policy.act(ctx, rng)
+
+    return actor
 
 
 def _run_goals(cfg: EvalConfig, indices: list[int], progress: bool) -> list:
@@ -82,10 +90,10 @@ def _run_goals(cfg: EvalConfig, indices: list[int], progress: bool) -> list:
 
     env = make_env(cfg.env, split=cfg.split, num_products=cfg.num_products)
     try:
-        act, _ = make_agent(env, cfg)
+        actor = make_actor(env, cfg)
         bar = tqdm(indices, desc=f"eval {Path(cfg.model).name}{' +mcts' if cfg.mcts else ''}",
                    disable=not progress, unit="ep", leave=False)
-        return [run_episode(env, act, goal_id=cfg.start_goal + i, seed=cfg.seed + i) for i in bar]
+        return [run_episode(env, actor(i), goal_id=cfg.start_goal + i, seed=cfg.seed + i) for i in bar]
     finally:
         env.close()
 
