@@ -28,6 +28,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+# The demo's default model is smaller than init-model's "tiny" (2.2 M parameters): measured on
+# 2 CPU cores, "tiny" alone needs more than 20 minutes for behaviour cloning plus evaluation.
+# (layers, width, heads), registered with training.tiny so that init_model builds it.
+DEMO_SIZES = {"micro": (2, 128, 4)}
+
 RESULTS_FILE = "results.json"
 PLOT_FILE = "results.png"
 METHODS = ("base", "base+mcts", "rft", "outcome_dpo", "agent_r", "agent_q", "agent_q+mcts")
@@ -38,17 +43,27 @@ class DemoConfig:
     """Init a tiny model, clone the oracle, then compare RFT, outcome DPO, Agent-R and Agent Q."""
 
     out: str = field(default="runs/demo", metadata={"help": "output directory (rerun to resume)"})
-    size: str = field(default="tiny", metadata={"help": "model size for init-model", "choices": ["tiny", "small"]})
+    size: str = field(default="micro", metadata={
+        "help": "model size: micro (0.8 M parameters, the CPU demo), tiny, small",
+        "choices": ["micro", "tiny", "small"]})
+    init: str | None = field(default=None, metadata={
+        "help": "start from this model directory instead of a fresh init-model (e.g. a bigger model on a GPU)"})
     num_products: int = field(default=1000, metadata={"help": "synthetic catalog size"})
-    demo_goals: int = field(default=400, metadata={"help": "train goals with oracle demonstrations (behaviour cloning)"})
-    bc_epochs: float = field(default=2.0, metadata={"help": "behaviour-cloning epochs"})
-    bc_learning_rate: float = field(default=2e-3, metadata={"help": "behaviour-cloning learning rate"})
+    demo_goals: int = field(default=300, metadata={
+        "help": "train goals with oracle demonstrations (behaviour cloning)"})
+    query_goals: int = field(default=1400, metadata={
+        "help": "more train goals (after the collection blocks) whose first step, the search query, is also "
+                "demonstrated: short prompts, so cheap, and writing the query is what a fresh model needs most"})
+    query_repeats: int = field(default=2, metadata={"help": "copies of each query demonstration in the BC data"})
+    bc_epochs: float = field(default=3.0, metadata={"help": "behaviour-cloning epochs"})
+    bc_learning_rate: float = field(default=3e-3, metadata={"help": "behaviour-cloning learning rate"})
     goals_per_iteration: int = field(default=30, metadata={
         "help": "trees per collection block; each method learns from two blocks' worth"})
     simulations: int = field(default=3, metadata={"help": "MCTS simulations per step when collecting"})
     k: int = field(default=4, metadata={"help": "proposals per expanded node when collecting"})
     critic: str = field(default="lexical", metadata={"help": "critic: none | lexical | self"})
-    max_depth: int = field(default=15, metadata={"help": "most actions a search looks ahead"})
+    max_depth: int = field(default=8, metadata={
+        "help": "most actions a search looks ahead (the oracle needs 4-6; failing rollouts stop here)"})
     theta: float = field(default=0.1, metadata={"help": "value gap of Agent Q pairs and Agent-R first errors"})
     beta: float = field(default=0.1, metadata={"help": "DPO beta"})
     dpo_learning_rate: float = field(default=5e-4, metadata={"help": "DPO learning rate (LoRA)"})
@@ -64,7 +79,9 @@ class DemoConfig:
 
     def __post_init__(self) -> None:
         checks = {"demo_goals": self.demo_goals >= 1, "goals_per_iteration": self.goals_per_iteration >= 1,
-                  "eval_episodes": self.eval_episodes >= 1, "simulations": self.simulations >= 1,
+                  "eval_episodes": self.eval_episodes >= 1, "query_goals": self.query_goals >= 0,
+                  "query_repeats": self.query_repeats >= 1,
+                  "simulations": self.simulations >= 1,
                   "eval_simulations": self.eval_simulations >= 1, "workers": self.workers >= 1,
                   "bc_epochs": self.bc_epochs > 0, "beta": self.beta > 0, "theta": self.theta >= 0}
         bad = [k for k, ok in checks.items() if not ok]
@@ -112,6 +129,24 @@ def loop_config(cfg: DemoConfig, base: str):
                          progress=cfg.progress)
 
 
+def register_demo_sizes() -> None:
+    """Add DEMO_SIZES to training.tiny.SIZES where it does not list them yet."""
+    from training import tiny
+
+    for name, dims in DEMO_SIZES.items():
+        tiny.SIZES.setdefault(name, dims)
+
+
+def train_goal_count(num_products: int) -> int:
+    from search.rollout import make_env
+
+    env = make_env("webgrove/WebShop-v0", split="train", num_products=num_products)
+    try:
+        return len(env.unwrapped.goals)
+    finally:
+        env.close()
+
+
 def build_base(cfg: DemoConfig, timer: PhaseTimer) -> str:
     """init-model, then behaviour cloning on oracle demonstrations; returns the base model dir."""
     from training.pairs import write_jsonl
@@ -119,16 +154,24 @@ def build_base(cfg: DemoConfig, timer: PhaseTimer) -> str:
     from training.tiny import init_model
 
     out = Path(cfg.out)
-    init, base = out / "init", out / "base"
+    init, base = (Path(cfg.init) if cfg.init else out / "init"), out / "base"
     with timer("init"):
         if not _has_model(init):
+            if cfg.init:
+                raise FileNotFoundError(f"--init {cfg.init} is not a model directory (no config.json)")
+            register_demo_sizes()
             init_model(init, size=cfg.size, seed=cfg.seed)
     with timer("bc"):
         if not _has_model(base):
             demos = out / "demos.jsonl"
             if not demos.is_file():
-                write_jsonl(demonstration_rows(split="train", goals=range(cfg.demo_goals), seed=cfg.seed,
-                                               num_products=cfg.num_products), demos)
+                full = demonstration_rows(split="train", goals=range(cfg.demo_goals), seed=cfg.seed,
+                                          num_products=cfg.num_products)
+                first = cfg.demo_goals + 2 * cfg.goals_per_iteration  # past the collection blocks
+                last = min(first + cfg.query_goals, train_goal_count(cfg.num_products))
+                queries = demonstration_rows(split="train", goals=range(first, max(first, last)),
+                                             seed=cfg.seed, num_products=cfg.num_products, first_steps=1)
+                write_jsonl(full + queries * cfg.query_repeats, demos)
             train_sft(SFTRunConfig(model=str(init), out=str(base), data=str(demos), epochs=cfg.bc_epochs,
                                    learning_rate=cfg.bc_learning_rate, batch_size=16, seed=cfg.seed,
                                    progress=cfg.progress, logging_steps=20))

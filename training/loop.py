@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -176,16 +177,18 @@ def run_iteration(cfg: ImproveConfig, i: int, log: Callable[[str], None] = print
     _write_json(d / "pairs_stats.json", stats)
     seconds["pairs"] = time.perf_counter() - t
     log(f"improve: iteration {i}: {stats['rows']} pairs from {stats['trees']} trees")
-    if stats["rows"] == 0:
-        raise RuntimeError(f"iteration {i}: no preference pairs in {d / 'trees'} (theta={cfg.theta}); "
-                           "collect more goals or simulations, or lower --theta")
 
     t = time.perf_counter()
     model = str(d / "model")
-    if not (Path(model) / "config.json").is_file():
-        train = train_dpo(dpo_config(cfg, policy, d / "pairs.jsonl", model))
-    else:
+    if (Path(model) / "config.json").is_file():
         train = _read_json(Path(model) / "train_result.json") or {}
+    elif stats["rows"] == 0:
+        print(f"improve: iteration {i}: no preference pairs in {d / 'trees'} (theta={cfg.theta}); the policy "
+              "stays as it was (collect more goals or simulations, or lower --theta)", file=sys.stderr)
+        shutil.copytree(policy, model, ignore=shutil.ignore_patterns("checkpoints"))
+        train = {"note": "no pairs: policy unchanged"}
+    else:
+        train = train_dpo(dpo_config(cfg, policy, d / "pairs.jsonl", model))
     seconds["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -196,7 +199,7 @@ def run_iteration(cfg: ImproveConfig, i: int, log: Callable[[str], None] = print
         "iteration": i, "model": model, "goals": goal_block(cfg, i),
         "collect": {k: collected[k] for k in ("trees", "nodes", "success_rate", "score")},
         "pairs": {k: v for k, v in stats.items() if k != "out"},
-        "train": {k: train.get(k) for k in ("steps", "train_loss", "seconds", "tokens_per_second")},
+        "train": {k: train.get(k) for k in ("steps", "train_loss", "seconds", "tokens_per_second", "note")},
         GREEDY: metric_entry(greedy), SEARCH: metric_entry(search), "seconds": seconds,
     }
     _write_json(d / "done.json", record)
@@ -226,9 +229,9 @@ def run_improve(cfg: ImproveConfig) -> dict:
             continue
         records.append(run_iteration(cfg, i))
         r = records[-1]
-        print(f"improve: iteration {i}: " + ", ".join(
-            f"{m} success {r[m]['success_rate']:.3f} score {r[m]['score']:.1f}"
-            for m in (GREEDY, SEARCH) if r[m]))
+        evals = [f"{m} success {r[m]['success_rate']:.3f} score {r[m]['score']:.1f}" for m in (GREEDY, SEARCH) if r[m]]
+        if evals:
+            print(f"improve: iteration {i}: " + ", ".join(evals))
     metrics = {"iterations": records, "config": asdict(cfg), "final_model": model_dir(cfg, cfg.iterations)}
     _write_json(out / METRICS_FILE, metrics)
     plot_iterations(records, out / PLOT_FILE, methods=(GREEDY, SEARCH))

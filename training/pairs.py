@@ -27,15 +27,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agents.prompts import action_completion
+from agents.prompts import ACTION_CUE, action_completion
 
-# What a revision step says between the erroneous action and the good one (Agent-R's
-# "revision signal"). It is trained on; the erroneous action before it never is.
-REVISION_THOUGHT = "Thought: my last action was a mistake; I take a better one.\n"
-
-PAIR_COLUMNS = ("prompt", "chosen", "rejected", "ref_chosen_logps", "ref_rejected_logps",
-                "q_chosen", "q_rejected", "goal_id", "depth")
-SFT_COLUMNS = ("prompt", "completion", "goal_id", "depth")
+# What a revision says between the erroneous action and the good one (Agent-R's "revision
+# signal"), ending on the policy prompt's action cue, so a revision reads
+#   Action: click[bad]
+#   Thought: my last action was a mistake; I take a better one.
+#   Action: click[good]
+# It is trained on; the erroneous action before it never is.
+REVISION_THOUGHT = f"\nThought: my last action was a mistake; I take a better one.\n{ACTION_CUE}"
 
 
 @dataclass(frozen=True)
@@ -379,13 +379,15 @@ class PairsConfig:
         "help": "agentq: step-level sibling pairs; outcome: success-vs-failure pairs; "
                 "rft: successful steps as SFT rows; agent_r: revision trajectories",
         "choices": list(BUILDERS)})
-    theta: float = field(default=0.1, metadata={"help": "minimum value gap between chosen and rejected (agentq, agent_r)"})
+    theta: float = field(default=0.1, metadata={
+        "help": "minimum value gap between chosen and rejected (agentq, agent_r)"})
     min_visits: int = field(default=1, metadata={"help": "siblings need this many visits to be paired (agentq)"})
     value_key: str = field(default="q", metadata={
         "help": "node value that ranks siblings: q (mixed), q_mcts (search) or q_critic (critic)",
         "choices": ["q", "q_mcts", "q_critic"]})
-    success_reward: float = field(default=1.0, metadata={"help": "a terminal reward at least this counts as success"})
-    max_pairs_per_tree: int | None = field(default=None, metadata={"help": "cap on outcome pairs per tree (default: all)"})
+    success_reward: float = field(default=1.0, metadata={"help": "a return at least this counts as success"})
+    max_pairs_per_tree: int | None = field(default=None, metadata={
+        "help": "cap on outcome pairs per tree (default: all)"})
 
     def __post_init__(self) -> None:
         if self.kind not in BUILDERS:

@@ -40,7 +40,8 @@ def plot_iterations(records: list[dict], path: str | Path, methods: Sequence[str
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.set_xticks(sorted({r["iteration"] for r in records}))
-    axes[0].legend(loc="best", fontsize=8)
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(loc="best", fontsize=8)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

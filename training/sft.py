@@ -244,11 +244,14 @@ def run_merge(cfg: MergeConfig) -> int:
 # Demonstrations for behaviour cloning
 
 def demonstration_rows(env_id: str = "webgrove/WebShop-v0", split: str = "train", goals: range = range(100),
-                       seed: int = 0, num_products: int = 1000, only_successes: bool = True) -> list[dict]:
+                       seed: int = 0, num_products: int = 1000, only_successes: bool = True,
+                       first_steps: int | None = None) -> list[dict]:
     """Oracle episodes on `goals` as SFT rows: (policy_prompt(ctx), action_completion(action)).
 
     Episode i of the range resets with seed + i. With `only_successes`, episodes whose
     purchase does not earn reward 1 are left out (the oracle can miss a target it cannot find).
+    With `first_steps`, only each episode's first steps are kept (e.g. 1: the search query,
+    whose short prompt makes it a cheap demonstration).
     """
     from agents.prompts import action_completion, policy_prompt
     from agents.scripted import OraclePolicy
@@ -269,7 +272,7 @@ def demonstration_rows(env_id: str = "webgrove/WebShop-v0", split: str = "train"
 
             result = run_episode(env, act, goal_id=goal_id, seed=seed + i)
             if result.success or not only_successes:
-                rows.extend(episode)
+                rows.extend(episode[:first_steps])
     finally:
         env.close()
     return rows

@@ -6,10 +6,12 @@ import json
 from training.demo import METHODS, DemoConfig, format_tables, run_demo_pipeline
 
 
-def test_demo_smoke_run_writes_results_and_resumes(tmp_path, capsys):
-    cfg = DemoConfig(out=str(tmp_path / "demo"), num_products=100, demo_goals=6, bc_epochs=1,
-                     goals_per_iteration=1, simulations=1, k=2, max_depth=3, theta=0.0, dpo_epochs=1,
-                     sft_epochs=1, eval_episodes=2, eval_simulations=1, eval_k=2, workers=1, progress=False)
+def test_demo_smoke_run_writes_results_and_resumes(tiny_model_dir, tmp_path, capsys):
+    # init-model has its own tests (tests/agents/test_tiny.py); here a throwaway model stands in
+    cfg = DemoConfig(out=str(tmp_path / "demo"), init=str(tiny_model_dir), num_products=100, demo_goals=6,
+                     query_goals=4, bc_epochs=1, goals_per_iteration=1, simulations=3, k=2, max_depth=3,
+                     theta=0.0, dpo_epochs=1, sft_epochs=1, eval_episodes=2, eval_simulations=1, eval_k=2,
+                     workers=1, progress=False)
     results = run_demo_pipeline(cfg)
     out = tmp_path / "demo"
     saved = json.loads((out / "results.json").read_text())

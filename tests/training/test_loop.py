@@ -43,7 +43,7 @@ def test_improve_smoke_run_resumes_after_an_interruption(tiny_model_dir, tmp_pat
     from training.loop import ImproveConfig, run_improve
 
     cfg = ImproveConfig(model=str(tiny_model_dir), out=str(tmp_path / "improve"), iterations=2,
-                        goals_per_iteration=2, simulations=1, k=3, max_depth=3, theta=0.0, epochs=1,
+                        goals_per_iteration=2, simulations=3, k=2, max_depth=3, theta=0.0, epochs=1,
                         batch_size=4, eval_episodes=1, eval_mcts_episodes=1, eval_simulations=1, eval_k=2,
                         eval_start=False, progress=False, **SHOP)
     real_train = training.dpo.train_dpo
