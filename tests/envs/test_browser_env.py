@@ -7,7 +7,6 @@ import pytest
 
 import envs  # noqa: F401  (registers the ids)
 from envs.browser.axtree import find_ref
-from envs.browser.chromium import BrowserLaunchError, Chromium, chromium_executable
 from envs.browser.env import BrowserState, StateDivergedError
 from envs.browser.evaluators import PagePredicate, TextPresent, UrlMatch
 from envs.browser.static_server import StaticServer
@@ -38,16 +37,6 @@ PAGES = {
                    "new URLSearchParams(location.search).get('q') + '</p>')</script></body></html>",
     "data.bin": "0123456789",
 }
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    try:
-        chromium_executable()
-    except BrowserLaunchError as e:
-        pytest.skip(str(e))
-    with Chromium() as browser:
-        yield browser
 
 
 @pytest.fixture(scope="module")

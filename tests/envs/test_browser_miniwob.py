@@ -7,21 +7,11 @@ from gymnasium.utils.env_checker import check_env
 
 import envs  # noqa: F401  (registers the ids)
 from envs.browser.axtree import find_ref
-from envs.browser.chromium import BrowserLaunchError, Chromium, chromium_executable
+from envs.browser.chromium import BrowserLaunchError, chromium_executable
 from envs.browser.miniwob import miniwob_html_dir, miniwob_task_names
 from envs.browser.miniwob_solutions import SOLUTIONS, plan_step_to_action
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    try:
-        chromium_executable()
-    except BrowserLaunchError as e:
-        pytest.skip(str(e))
-    with Chromium() as browser:
-        yield browser
 
 
 def solve(env, obs):

@@ -7,7 +7,6 @@ import pytest
 import envs  # noqa: F401  (registers the ids)
 from agents.base import StepContext
 from agents.scripted import OraclePolicy, RulePolicy
-from envs.browser.chromium import BrowserLaunchError, Chromium, chromium_executable
 from envs.browser.env import StateDivergedError
 from envs.browser.shop import text_action_to_browser
 from envs.shop.pages import url_to_state
@@ -15,16 +14,6 @@ from envs.shop.server import ShopServer
 
 pytestmark = pytest.mark.browser
 PARITY_GOALS = range(20)
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    try:
-        chromium_executable()
-    except BrowserLaunchError as e:
-        pytest.skip(str(e))
-    with Chromium() as browser:
-        yield browser
 
 
 @pytest.fixture(scope="module")
