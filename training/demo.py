@@ -66,6 +66,7 @@ class DemoConfig:
         "help": "most actions a search looks ahead (the oracle needs 4-6; failing rollouts stop here)"})
     theta: float = field(default=0.1, metadata={"help": "value gap of Agent Q pairs and Agent-R first errors"})
     beta: float = field(default=0.1, metadata={"help": "DPO beta"})
+    sft_weight: float = field(default=0.0, metadata={"help": "NLL on chosen added to DPO (RPO); 0: plain DPO"})
     dpo_learning_rate: float = field(default=5e-4, metadata={"help": "DPO learning rate (LoRA)"})
     dpo_epochs: float = field(default=2.0, metadata={"help": "DPO epochs"})
     sft_learning_rate: float = field(default=5e-4, metadata={"help": "RFT / Agent-R fine-tuning learning rate"})
@@ -123,7 +124,8 @@ def loop_config(cfg: DemoConfig, base: str):
                          goals_per_iteration=cfg.goals_per_iteration, critic=cfg.critic,
                          simulations=cfg.simulations, k=cfg.k, max_depth=cfg.max_depth,
                          workers=cfg.workers, theta=cfg.theta,
-                         beta=cfg.beta, learning_rate=cfg.dpo_learning_rate, epochs=cfg.dpo_epochs,
+                         beta=cfg.beta, sft_weight=cfg.sft_weight, learning_rate=cfg.dpo_learning_rate,
+                         epochs=cfg.dpo_epochs,
                          eval_episodes=0, eval_mcts_episodes=0, eval_start=False,
                          eval_simulations=cfg.eval_simulations, eval_k=cfg.eval_k, seed=cfg.seed,
                          progress=cfg.progress)
@@ -227,7 +229,8 @@ def train_baselines(cfg: DemoConfig, base: str, pool: list[Path], timer: PhaseTi
                                        progress=cfg.progress, logging_steps=10))
             else:
                 train_dpo(DPORunConfig(model=base, out=str(model), pairs=str(data), epochs=cfg.dpo_epochs,
-                                       learning_rate=cfg.dpo_learning_rate, beta=cfg.beta, batch_size=8,
+                                       learning_rate=cfg.dpo_learning_rate, beta=cfg.beta,
+                                       sft_weight=cfg.sft_weight, batch_size=8,
                                        seed=cfg.seed, progress=cfg.progress, logging_steps=10))
     return stats
 

@@ -35,6 +35,8 @@ class DPORunConfig(TrainConfig):
     beta: float = field(default=0.1, metadata={"help": "DPO β: strength of the pull towards the reference"})
     loss_type: str = field(default="sigmoid", metadata={
         "help": "TRL loss type (sigmoid = DPO, ipo, hinge, ...)"})
+    sft_weight: float = field(default=0.0, metadata={
+        "help": "weight of an NLL loss on the chosen completion added to the preference loss (RPO); 0: none"})
     ref_logps: str = field(default="stored", metadata={
         "help": "reference log-probs: stored (the collecting policy's, from the pairs) or model "
                 "(computed once with the starting model)", "choices": list(REF_SOURCES)})
@@ -46,6 +48,8 @@ class DPORunConfig(TrainConfig):
         super().__post_init__()
         if not self.beta > 0:
             raise ValueError(f"beta must be > 0, got {self.beta}")
+        if self.sft_weight < 0:
+            raise ValueError(f"sft_weight must be >= 0, got {self.sft_weight}")
         if self.ref_logps not in REF_SOURCES:
             raise ValueError(f"ref_logps must be one of {REF_SOURCES}, got {self.ref_logps!r}")
 
@@ -53,7 +57,10 @@ class DPORunConfig(TrainConfig):
         """The TRL `DPOConfig` these options describe."""
         from trl import DPOConfig
 
-        return DPOConfig(**self.trainer_kwargs(), beta=self.beta, loss_type=[self.loss_type],
+        losses, weights = [self.loss_type], [1.0]
+        if self.sft_weight > 0:
+            losses, weights = losses + ["sft"], weights + [self.sft_weight]
+        return DPOConfig(**self.trainer_kwargs(), beta=self.beta, loss_type=losses, loss_weights=weights,
                          precompute_ref_log_probs=True, disable_dropout=True)
 
 

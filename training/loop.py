@@ -60,6 +60,7 @@ class ImproveConfig:
     workers: int = field(default=1, metadata={"help": "worker processes for collection and evaluation"})
     theta: float = field(default=0.1, metadata={"help": "minimum value gap of a preference pair"})
     beta: float = field(default=0.1, metadata={"help": "DPO beta"})
+    sft_weight: float = field(default=0.0, metadata={"help": "NLL on chosen added to DPO (RPO); 0: plain DPO"})
     learning_rate: float = field(default=5e-4, metadata={"help": "DPO learning rate"})
     epochs: float = field(default=2.0, metadata={"help": "DPO epochs over each iteration's pairs"})
     batch_size: int = field(default=8, metadata={"help": "DPO batch size"})
@@ -117,6 +118,7 @@ def dpo_config(cfg: ImproveConfig, start_model: str, pairs: str | Path, out: str
     from training.dpo import DPORunConfig
 
     return DPORunConfig(model=start_model, out=str(out), pairs=str(pairs), beta=cfg.beta,
+                        sft_weight=cfg.sft_weight,
                         learning_rate=cfg.learning_rate, epochs=cfg.epochs, batch_size=cfg.batch_size,
                         lora=cfg.lora, seed=cfg.seed, progress=cfg.progress, logging_steps=5)
 

@@ -136,6 +136,14 @@ def test_training_resumes_from_its_last_checkpoint(tiny_model_dir, tmp_path):
     assert second["resumed_from"].endswith("checkpoint-2") and second["steps"] == 4
 
 
+def test_dpo_config_maps_to_trl():
+    plain = DPORunConfig(model="m", out="o", pairs="p", beta=0.3).to_trl()
+    assert plain.loss_type == ["sigmoid"] and plain.beta == 0.3 and plain.precompute_ref_log_probs
+    assert not plain.bf16 and not plain.gradient_checkpointing
+    rpo = DPORunConfig(model="m", out="o", pairs="p", sft_weight=0.5).to_trl()
+    assert rpo.loss_type == ["sigmoid", "sft"] and rpo.loss_weights == [1.0, 0.5]
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match="beta"):
         DPORunConfig(model="m", out="o", pairs="p", beta=0)
