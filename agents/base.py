@@ -19,10 +19,22 @@ class StepContext:
 
 @dataclass
 class Proposal:
-    """A candidate action and the proposing policy's log-probability of it."""
+    """A candidate action and the proposing policy's log-probability of it.
+
+    `logprob` is the sequence log-probability of the action's completion (what DPO's
+    reference log-probs must equal). `choice_logprob`, when a policy gives it, is the
+    log-probability of choosing this action among the candidates it scored (e.g.
+    `HFPolicy`'s constrained-decoding probability); policies rank and sample by it.
+    """
 
     action: str
     logprob: float
+    choice_logprob: float | None = None
+
+    @property
+    def rank_score(self) -> float:
+        """What a policy ranks and samples by: `choice_logprob`, else `logprob`."""
+        return self.logprob if self.choice_logprob is None else self.choice_logprob
 
 
 @runtime_checkable

@@ -14,11 +14,20 @@ The model reads `agents.prompts.policy_prompt(ctx)` and writes the action after 
   prefix " search[" (temperature, at most `max_query_tokens` new tokens, cut at "]"),
   then scored like clicks so every proposal carries its full-action log-probability.
 
-`propose` returns distinct candidates ordered by Gumbel-top-k sampling on those
+Ranking uses constrained decoding's probabilities, not raw sequence log-probs: the
+candidates form a token trie, and the probability of choosing one is the product over
+its tokens of p(token) renormalised over the tokens that some candidate sharing the
+same prefix has there (`choice_logprobs`). Tokens where no other candidate branches
+count log 1 = 0, so a long label (a product id, a title) is not punished for its length
+-- an undertrained model otherwise prefers "click[next >]" to every product. It is the
+distribution greedy or sampled decoding restricted to the valid actions would follow.
+Each `Proposal` carries both numbers: `logprob` (the sequence log-prob, what DPO's
+stored reference must equal) and `choice_logprob`.
+
+`propose` returns distinct candidates ordered by Gumbel-top-k sampling on the choice
 log-probabilities divided by `temperature` (sampling without replacement); with
-temperature 0 it is the top k by log-probability. All randomness comes from the
-`rng` argument: the Gumbel noise directly, `generate` through a forked torch RNG seeded
-from it.
+temperature 0 it is the top k. All randomness comes from the `rng` argument: the Gumbel
+noise directly, `generate` through a forked torch RNG seeded from it.
 """
 from __future__ import annotations
 
@@ -46,6 +55,16 @@ def gumbel_top_k(scores: list[float], k: int, temperature: float, rng: np.random
     else:
         keys = s / temperature + rng.gumbel(size=len(s))
     return [int(i) for i in np.argsort(-keys, kind="stable")[:k]]
+
+
+def branch_sets(comp_ids: list[list[int]]) -> list[list[list[int]]]:
+    """For each completion i and position t, the distinct tokens that the completions
+    sharing i's first t tokens have at position t (i's own token among them), sorted."""
+    nexts: dict[tuple[int, ...], set[int]] = {}
+    for c in comp_ids:
+        for t in range(len(c)):
+            nexts.setdefault(tuple(c[:t]), set()).add(c[t])
+    return [[sorted(nexts[tuple(c[:t])]) for t in range(len(c))] for c in comp_ids]
 
 
 def _dedupe(items: list[str]) -> list[str]:
@@ -78,7 +97,7 @@ class HFPolicy:
     """
 
     def __init__(self, model_path_or_model: Any, tokenizer: Any = None, device: str | None = None,
-                 temperature: float = 1.0, max_query_tokens: int = 16, batch_size: int = 64,
+                 temperature: float = 1.0, max_query_tokens: int = 40, batch_size: int = 64,
                  batching: bool = True):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -127,9 +146,9 @@ class HFPolicy:
             actions = _dedupe(actions + search_actions(self.sample_queries(prompt, n, rng)))
         if not actions:
             return []
-        scores = self.score_completions(prompt, [action_completion(a) for a in actions])
-        order = gumbel_top_k(scores, k, self.temperature, rng)
-        return [Proposal(actions[i], scores[i]) for i in order]
+        scores, choice = self.score_choices(prompt, [action_completion(a) for a in actions])
+        order = gumbel_top_k(choice, k, self.temperature, rng)
+        return [Proposal(actions[i], scores[i], choice[i]) for i in order]
 
     def logprobs(self, ctx: StepContext, actions: list[str]) -> list[float]:
         """Log-probability of each action (any string, search queries included) after the prompt."""
@@ -164,17 +183,30 @@ class HFPolicy:
         Completions start with a space after a prompt that does not end in one, so with a
         byte-level BPE this equals tokenizing the joined text.
         """
+        return self.score_choices(prompt, completions, add_eos)[0]
+
+    def score_choices(self, prompt: str, completions: list[str],
+                      add_eos: bool = True) -> tuple[list[float], list[float]]:
+        """(sequence log-probs, choice log-probs) of `completions` after `prompt`.
+
+        The sequence log-prob is `score_completions`'s. The choice log-prob renormalises
+        each token over the tokens the candidates sharing its prefix have there (see the
+        module docstring); over distinct candidates ending in eos they sum to 1 in
+        probability.
+        """
         if not completions:
-            return []
+            return [], []
         import torch
 
         prompt_ids, comp_ids = self._encode(prompt, completions, add_eos)
+        sets = branch_sets(comp_ids)
         with torch.inference_mode():
             if self.batching:
-                return self._score_shared_prompt(prompt_ids, comp_ids)
-            return [self._score_one(prompt_ids, c) for c in comp_ids]
+                return self._score_shared_prompt(prompt_ids, comp_ids, sets)
+            pairs = [self._score_one(prompt_ids, c, s) for c, s in zip(comp_ids, sets)]
+        return [a for a, _ in pairs], [b for _, b in pairs]
 
-    def _score_one(self, prompt_ids: list[int], comp: list[int]) -> float:
+    def _score_one(self, prompt_ids: list[int], comp: list[int], sets: list[list[int]]) -> tuple[float, float]:
         import torch
 
         ids = torch.tensor([prompt_ids + comp], device=self.device)  # (1, P + C)
@@ -183,9 +215,12 @@ class HFPolicy:
         p = len(prompt_ids)
         logp = torch.log_softmax(logits[p - 1:p - 1 + len(comp)], dim=-1)  # (C, V): predicts comp
         target = torch.tensor(comp, device=self.device)
-        return float(logp.gather(-1, target[:, None]).sum())
+        token_logp = logp.gather(-1, target[:, None])[:, 0]  # (C,)
+        norm = torch.stack([torch.logsumexp(logp[t, s], dim=0) for t, s in enumerate(sets)])  # (C,)
+        return float(token_logp.sum()), float((token_logp - norm).sum())
 
-    def _score_shared_prompt(self, prompt_ids: list[int], comp_ids: list[list[int]]) -> list[float]:
+    def _score_shared_prompt(self, prompt_ids: list[int], comp_ids: list[list[int]],
+                             sets: list[list[list[int]]]) -> tuple[list[float], list[float]]:
         import torch
 
         p = len(prompt_ids)
@@ -194,25 +229,38 @@ class HFPolicy:
         first_logp = torch.log_softmax(out.logits[0, -1].float(), dim=-1)  # (V,): predicts token 0
         cache = out.past_key_values
         scores: list[float] = []
+        choices: list[float] = []
         for start in range(0, len(comp_ids), self.batch_size):
             chunk = comp_ids[start:start + self.batch_size]
+            chunk_sets = sets[start:start + self.batch_size]
             b, c = len(chunk), max(len(x) for x in chunk)
+            m = max(len(s) for x in chunk_sets for s in x)
             ids = torch.full((b, c), self.pad_id, dtype=torch.long, device=self.device)  # (B, C) right-padded
             comp_mask = torch.zeros((b, c), dtype=torch.long, device=self.device)
-            for i, x in enumerate(chunk):
+            branch = torch.zeros((b, c, m), dtype=torch.long, device=self.device)  # (B, C, M) token ids
+            branch_ok = torch.zeros((b, c, m), dtype=torch.bool, device=self.device)
+            for i, (x, xs) in enumerate(zip(chunk, chunk_sets)):
                 ids[i, :len(x)] = torch.tensor(x, device=self.device)
                 comp_mask[i, :len(x)] = 1
+                for t, s in enumerate(xs):
+                    branch[i, t, :len(s)] = torch.tensor(s, device=self.device)
+                    branch_ok[i, t, :len(s)] = True
             token_logp = first_logp[ids[:, 0]][:, None]  # (B, 1)
+            branch_logp = first_logp[branch[:, :1]]  # (B, 1, M)
             if c > 1:
                 attention = torch.cat([torch.ones((b, p), dtype=torch.long, device=self.device), comp_mask], 1)
                 positions = torch.arange(p, p + c, device=self.device).expand(b, c)
                 self.forward_calls += 1
                 logits = self.model(input_ids=ids, attention_mask=attention, position_ids=positions,
                                     past_key_values=_repeat_cache(cache, b), use_cache=True).logits.float()
-                rest = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0]  # (B, C-1)
-                token_logp = torch.cat([token_logp, rest], dim=1)  # (B, C)
+                logp = torch.log_softmax(logits[:, :-1], dim=-1)  # (B, C-1, V): predicts tokens 1..C-1
+                token_logp = torch.cat([token_logp, logp.gather(-1, ids[:, 1:, None])[..., 0]], dim=1)  # (B, C)
+                branch_logp = torch.cat([branch_logp, logp.gather(-1, branch[:, 1:])], dim=1)  # (B, C, M)
+            norm = torch.logsumexp(branch_logp.masked_fill(~branch_ok, float("-inf")), dim=-1)  # (B, C)
+            norm = torch.where(comp_mask.bool(), norm, torch.zeros_like(norm))
             scores += (token_logp * comp_mask).sum(dim=1).tolist()
-        return scores
+            choices += ((token_logp - norm) * comp_mask).sum(dim=1).tolist()
+        return scores, choices
 
     # -- query sampling -------------------------------------------------------
 

@@ -75,7 +75,7 @@ class OpenAIPolicy:
     def __init__(self, base_url: str, model_name: str, api_key_env: str = "OPENAI_API_KEY",
                  timeout: float = 30, max_retries: int = 3, temperature: float = 1.0,
                  logprobs: bool | None = None, api: str = "completions", num_samples: int = 8,
-                 max_tokens: int = 32, max_query_tokens: int = 16, backoff: float = 0.5):
+                 max_tokens: int = 48, max_query_tokens: int = 40, backoff: float = 0.5):
         if not base_url or not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
         if not model_name:

@@ -358,7 +358,7 @@ class MCTS:
         proposals = self.policy.propose(ctx, 1 if temperature == 0 else self.config.k, self.rng)
         if not proposals:
             raise ValueError(f"policy {type(self.policy).__name__} proposed no action in a rollout")
-        return proposals[sample_index([p.logprob for p in proposals], temperature, self.rng)].action
+        return proposals[sample_index([p.rank_score for p in proposals], temperature, self.rng)].action
 
     # -- tree bookkeeping ----------------------------------------------------
 

@@ -46,6 +46,9 @@ class DemoConfig:
     size: str = field(default="micro", metadata={
         "help": "model size: micro (0.8 M parameters, the CPU demo), tiny, small",
         "choices": ["micro", "tiny", "small"]})
+    arch: str = field(default="llama", metadata={
+        "help": "architecture of the fresh model: llama (rotary positions: learns to copy the goal into a "
+                "query about 3x faster than gpt2 in our runs) or gpt2", "choices": ["llama", "gpt2"]})
     init: str | None = field(default=None, metadata={
         "help": "start from this model directory instead of a fresh init-model (e.g. a bigger model on a GPU)"})
     num_products: int = field(default=1000, metadata={"help": "synthetic catalog size"})
@@ -55,7 +58,7 @@ class DemoConfig:
         "help": "more train goals (after the collection blocks) whose first step, the search query, is also "
                 "demonstrated: short prompts, so cheap, and writing the query is what a fresh model needs most"})
     query_repeats: int = field(default=2, metadata={"help": "copies of each query demonstration in the BC data"})
-    bc_epochs: float = field(default=3.0, metadata={"help": "behaviour-cloning epochs"})
+    bc_epochs: float = field(default=5.0, metadata={"help": "behaviour-cloning epochs"})
     bc_learning_rate: float = field(default=3e-3, metadata={"help": "behaviour-cloning learning rate"})
     goals_per_iteration: int = field(default=30, metadata={
         "help": "trees per collection block; each method learns from two blocks' worth"})
@@ -162,13 +165,13 @@ def build_base(cfg: DemoConfig, timer: PhaseTimer) -> str:
             if cfg.init:
                 raise FileNotFoundError(f"--init {cfg.init} is not a model directory (no config.json)")
             register_demo_sizes()
-            init_model(init, size=cfg.size, seed=cfg.seed)
+            init_model(init, size=cfg.size, arch=cfg.arch, seed=cfg.seed)
     with timer("bc"):
         if not _has_model(base):
             demos = out / "demos.jsonl"
             if not demos.is_file():
                 full = demonstration_rows(split="train", goals=range(cfg.demo_goals), seed=cfg.seed,
-                                          num_products=cfg.num_products)
+                                          num_products=cfg.num_products, paginated=False)
                 first = cfg.demo_goals + 2 * cfg.goals_per_iteration  # past the collection blocks
                 last = min(first + cfg.query_goals, train_goal_count(cfg.num_products))
                 queries = demonstration_rows(split="train", goals=range(first, max(first, last)),

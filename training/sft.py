@@ -245,13 +245,16 @@ def run_merge(cfg: MergeConfig) -> int:
 
 def demonstration_rows(env_id: str = "webgrove/WebShop-v0", split: str = "train", goals: range = range(100),
                        seed: int = 0, num_products: int = 1000, only_successes: bool = True,
-                       first_steps: int | None = None) -> list[dict]:
+                       first_steps: int | None = None, paginated: bool = True) -> list[dict]:
     """Oracle episodes on `goals` as SFT rows: (policy_prompt(ctx), action_completion(action)).
 
     Episode i of the range resets with seed + i. With `only_successes`, episodes whose
     purchase does not earn reward 1 are left out (the oracle can miss a target it cannot find).
     With `first_steps`, only each episode's first steps are kept (e.g. 1: the search query,
-    whose short prompt makes it a cheap demonstration).
+    whose short prompt makes it a cheap demonstration). With `paginated=False`, episodes
+    in which the oracle turns a results page are left out: it turns pages because it knows
+    where the target is, which nothing on the page shows, so cloning those steps teaches a
+    small model to page forward blindly.
     """
     from agents.prompts import action_completion, policy_prompt
     from agents.scripted import OraclePolicy
@@ -271,7 +274,8 @@ def demonstration_rows(env_id: str = "webgrove/WebShop-v0", split: str = "train"
                 return action
 
             result = run_episode(env, act, goal_id=goal_id, seed=seed + i)
-            if result.success or not only_successes:
+            turns_pages = any(a in ("click[next >]", "click[< prev]") for a in result.actions)
+            if (result.success or not only_successes) and (paginated or not turns_pages):
                 rows.extend(episode[:first_steps])
     finally:
         env.close()

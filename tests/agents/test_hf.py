@@ -68,12 +68,46 @@ def test_batched_and_unbatched_scoring_agree(tiny_model_dir, item_ctx, arch):
     assert chunked.forward_calls == 1 + math.ceil(len(actions) / 3)
 
 
-def test_greedy_order_is_by_logprob(tiny_model_dir, results_ctx):
+def test_greedy_order_is_by_choice_logprob(tiny_model_dir, results_ctx):
     policy = HFPolicy(tiny_model_dir, device="cpu", temperature=0.0)
     props = policy.propose(results_ctx, 5, np.random.default_rng(0))
-    scores = policy.logprobs(results_ctx, results_ctx.available_actions)
-    assert [p.action for p in props] == [results_ctx.available_actions[i] for i in np.argsort(scores)[::-1]]
+    completions = [action_completion(a) for a in results_ctx.available_actions]
+    scores, choice = policy.score_choices(policy_prompt(results_ctx), completions)
+    order = np.argsort(choice, kind="stable")[::-1]
+    assert [p.action for p in props] == [results_ctx.available_actions[i] for i in order[:5]]
+    assert [p.logprob for p in props] == pytest.approx([scores[i] for i in order[:5]])
     assert policy.act(results_ctx, np.random.default_rng(1)) == props[0].action
+
+
+def test_branch_sets_follow_the_token_trie():
+    from agents.hf import branch_sets
+
+    sets = branch_sets([[5, 1, 2], [5, 1, 3], [6, 9]])
+    assert sets == [[[5, 6], [1], [2, 3]], [[5, 6], [1], [2, 3]], [[5, 6], [9]]]
+
+
+@pytest.mark.parametrize("batching", [True, False])
+def test_choice_logprobs_are_a_distribution_without_length_bias(tiny_model_dir, results_ctx, batching):
+    import torch
+
+    policy = HFPolicy(tiny_model_dir, device="cpu", batching=batching, batch_size=4)
+    prompt = policy_prompt(results_ctx)
+    completions = [action_completion(a) for a in results_ctx.available_actions]
+    scores, choice = policy.score_choices(prompt, completions)
+    assert sum(math.exp(c) for c in choice) == pytest.approx(1.0, abs=1e-4)
+    assert all(c >= s - 1e-5 for s, c in zip(scores, choice))  # renormalising only raises
+    # an independent computation: constrained decoding's probability, token by token
+    tok = policy.tokenizer
+    p_ids = tok(prompt)["input_ids"]
+    ids = [tok(c, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for c in completions]
+    for i, c in enumerate(ids):
+        total = 0.0
+        for t in range(len(c)):
+            allowed = sorted({x[t] for x in ids if len(x) > t and x[:t] == c[:t]})
+            with torch.inference_mode():
+                logp = torch.log_softmax(policy.model(input_ids=torch.tensor([p_ids + c[:t]])).logits[0, -1], -1)
+            total += float(logp[c[t]] - torch.logsumexp(logp[allowed], 0))
+        assert choice[i] == pytest.approx(total, abs=1e-3)
 
 
 def test_sampling_is_deterministic_per_seed(hf_policy, results_ctx):
