@@ -6,10 +6,15 @@ text from here, so what a model is trained on is exactly what it later acts on.
 Policy prompt (the completion is the action, see `action_completion`)::
 
     Goal: i need a red cotton shirt, and price lower than 40.00 dollars
-    History: search[red cotton shirt] > click[b000syn042]
     Page: Back to Search [SEP] < Prev [SEP] size [SEP] small [SEP] large [SEP] ... [SEP] Buy Now
     Actions: click[back to search] | click[< prev] | click[small] | click[large] | click[buy now]
+    History: search[red cotton shirt] > click[b000syn042]
     Action: click[large]<eos>
+
+The history comes last, next to the cue: what to do on an item page depends mostly on
+the last action (just arrived: pick the options; options picked: buy), and a small
+model reads nearby tokens far more easily (measured: with the history first, a 0.8 M
+model never learned to pick options).
 
 Critic prompt (the completion is the number of the best remaining candidate)::
 
@@ -110,8 +115,8 @@ def policy_prompt(ctx: StepContext, max_observation_chars: int = MAX_OBSERVATION
 
     The model's completion is `action_completion(action)`, i.e. " " + action, then eos.
     """
-    lines = _context_lines(ctx, max_observation_chars, max_history)
-    lines.append(f"Actions: {format_actions(ctx.available_actions, max_actions_chars)}")
+    goal, history, page = _context_lines(ctx, max_observation_chars, max_history)
+    lines = [goal, page, f"Actions: {format_actions(ctx.available_actions, max_actions_chars)}", history]
     lines.append(ACTION_CUE)
     return "\n".join(lines)
 

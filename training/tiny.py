@@ -59,12 +59,17 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 2000) -> "PreTrained
     Returns:
         A `PreTrainedTokenizerFast` ready for `save_pretrained`.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     if vocab_size < 256 + len(SPECIAL_TOKENS):
         raise ValueError(f"vocab_size must be at least {256 + len(SPECIAL_TOKENS)}, got {vocab_size}")
     backend = Tokenizer(models.BPE())
+    # "click[large]": the word after "[" would be a different token ("large") from the one in
+    # the goal (" large"), so a small model could not copy it. A space after every "[" that a
+    # word follows makes them one token; "search[" at the end of a prompt stays as it is, so
+    # a generated query starts with a spaced word as in training.
+    backend.normalizer = normalizers.Replace(Regex(r"\[(?=[^\s\]])"), "[ ")
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(

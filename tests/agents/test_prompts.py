@@ -14,9 +14,9 @@ def test_policy_prompt_layout(item_ctx):
     prompt = policy_prompt(item_ctx)
     lines = prompt.split("\n")
     assert lines[0] == f"Goal: {GOAL}"
-    assert lines[1] == "History: search[red cotton shirt] > click[b000syn042]"
-    assert lines[2].startswith("Page: Back to Search [SEP] < Prev")
-    assert lines[3] == "Actions: " + " | ".join(ITEM_ACTIONS)
+    assert lines[1].startswith("Page: Back to Search [SEP] < Prev")
+    assert lines[2] == "Actions: " + " | ".join(ITEM_ACTIONS)
+    assert lines[3] == "History: search[red cotton shirt] > click[b000syn042]"
     assert lines[-1] == ACTION_CUE and prompt.endswith("Action:")
     assert prompt.count(GOAL) == 1  # the page's instruction is not repeated
 
@@ -27,11 +27,11 @@ def test_policy_prompt_is_deterministic_and_bounded():
     ctx = StepContext(GOAL, long_obs, [f"click[item {i}]" for i in range(200)], [f"click[x{i}]" for i in range(30)])
     a, b = policy_prompt(ctx), policy_prompt(ctx)
     assert a == b
-    page = a.split("\n")[2]
+    page = a.split("\n")[1]
     assert len(page) <= len("Page: ") + MAX_OBSERVATION_CHARS
     assert page.startswith("Page: item 0 title words") and page.endswith("item 499 title words")
-    assert a.split("\n")[1].startswith("History: ... > click[x26]")
-    assert a.split("\n")[3].endswith(" | ...")
+    assert a.split("\n")[3].startswith("History: ... > click[x26]")
+    assert a.split("\n")[2].endswith(" | ...")
 
 
 def test_action_completion_follows_the_cue():

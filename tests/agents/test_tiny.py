@@ -30,9 +30,15 @@ def test_tokenizer(tokenizer):
     assert tokenizer.pad_token == "<|pad|>" and tokenizer.pad_token_id == 0
     assert tokenizer.bos_token_id is not None and tokenizer.eos_token_id is not None
     assert tokenizer.unk_token is not None and tokenizer.chat_template is None
-    for text in ["Action: click[buy now]", "search[größe 10 – ünïcode ✓]", "  two  spaces\n"]:
+    for text, decoded in [("Action: click[buy now]", "Action: click[ buy now]"),
+                          ("search[größe 10 – ünïcode ✓]", "search[ größe 10 – ünïcode ✓]"),
+                          ("  two  spaces\n", "  two  spaces\n"), ("search[", "search["), ("[]", "[]")]:
+        # the one normalisation: a space after a "[" that a word follows (see train_tokenizer)
         ids = tokenizer(text)["input_ids"]
-        assert tokenizer.unk_token_id not in ids and tokenizer.decode(ids) == text
+        assert tokenizer.unk_token_id not in ids and tokenizer.decode(ids) == decoded
+    # an option value after "[" is the same token as in the goal, so a model can copy it
+    word = tokenizer(" large")["input_ids"]
+    assert tokenizer(" click[large]")["input_ids"][-len(word) - 1:-1] == word
     # no specials added, and frequent shop words merge into fewer tokens than rare letters
     assert tokenizer.eos_token_id not in tokenizer("click")["input_ids"]
     assert len(tokenizer(" click[buy now]")["input_ids"]) < len(tokenizer(" qzxjv[wvk yfq]")["input_ids"]) - 3
