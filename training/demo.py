@@ -60,7 +60,7 @@ class DemoConfig:
     query_repeats: int = field(default=2, metadata={"help": "copies of each query demonstration in the BC data"})
     bc_epochs: float = field(default=5.0, metadata={"help": "behaviour-cloning epochs"})
     bc_learning_rate: float = field(default=3e-3, metadata={"help": "behaviour-cloning learning rate"})
-    goals_per_iteration: int = field(default=30, metadata={
+    goals_per_iteration: int = field(default=50, metadata={
         "help": "trees per collection block; each method learns from two blocks' worth"})
     simulations: int = field(default=3, metadata={"help": "MCTS simulations per step when collecting"})
     k: int = field(default=4, metadata={"help": "proposals per expanded node when collecting"})
