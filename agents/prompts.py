@@ -12,9 +12,8 @@ Policy prompt (the completion is the action, see `action_completion`)::
     Action: click[large]<eos>
 
 The history comes last, next to the cue: what to do on an item page depends mostly on
-the last action (just arrived: pick the options; options picked: buy), and a small
-model reads nearby tokens far more easily (measured: with the history first, a 0.8 M
-model never learned to pick options).
+the last action (just arrived: pick the options; options picked: buy), and small models
+read nearby tokens more easily.
 
 Critic prompt (the completion is the number of the best remaining candidate)::
 

@@ -44,7 +44,7 @@ class DemoConfig:
 
     out: str = field(default="runs/demo", metadata={"help": "output directory (rerun to resume)"})
     size: str = field(default="micro", metadata={
-        "help": "model size: micro (0.8 M parameters, the CPU demo), tiny, small",
+        "help": "model size: micro (0.6 M parameters as Llama, the CPU demo), tiny, small",
         "choices": ["micro", "tiny", "small"]})
     arch: str = field(default="llama", metadata={
         "help": "architecture of the fresh model: llama (rotary positions: learns to copy the goal into a "
