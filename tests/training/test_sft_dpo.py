@@ -34,6 +34,11 @@ def labelled_text(tokenizer, example) -> str:
     return tokenizer.decode([t for t, l in zip(example["input_ids"], example["labels"]) if l != -100])
 
 
+def normalized(tokenizer, text: str) -> str:
+    """`text` as the tokenizer's normaliser writes it (ours adds a space after "[" before a word)."""
+    return tokenizer.backend_tokenizer.normalizer.normalize_str(text)
+
+
 def test_sft_masks_the_prompt_and_learns(tiny_model_dir, tmp_path):
     model, tokenizer = load_model(tiny_model_dir)
     rows = sft_rows()
@@ -42,7 +47,7 @@ def test_sft_masks_the_prompt_and_learns(tiny_model_dir, tmp_path):
                        epochs=8, batch_size=6, learning_rate=3e-3, **QUIET)
     trainer = make_sft_trainer(cfg, rows)
     ex = trainer.train_dataset[0]
-    assert labelled_text(tokenizer, ex) == action_completion("click[buy now]") + tokenizer.eos_token
+    assert labelled_text(tokenizer, ex) == normalized(tokenizer, action_completion("click[buy now]")) + tokenizer.eos_token
     n_prompt = len(tokenizer(rows[0]["prompt"])["input_ids"])
     assert all(l == -100 for l in ex["labels"][:n_prompt])
     summary = train_sft(cfg, rows)
@@ -58,13 +63,14 @@ def test_revision_rows_train_only_the_revision_and_good_continuation(tiny_model_
     trainer = make_sft_trainer(cfg, rows)
     tokenizer = trainer.processing_class
     revision, continuation = trainer.train_dataset[0], trainer.train_dataset[1]
-    assert labelled_text(tokenizer, revision) == REVISION_THOUGHT + action_completion("click[b01]") + tokenizer.eos_token
+    assert labelled_text(tokenizer, revision) == normalized(
+        tokenizer, REVISION_THOUGHT + action_completion("click[b01]")) + tokenizer.eos_token
     # the erroneous action is in the sequence, as context, but never a label
     bad = tokenizer(action_completion("click[b02]"), add_special_tokens=False)["input_ids"]
     ids, labels = revision["input_ids"], revision["labels"]
     starts = [i for i in range(len(ids)) if ids[i:i + len(bad)] == bad]
     assert starts and all(l == -100 for l in labels[starts[0]:starts[0] + len(bad)])
-    assert labelled_text(tokenizer, continuation) == action_completion("click[buy now]") + tokenizer.eos_token
+    assert labelled_text(tokenizer, continuation) == normalized(tokenizer, action_completion("click[buy now]")) + tokenizer.eos_token
 
 
 def test_dpo_lora_starts_at_log2_changes_adapter_and_raises_margins(tiny_model_dir, tmp_path):
