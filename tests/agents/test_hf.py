@@ -5,7 +5,7 @@ import pytest
 
 from agents.base import Policy, Proposal
 from agents.hf import HFPolicy, gumbel_top_k
-from agents.prompts import action_completion, policy_prompt, search_query
+from agents.prompts import action_completion, policy_prompt, search_actions, search_query
 
 
 def _reference_logprob(policy: HFPolicy, prompt: str, completion: str) -> float:
@@ -120,7 +120,10 @@ def test_sampling_is_deterministic_per_seed(hf_policy, results_ctx):
 
 def test_search_queries_are_generated(hf_policy, search_ctx):
     props = hf_policy.propose(search_ctx, 3, np.random.default_rng(0))
-    assert 1 <= len(props) <= 3 and len({p.action for p in props}) == len(props)
+    # propose samples 2k queries first, from the same rng state
+    sampled = search_actions(hf_policy.sample_queries(policy_prompt(search_ctx), 6, np.random.default_rng(0)))
+    assert len(props) == min(3, len(sampled)) and {p.action for p in props} <= set(sampled)
+    assert len({p.action for p in props}) == len(props)
     for p in props:
         q = search_query(p.action)
         assert q is not None and "]" not in q and "\n" not in q

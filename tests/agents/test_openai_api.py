@@ -47,7 +47,9 @@ def test_search_queries_are_sampled_then_scored(serve, tiny_lm, search_ctx):
         policy = _policy(server)
         props = policy.propose(search_ctx, 2, np.random.default_rng(0))
         paths = [(path, body.get("echo", False), str(body["prompt"])[-8:]) for path, body, _ in server.requests]
-    assert 1 <= len(props) <= 2
+        scored = server.requests[1][1]["prompt"]  # prompt + " " + action for each distinct query
+    assert len(props) == min(2, len(scored))
+    assert all(any(s.endswith(" " + p.action) for s in scored) for p in props)
     assert all(search_query(p.action) is not None and math.isfinite(p.logprob) for p in props)
     assert paths[0] == ("/v1/completions", False, " search[")  # sampled after the query prefix
     assert paths[1][1] is True  # then scored

@@ -4,12 +4,13 @@ import pytest
 
 @pytest.fixture(scope="module")
 def chromium():
-    """One Chromium per test module; the module is skipped with the install hint if none is found."""
+    """One Chromium per test module. `make test` installs one, so a missing browser fails the
+    tests with the install hint rather than skipping them."""
     from envs.browser.chromium import BrowserLaunchError, Chromium, chromium_executable
 
     try:
         chromium_executable()
     except BrowserLaunchError as e:
-        pytest.skip(str(e))
+        pytest.fail(str(e))
     with Chromium() as browser:
         yield browser

@@ -127,7 +127,7 @@ def test_flight_task_loads_over_local_http(chromium):
         assert info["available_actions"]
 
 
-def test_killed_browser_truncates_the_episode_and_is_relaunched(chromium):  # own browser; fixture skips
+def test_killed_browser_truncates_the_episode_and_is_relaunched(chromium):  # own browser (the fixture checks one is installed)
     with gym.make("webgrove/miniwob.click-test-v0") as env:
         obs, _ = env.reset(seed=0)
         browser = env.unwrapped.browser

@@ -119,7 +119,7 @@ def test_verbose_without_goal_options_has_no_option_keys():
 
 
 def test_reward_is_a_plain_float_and_bool_even_for_numpy_prices():
-    np = pytest.importorskip("numpy")
+    import numpy as np
     total, info = get_reward(make_product(), make_goal(), np.float64(20.0), GOOD_OPTIONS, verbose=True)
     assert type(total) is float and type(info["r_price"]) is bool
 

@@ -5,7 +5,7 @@ import hashlib
 import itertools
 import json
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import pytest
 
@@ -205,9 +205,14 @@ def test_text_never_mentions_attributes_the_product_lacks(catalog):
 
 
 def test_goals_follow_webshop_rules(catalog):
+    # 1, 2 or 3 goal attributes drawn with probabilities 0.30 / 0.45 / 0.25
+    counts = Counter(len(g.attributes) for g in catalog.goals)
+    assert set(counts) == {1, 2, 3}
+    shares = {n: counts[n] / len(catalog.goals) for n in counts}
+    assert shares == pytest.approx({1: 0.30, 2: 0.45, 3: 0.25}, abs=0.04)
     for g in catalog.goals:
         target = catalog.product(g.asin)
-        assert 1 <= len(g.attributes) <= 3 and set(g.attributes) <= set(target.attributes)
+        assert set(g.attributes) <= set(target.attributes)
         assert len(g.goal_options) <= 3
         for name, value in g.goal_options.items():
             assert value in target.options[name]
