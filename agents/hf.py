@@ -235,16 +235,13 @@ class HFPolicy:
             chunk_sets = sets[start:start + self.batch_size]
             b, c = len(chunk), max(len(x) for x in chunk)
             m = max(len(s) for x in chunk_sets for s in x)
-            ids = torch.full((b, c), self.pad_id, dtype=torch.long, device=self.device)  # (B, C) right-padded
-            comp_mask = torch.zeros((b, c), dtype=torch.long, device=self.device)
-            branch = torch.zeros((b, c, m), dtype=torch.long, device=self.device)  # (B, C, M) token ids
-            branch_ok = torch.zeros((b, c, m), dtype=torch.bool, device=self.device)
-            for i, (x, xs) in enumerate(zip(chunk, chunk_sets)):
-                ids[i, :len(x)] = torch.tensor(x, device=self.device)
-                comp_mask[i, :len(x)] = 1
-                for t, s in enumerate(xs):
-                    branch[i, t, :len(s)] = torch.tensor(s, device=self.device)
-                    branch_ok[i, t, :len(s)] = True
+            ids = torch.tensor([x + [self.pad_id] * (c - len(x)) for x in chunk], device=self.device)  # (B, C)
+            comp_mask = torch.tensor([[1] * len(x) + [0] * (c - len(x)) for x in chunk], device=self.device)
+            # (B, C, M): the branch set of every position, padded with token 0 and masked out
+            padded = [[s + [0] * (m - len(s)) for s in xs] + [[0] * m] * (c - len(xs)) for xs in chunk_sets]
+            branch = torch.tensor(padded, dtype=torch.long, device=self.device)
+            branch_ok = torch.tensor([[[j < len(s) for j in range(m)] for s in xs] + [[False] * m] * (c - len(xs))
+                                      for xs in chunk_sets], dtype=torch.bool, device=self.device)
             token_logp = first_logp[ids[:, 0]][:, None]  # (B, 1)
             branch_logp = first_logp[branch[:, :1]]  # (B, 1, M)
             if c > 1:
