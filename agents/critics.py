@@ -1,7 +1,7 @@
 """Critics: values in [0, 1] for candidate actions at one step (higher is better).
 
 - `LLMCritic`: Agent Q's self-critique. The policy's own model is shown the numbered
-  candidates (`agents.prompts.critic_prompt`) and asked which best advances the goal;
+  candidates (`webgrove.agents.prompts.critic_prompt`) and asked which best advances the goal;
   the pick is removed and the question repeats on the rest until every candidate has
   a rank. Rank r (0 = picked first) of n maps to value 1 - r / (n - 1); a single
   candidate gets 1.0.
@@ -17,9 +17,9 @@ import hashlib
 import re
 from typing import Any
 
-from agents.base import StepContext
-from agents.prompts import critic_completion, critic_prompt, parse_critic_answer, search_query
-from agents.scripted import click_label
+from webgrove.agents.base import StepContext
+from webgrove.agents.prompts import critic_completion, critic_prompt, parse_critic_answer, search_query
+from webgrove.agents.scripted import click_label
 
 CRITIC_SYSTEM = "Reply with the number of the best action only."
 
@@ -113,7 +113,7 @@ class LLMCritic(_CachedCritic):
         return [value_of[a] for a in actions]
 
     def _pick(self, ctx: StepContext, candidates: list[str]) -> int:
-        from agents.openai_api import LogprobsUnsupported
+        from webgrove.agents.openai_api import LogprobsUnsupported
 
         prompt = critic_prompt(ctx, candidates)
         try:

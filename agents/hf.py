@@ -1,6 +1,6 @@
 """A policy backed by any local `transformers` causal language model.
 
-The model reads `agents.prompts.policy_prompt(ctx)` and writes the action after the
+The model reads `webgrove.agents.prompts.policy_prompt(ctx)` and writes the action after the
 "Action:" cue. Clicks are scored, queries are sampled:
 
 - every available `click[...]` action is scored as the sum of its completion tokens'
@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import Proposal, StepContext
-from agents.prompts import action_completion, clean_query, is_search_template, policy_prompt, search_actions
+from webgrove.agents.base import Proposal, StepContext
+from webgrove.agents.prompts import action_completion, clean_query, is_search_template, policy_prompt, search_actions
 
 QUERY_PREFIX = " search["
 
@@ -265,7 +265,7 @@ class HFPolicy:
         """n search queries written by the model after `prompt` + " search[" (may repeat).
 
         Sampled at `self.temperature` (greedy, one query, at 0) with `generate`; each is
-        cleaned by `agents.prompts.clean_query`. Seeded from `rng`.
+        cleaned by `webgrove.agents.prompts.clean_query`. Seeded from `rng`.
         """
         import torch
 

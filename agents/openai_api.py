@@ -9,7 +9,7 @@ Only the standard library is used (urllib). Two ways to get action probabilities
   (the server's own tokenization; no eos term, unlike `HFPolicy`). vLLM supports this;
   llama.cpp's server returns generated-token log-probabilities only, which is detected;
 - **sampling** (everything else, or `api="chat"`): `num_samples` completions are drawn,
-  parsed with `agents.prompts.parse_action`, and counted; an action's log-probability is
+  parsed with `webgrove.agents.prompts.parse_action`, and counted; an action's log-probability is
   log(count / n), with unseen actions at log(0.5 / n). Samples are cached per prompt so
   `propose` and `logprobs` at the same step agree; `propose` orders the sampled actions
   by Gumbel-top-k on those estimates, as in scoring mode.
@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import Proposal, StepContext
-from agents.hf import QUERY_PREFIX, gumbel_top_k
-from agents.prompts import (action_completion, is_search_template, parse_action, policy_prompt,
+from webgrove.agents.base import Proposal, StepContext
+from webgrove.agents.hf import QUERY_PREFIX, gumbel_top_k
+from webgrove.agents.prompts import (action_completion, is_search_template, parse_action, policy_prompt,
                             search_actions)
 
 POLICY_SYSTEM = "Reply with exactly one action from the Actions line, nothing else."

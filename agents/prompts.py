@@ -38,8 +38,8 @@ from __future__ import annotations
 
 import re
 
-from agents.base import StepContext
-from agents.scripted import SEARCH_ACTION, click_label
+from webgrove.agents.base import StepContext
+from webgrove.agents.scripted import SEARCH_ACTION, click_label
 
 ACTION_CUE = "Action:"
 CRITIC_QUESTION = "Which action best advances the goal?"

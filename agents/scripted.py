@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from agents.base import Proposal, StepContext
+from webgrove.agents.base import Proposal, StepContext
 
 SEARCH_ACTION = "search[...]"
 _PRICE_CLAUSE = re.compile(r",?\s*and price lower than [0-9.]+ dollars\s*$", re.IGNORECASE)

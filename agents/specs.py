@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agents.base import Critic, Policy
+from webgrove.agents.base import Critic, Policy
 
 SCRIPTED = ("oracle", "rule", "random")
 POLICY_SPECS = (*SCRIPTED, "openai", "<model directory>")
@@ -32,7 +32,7 @@ def make_policy(spec: str, env: Any = None, base_url: str | None = None, model_n
         ValueError: unknown spec, or a missing argument the spec needs.
     """
     if spec in SCRIPTED:
-        from agents import scripted
+        from webgrove.agents import scripted
 
         if opts:
             raise ValueError(f"policy {spec!r} is scripted and takes no options (got {', '.join(sorted(opts))})")
@@ -45,14 +45,14 @@ def make_policy(spec: str, env: Any = None, base_url: str | None = None, model_n
     if spec == "openai":
         if not base_url or not model_name:
             raise ValueError("policy 'openai' needs --base-url URL and --model-name NAME")
-        from agents.openai_api import OpenAIPolicy
+        from webgrove.agents.openai_api import OpenAIPolicy
 
         return OpenAIPolicy(base_url, model_name, **opts)
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ValueError(f"policy {spec!r}: the directory has no config.json, so it is not a model")
-        from agents.hf import HFPolicy
+        from webgrove.agents.hf import HFPolicy
 
         return HFPolicy(path, **opts)
     raise ValueError(f"unknown policy {spec!r}; use one of {', '.join(POLICY_SPECS)}"
@@ -67,7 +67,7 @@ def make_critic(spec: str, policy: Policy | None = None) -> Critic | None:
     """
     if spec == "none":
         return None
-    from agents.critics import LexicalCritic, LLMCritic
+    from webgrove.agents.critics import LexicalCritic, LLMCritic
 
     if spec == "lexical":
         return LexicalCritic()

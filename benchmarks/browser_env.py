@@ -50,7 +50,7 @@ def chromium_path() -> str:
 def run_episodes(backend, task: str, episodes: int) -> dict:
     """Reset, then play the scripted plan; time resets and steps separately."""
     sys.path.insert(0, str(ROOT))
-    from envs.browser.miniwob_solutions import SOLUTIONS
+    from webgrove.envs.browser.miniwob_solutions import SOLUTIONS
 
     reset_s = step_s = 0.0
     steps = successes = obs_chars = 0
@@ -89,7 +89,7 @@ class OursBackend:
     def __init__(self, task: str, extras: bool):
         import gymnasium as gym
 
-        import envs  # noqa: F401
+        import webgrove.envs  # noqa: F401
 
         self.env = gym.make(f"webgrove/miniwob.{task}-v0", screenshot=extras, html=extras)
 
@@ -98,7 +98,7 @@ class OursBackend:
         return obs["goal"], obs
 
     def action(self, step, obs):
-        from envs.browser.miniwob_solutions import plan_step_to_action
+        from webgrove.envs.browser.miniwob_solutions import plan_step_to_action
 
         return plan_step_to_action(step, obs["axtree"])
 
@@ -284,10 +284,10 @@ def part_selenium(episodes: int) -> list[dict]:
 def part_shop(episodes: int) -> list[dict]:
     import gymnasium as gym
 
-    import envs  # noqa: F401
-    from agents.base import StepContext
-    from agents.scripted import OraclePolicy
-    from envs.browser.shop import text_action_to_browser
+    import webgrove.envs  # noqa: F401
+    from webgrove.agents.base import StepContext
+    from webgrove.agents.scripted import OraclePolicy
+    from webgrove.envs.browser.shop import text_action_to_browser
 
     rows = []
     for env_id in ("webgrove/WebShop-v0", "webgrove/WebShopBrowser-v0"):
@@ -357,8 +357,8 @@ def _tree_pss_mb(root_pids: list[int]) -> float:
 def part_memory(n: int = 4) -> dict:
     import gymnasium as gym
 
-    import envs  # noqa: F401
-    from envs.browser.chromium import Chromium
+    import webgrove.envs  # noqa: F401
+    from webgrove.envs.browser.chromium import Chromium
 
     me = os.getpid()
     base = _tree_pss_mb([me])

@@ -1,6 +1,6 @@
 """Policy calls per second of a tiny transformers policy, batched scoring versus one pass per action.
 
-Builds a fresh tiny model (`training.tiny.init_model`, tokenizer trained on shop text),
+Builds a fresh tiny model (`webgrove.training.tiny.init_model`, tokenizer trained on shop text),
 collects real shop steps that offer clicks (the oracle and the random agent playing
 `webgrove/WebShop-v0`), then times `HFPolicy.propose(ctx, k)` over those steps with
 `batching=True` (the prompt once, all candidates in one right-padded batch on its
@@ -30,9 +30,9 @@ def shop_steps(num_steps: int, num_products: int = 300, seed: int = 0) -> list:
     import gymnasium as gym
     import numpy as np
 
-    import envs  # noqa: F401
-    from agents.base import context_from
-    from agents.scripted import OraclePolicy, RandomPolicy
+    import webgrove.envs  # noqa: F401
+    from webgrove.agents.base import context_from
+    from webgrove.agents.scripted import OraclePolicy, RandomPolicy
 
     env = gym.make("webgrove/WebShop-v0", split="test", num_products=num_products)
     policies = [OraclePolicy(env), RandomPolicy()]
@@ -71,8 +71,8 @@ def benchmark_policy_batching(size: str = "tiny", arch: str = "gpt2", steps: int
     import numpy as np
     import torch
 
-    from agents.hf import HFPolicy
-    from training.tiny import count_parameters, init_model
+    from webgrove.agents.hf import HFPolicy
+    from webgrove.training.tiny import count_parameters, init_model
 
     if threads:
         torch.set_num_threads(threads)

@@ -20,10 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-# This file is named like the `search` package; drop its folder from sys.path so
-# `import search` finds the package, not this script.
 HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
 RESULTS = HERE / "results" / "search.json"
 ENV_ID = "webgrove/WebShop-v0"
@@ -33,10 +30,10 @@ def run_mode(env, policy_spec: str, mcts: bool, goals: int, simulations: int, k:
     """Episodes on goals 0..goals-1 of the test split; returns WebShop's metrics plus search timings."""
     import numpy as np
 
-    from agents.specs import make_critic, make_policy
-    from search.inference import MCTSAgent
-    from search.mcts import SearchConfig
-    from search.rollout import run_episode, summarize
+    from webgrove.agents.specs import make_critic, make_policy
+    from webgrove.search.inference import MCTSAgent
+    from webgrove.search.mcts import SearchConfig
+    from webgrove.search.rollout import run_episode, summarize
 
     policy = make_policy(policy_spec, env=env)
     rng = np.random.default_rng(seed)
@@ -73,7 +70,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
 
-    from search.rollout import make_env
+    from webgrove.search.rollout import make_env
 
     env = make_env(ENV_ID, split="test", num_products=args.num_products)
     rows = []

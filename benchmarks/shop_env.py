@@ -29,10 +29,10 @@ def measure(num_products: int, episodes: int) -> dict:
     import numpy as np
     import psutil
 
-    from agents.base import context_from
-    from agents.scripted import OraclePolicy, RandomPolicy
-    from envs.shop.engine import get_engine
-    from envs.shop.env import ShopEnv
+    from webgrove.agents.base import context_from
+    from webgrove.agents.scripted import OraclePolicy, RandomPolicy
+    from webgrove.envs.shop.engine import get_engine
+    from webgrove.envs.shop.env import ShopEnv
 
     t0 = time.perf_counter()
     engine = get_engine(num_products=num_products)

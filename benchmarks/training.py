@@ -1,7 +1,7 @@
 """Training throughput: DPO through our wrapper versus bare TRL, tree collection, the demo's phases.
 
 1. DPO step time and tokens/s on the same pairs and model (LoRA):
-   - `webgrove` — `training.dpo.train_dpo`, reference log-probs stored in the pairs;
+   - `webgrove` — `webgrove.training.dpo.train_dpo`, reference log-probs stored in the pairs;
    - `trl (precomputed ref)` — a bare `trl.DPOTrainer` with `precompute_ref_log_probs=True`:
      the same training steps, after TRL's own pass over the data for the reference
      (timed separately as `ref_pass_s`);
@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]  # `import training` is the package
 RESULTS = HERE / "results" / "training.json"
 
 
@@ -39,9 +38,9 @@ def make_pairs(model_dir: str, n: int, num_products: int, seed: int) -> list[dic
     """n preference pairs from oracle demonstrations, reference log-probs from the model."""
     import numpy as np
 
-    from agents.prompts import action_completion
-    from training.dpo import completion_logprobs
-    from training.sft import demonstration_rows, load_model
+    from webgrove.agents.prompts import action_completion
+    from webgrove.training.dpo import completion_logprobs
+    from webgrove.training.sft import demonstration_rows, load_model
 
     demos = demonstration_rows(split="train", goals=range(max(4, n // 3)), seed=seed, num_products=num_products)
     rng = np.random.default_rng(seed)
@@ -65,7 +64,7 @@ def dpo_tokens(trainer) -> int:
 
 
 def run_wrapper(cfg, rows) -> dict:
-    from training.dpo import make_dpo_trainer
+    from webgrove.training.dpo import make_dpo_trainer
 
     start = time.perf_counter()
     trainer = make_dpo_trainer(cfg, rows)
@@ -81,7 +80,7 @@ def run_bare_trl(cfg, rows, precompute: bool) -> dict:
     from datasets import Dataset
     from trl import DPOTrainer
 
-    from training.sft import load_model, lora_config
+    from webgrove.training.sft import load_model, lora_config
 
     start = time.perf_counter()
     model, tokenizer = load_model(cfg.model)
@@ -101,7 +100,7 @@ def run_bare_trl(cfg, rows, precompute: bool) -> dict:
 
 
 def bench_dpo(model_dir: str, rows: list[dict], steps: int, batch_size: int, repeats: int, workdir: Path) -> list[dict]:
-    from training.dpo import DPORunConfig
+    from webgrove.training.dpo import DPORunConfig
 
     variants = {
         "webgrove (stored ref)": lambda cfg: run_wrapper(cfg, rows),
@@ -130,7 +129,7 @@ def bench_dpo(model_dir: str, rows: list[dict], steps: int, batch_size: int, rep
 
 def bench_collect(model_dir: str, trees: int, simulations: int, k: int, num_products: int,
                   seed: int, workdir: Path) -> dict:
-    from search.collect import CollectConfig, run_collect
+    from webgrove.search.collect import CollectConfig, run_collect
 
     cfg = CollectConfig(policy=model_dir, critic="lexical", split="train", goals=f"0:{trees}",
                         out=str(workdir / "trees"), simulations=simulations, k=k, seed=seed,
@@ -164,7 +163,7 @@ def main() -> None:
         workdir = Path(tmp)
         model_dir = args.model
         if model_dir is None:
-            from training.tiny import init_model
+            from webgrove.training.tiny import init_model
 
             model_dir = str(init_model(workdir / "model", size=args.size, seed=args.seed))
         rows = make_pairs(model_dir, args.pairs, args.num_products, args.seed)

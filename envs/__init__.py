@@ -5,7 +5,7 @@ Registration imports nothing heavy: entry points are strings, resolved by
 """
 from gymnasium.envs.registration import register, registry
 
-from envs.browser import register_browser_envs
+from webgrove.envs.browser import register_browser_envs
 
 
 def _register_all() -> None:
@@ -13,7 +13,7 @@ def _register_all() -> None:
         return
     register(
         id="webgrove/WebShop-v0",
-        entry_point="envs.shop.env:ShopEnv",
+        entry_point="webgrove.envs.shop.env:ShopEnv",
         max_episode_steps=15,
     )
     register_browser_envs()

@@ -1,6 +1,6 @@
 """Tree collection over many goals: the `webgrove collect` command.
 
-One Agent Q search (`search.mcts.search_episode`) per goal, written as
+One Agent Q search (`webgrove.search.mcts.search_episode`) per goal, written as
 `DIR/goal_00012.jsonl`. A tree file exists only when whole (atomic writes), so a
 crash loses only the goals in flight; a rerun of the same command skips every goal
 whose file exists and validates, and collects the rest. With `--workers N > 1`
@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from search.mcts import SearchConfig, search_episode
-from search.tree import is_complete_tree, make_header, read_tree, tree_stats, write_tree
+from webgrove.search.mcts import SearchConfig, search_episode
+from webgrove.search.tree import is_complete_tree, make_header, read_tree, tree_stats, write_tree
 
 SUMMARY_FILE = "summary.json"
 _OBJECT_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # "package.module:factory"
@@ -115,7 +115,7 @@ def build_policy(spec: str, env: Any, base_url: str | None = None, model_name: s
     """A policy from a spec; "package.module:factory" calls `factory(env=env)`."""
     if _OBJECT_SPEC.match(spec):
         return _load_object(spec)(env=env)
-    from agents.specs import make_policy
+    from webgrove.agents.specs import make_policy
 
     return make_policy(spec, env=env, base_url=base_url, model_name=model_name)
 
@@ -124,7 +124,7 @@ def build_critic(spec: str, policy: Any) -> Any:
     """A critic from a spec; "package.module:factory" calls `factory(policy=policy)`."""
     if _OBJECT_SPEC.match(spec):
         return _load_object(spec)(policy=policy)
-    from agents.specs import make_critic
+    from webgrove.agents.specs import make_critic
 
     return make_critic(spec, policy=policy)
 
@@ -137,7 +137,7 @@ class _Parties:
 
 
 def build_parties(cfg: CollectConfig) -> _Parties:
-    from search.rollout import make_env
+    from webgrove.search.rollout import make_env
 
     env = make_env(cfg.env, split=cfg.split, data_dir=cfg.data_dir, goals=cfg.goal_set,
                    num_products=cfg.num_products)

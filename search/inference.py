@@ -5,8 +5,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import Critic, Policy, StepContext
-from search.mcts import MCTS, SearchConfig, SearchTimings, is_scripted
+from webgrove.agents.base import Critic, Policy, StepContext
+from webgrove.search.mcts import MCTS, SearchConfig, SearchTimings, is_scripted
 
 
 class MCTSAgent:

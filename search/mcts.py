@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from agents.base import Critic, Policy, Proposal, StepContext, context_from
+from webgrove.agents.base import Critic, Policy, Proposal, StepContext, context_from
 
 SUCCESS_REWARD = 1.0  # WebShop counts an episode as a success when its reward is 1
 
@@ -270,13 +270,13 @@ def env_step_limit(env: Any) -> int | None:
 
 def is_scripted(policy: Any) -> bool:
     """Scripted agents roll out with their own `act`; model policies sample proposals."""
-    from agents.scripted import ScriptedPolicy
+    from webgrove.agents.scripted import ScriptedPolicy
 
     return isinstance(policy, ScriptedPolicy)
 
 
 def _policy_prompt(ctx: StepContext) -> str:
-    from agents.prompts import policy_prompt  # the agents' one prompt format, shared with training
+    from webgrove.agents.prompts import policy_prompt  # the agents' one prompt format, shared with training
 
     return policy_prompt(ctx)
 

@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from agents.base import StepContext, context_from
+from webgrove.agents.base import StepContext, context_from
 
 SHOP_IDS = ("webgrove/WebShop-v0", "webgrove/WebShopBrowser-v0")
 
@@ -29,7 +29,7 @@ def make_env(env_id: str, split: str = "test", data_dir: str | None = None,
     """`gymnasium.make` with the shop arguments passed only to shop envs."""
     import gymnasium as gym
 
-    import envs  # noqa: F401  (registers the ids)
+    import webgrove.envs  # noqa: F401  (registers the ids)
 
     if env_id in SHOP_IDS:
         kwargs.update(split=split, data_dir=data_dir, goals=goals, num_products=num_products)
@@ -101,13 +101,13 @@ class RolloutConfig:
 
 def make_actor(env, cfg: RolloutConfig) -> Callable[[StepContext], str]:
     """The function that picks each action: the policy greedily, or MCTS over it."""
-    from agents.specs import make_critic, make_policy
+    from webgrove.agents.specs import make_critic, make_policy
 
     policy = make_policy(cfg.policy, env=env, base_url=cfg.base_url, model_name=cfg.model_name)
     rng = np.random.default_rng(cfg.seed)
     if cfg.mcts:
-        from search.inference import MCTSAgent
-        from search.mcts import SearchConfig
+        from webgrove.search.inference import MCTSAgent
+        from webgrove.search.mcts import SearchConfig
 
         critic = make_critic(cfg.critic, policy=policy)
         agent = MCTSAgent(env, policy, critic, SearchConfig(simulations=cfg.simulations, seed=cfg.seed))

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from search.mcts import SUCCESS_REWARD, best_child_key
+from webgrove.search.mcts import SUCCESS_REWARD, best_child_key
 
 HEADER_FIELDS: dict[str, tuple[type, ...]] = {
     "type": (str,), "env_id": (str,), "goal_id": (int,), "goal": (str,), "seed": (int,),

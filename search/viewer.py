@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from search.tree import best_path, read_tree
+from webgrove.search.tree import best_path, read_tree
 
 
 def _script_json(data: dict) -> str:

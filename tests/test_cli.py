@@ -4,11 +4,11 @@ import sys
 
 import pytest
 
-from training.cli import COMMANDS, command_parser, main
+from webgrove.cli import COMMANDS, command_parser, main
 
 
 def test_top_level_help_lists_every_command():
-    out = subprocess.run([sys.executable, "-m", "training.cli", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "webgrove", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
     for words in COMMANDS:
         assert words[0] in out.stdout

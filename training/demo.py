@@ -2,15 +2,15 @@
 
 Phases (each timed; a rerun reuses every finished output under OUT):
 
-1. **init**: a tiny causal LM and a BPE tokenizer trained on shop text (`training.tiny`);
-2. **bc**: behaviour cloning on oracle demonstrations of train goals (`training.sft`)
+1. **init**: a tiny causal LM and a BPE tokenizer trained on shop text (`webgrove.training.tiny`);
+2. **bc**: behaviour cloning on oracle demonstrations of train goals (`webgrove.training.sft`)
    gives the base policy;
 3. **collect**: MCTS trees with the base policy on two blocks of fresh train goals: the
    offline pool every baseline learns from. Block 1 is also Agent Q's first iteration;
 4. **baselines**: RFT (SFT on successful trajectories), outcome-supervised DPO
    (success-vs-failure pairs) and Agent-R (revision trajectories), each from the base policy
    on the whole pool;
-5. **agent_q**: two iterations of the improvement loop (`training.loop`): DPO on Agent Q's
+5. **agent_q**: two iterations of the improvement loop (`webgrove.training.loop`): DPO on Agent Q's
    step-level pairs of block 1; then trees on block 2 with the improved policy, DPO again.
    Every method thus learns from the same number of trees (equal collection budget);
 6. **eval**: every policy on the same held-out test goals, greedily, and the base and
@@ -120,7 +120,7 @@ def _has_model(path: Path) -> bool:
 
 def loop_config(cfg: DemoConfig, base: str):
     """The improvement loop's settings in the demo (also used to collect the baselines' pool)."""
-    from training.loop import ImproveConfig
+    from webgrove.training.loop import ImproveConfig
 
     return ImproveConfig(model=base, out=str(Path(cfg.out) / "agent_q"), iterations=2,
                          num_products=cfg.num_products, first_goal=cfg.demo_goals,
@@ -136,14 +136,14 @@ def loop_config(cfg: DemoConfig, base: str):
 
 def register_demo_sizes() -> None:
     """Add DEMO_SIZES to training.tiny.SIZES where it does not list them yet."""
-    from training import tiny
+    from webgrove.training import tiny
 
     for name, dims in DEMO_SIZES.items():
         tiny.SIZES.setdefault(name, dims)
 
 
 def train_goal_count(num_products: int) -> int:
-    from search.rollout import make_env
+    from webgrove.search.rollout import make_env
 
     env = make_env("webgrove/WebShop-v0", split="train", num_products=num_products)
     try:
@@ -154,9 +154,9 @@ def train_goal_count(num_products: int) -> int:
 
 def build_base(cfg: DemoConfig, timer: PhaseTimer) -> str:
     """init-model, then behaviour cloning on oracle demonstrations; returns the base model dir."""
-    from training.pairs import write_jsonl
-    from training.sft import SFTRunConfig, demonstration_rows, train_sft
-    from training.tiny import init_model
+    from webgrove.training.pairs import write_jsonl
+    from webgrove.training.sft import SFTRunConfig, demonstration_rows, train_sft
+    from webgrove.training.tiny import init_model
 
     out = Path(cfg.out)
     init, base = (Path(cfg.init) if cfg.init else out / "init"), out / "base"
@@ -185,8 +185,8 @@ def build_base(cfg: DemoConfig, timer: PhaseTimer) -> str:
 
 def collect_pool(cfg: DemoConfig, base: str, timer: PhaseTimer) -> list[Path]:
     """Base-policy trees on blocks 1 and 2; block 1 lands where Agent Q's iteration 1 reads it."""
-    from search.collect import run_collect
-    from training.loop import collect_config, goal_block, iteration_dir
+    from webgrove.search.collect import run_collect
+    from webgrove.training.loop import collect_config, goal_block, iteration_dir
 
     loop = loop_config(cfg, base)
     dirs = [iteration_dir(loop, 1) / "trees", Path(cfg.out) / "pool_block2"]
@@ -197,7 +197,7 @@ def collect_pool(cfg: DemoConfig, base: str, timer: PhaseTimer) -> list[Path]:
 
 
 def pool_rows(dirs: list[Path], kind: str, theta: float) -> list[dict]:
-    from training.pairs import PairsConfig, iter_rows, tree_files
+    from webgrove.training.pairs import PairsConfig, iter_rows, tree_files
 
     cfg = PairsConfig(trees=str(dirs[0]), out="-", kind=kind, theta=theta)
     return list(iter_rows([f for d in dirs for f in tree_files(d)], cfg))
@@ -205,9 +205,9 @@ def pool_rows(dirs: list[Path], kind: str, theta: float) -> list[dict]:
 
 def train_baselines(cfg: DemoConfig, base: str, pool: list[Path], timer: PhaseTimer) -> dict[str, dict]:
     """RFT, outcome DPO and Agent-R from the base policy on the pool; returns data stats."""
-    from training.dpo import DPORunConfig, train_dpo
-    from training.pairs import pair_stats, write_jsonl
-    from training.sft import SFTRunConfig, train_sft
+    from webgrove.training.dpo import DPORunConfig, train_dpo
+    from webgrove.training.pairs import pair_stats, write_jsonl
+    from webgrove.training.sft import SFTRunConfig, train_sft
 
     out = Path(cfg.out)
     stats = {}
@@ -240,7 +240,7 @@ def train_baselines(cfg: DemoConfig, base: str, pool: list[Path], timer: PhaseTi
 
 def method_models(cfg: DemoConfig, base: str) -> dict[str, tuple[str, bool]]:
     """method -> (model directory, with search)."""
-    from training.loop import model_dir
+    from webgrove.training.loop import model_dir
 
     out = Path(cfg.out)
     pick = lambda m: str(out / m) if _has_model(out / m) else base  # noqa: E731  (no rows: base kept)
@@ -252,7 +252,7 @@ def method_models(cfg: DemoConfig, base: str) -> dict[str, tuple[str, bool]]:
 
 def evaluate_all(cfg: DemoConfig, base: str, timer: PhaseTimer) -> dict[str, dict]:
     """Every method on the same held-out goals, on one pool of workers; cached per method."""
-    from training.evaluate import EvalConfig, evaluate_many
+    from webgrove.training.evaluate import EvalConfig, evaluate_many
 
     results, todo = {}, {}
     for method, (model, mcts) in method_models(cfg, base).items():
@@ -285,8 +285,8 @@ def format_tables(methods: dict[str, dict], phases: dict[str, float], total: flo
 
 def run_demo_pipeline(cfg: DemoConfig) -> dict:
     """Every phase; returns the results written to OUT/results.json."""
-    from training.loop import run_improve
-    from training.plots import plot_methods
+    from webgrove.training.loop import run_improve
+    from webgrove.training.plots import plot_methods
 
     start = time.perf_counter()
     out = Path(cfg.out)

@@ -10,7 +10,7 @@ needed. Rows without stored values (pairs from a scripted collector, say) can in
 get them from the starting model (`--ref-logps model`).
 
 The stored values must be on the same tokens TRL scores: the completion's tokens and the
-eos, given the prompt. `agents.hf.HFPolicy` scores exactly that, and
+eos, given the prompt. `webgrove.agents.hf.HFPolicy` scores exactly that, and
 `completion_logprobs` below does too (the tests check that TRL's first loss on pairs
 whose stored values come from the model is log 2).
 """
@@ -20,7 +20,7 @@ import math
 import sys
 from dataclasses import dataclass, field
 
-from training.sft import TrainConfig, load_model, load_rows, lora_config, run_trainer
+from webgrove.training.sft import TrainConfig, load_model, load_rows, lora_config, run_trainer
 
 PAIR_TEXT_COLUMNS = ("prompt", "chosen", "rejected")
 REF_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")

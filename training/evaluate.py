@@ -2,11 +2,11 @@
 
 Greedy means the model's most likely action at every step (`HFPolicy` at temperature 0:
 the top-scored click, the greedy search query). With `--mcts` the agent runs Agent Q's
-search before every real step (`search.inference.MCTSAgent`) over the same policy,
+search before every real step (`webgrove.search.inference.MCTSAgent`) over the same policy,
 proposing its top-k actions and rolling out greedily, so an evaluation is deterministic
 given its seed. Episodes run on consecutive goals of a split, optionally spread over
 worker processes (each with its own env, model and one torch thread), and are reported
-with WebShop's metrics (`search.rollout.summarize`).
+with WebShop's metrics (`webgrove.search.rollout.summarize`).
 """
 from __future__ import annotations
 
@@ -61,13 +61,13 @@ def make_actor(env, cfg: EvalConfig):
     """
     import numpy as np
 
-    from agents.specs import make_critic, make_policy
+    from webgrove.agents.specs import make_critic, make_policy
 
     opts = {} if cfg.model in ("oracle", "rule", "random") else {"temperature": cfg.temperature}
     policy = make_policy(cfg.model, env=env, **opts)
     if cfg.mcts:
-        from search.inference import MCTSAgent
-        from search.mcts import SearchConfig
+        from webgrove.search.inference import MCTSAgent
+        from webgrove.search.mcts import SearchConfig
 
         search = SearchConfig(simulations=cfg.simulations, k=cfg.k, alpha=cfg.alpha,
                               rollout_temperature=cfg.rollout_temperature, max_depth=cfg.max_depth,
@@ -86,7 +86,7 @@ def _run_goals(cfg: EvalConfig, indices: list[int], progress: bool) -> list:
     """Episodes i in `indices` (goal start_goal + i, seed seed + i), in this process."""
     from tqdm import tqdm
 
-    from search.rollout import make_env, run_episode
+    from webgrove.search.rollout import make_env, run_episode
 
     env = make_env(cfg.env, split=cfg.split, num_products=cfg.num_products)
     try:
@@ -145,7 +145,7 @@ def run_many(cfgs: list[EvalConfig], workers: int = 1, progress: bool = True) ->
 
 def summarize_eval(cfg: EvalConfig, results: list, seconds: float) -> dict:
     """WebShop's metrics of one evaluation, written to `cfg.json` when set."""
-    from search.rollout import summarize
+    from webgrove.search.rollout import summarize
 
     summary = summarize(results, seconds)
     summary.update(model=cfg.model, env=cfg.env, split=cfg.split, mcts=cfg.mcts,

@@ -3,12 +3,12 @@
 `webgrove improve --model DIR --iterations N` runs, for each iteration i = 1..N:
 
 1. **collect**: one MCTS tree per train goal of the iteration's goal block, with the current
-   policy and the critic (`search.collect`);
-2. **pairs**: Agent Q's step-level preference pairs from those trees (`training.pairs`), the
+   policy and the critic (`webgrove.search.collect`);
+2. **pairs**: Agent Q's step-level preference pairs from those trees (`webgrove.training.pairs`), the
    collecting policy's log-probs as the off-policy reference;
-3. **train**: DPO from the current policy (`training.dpo`), LoRA merged into a plain model;
+3. **train**: DPO from the current policy (`webgrove.training.dpo`), LoRA merged into a plain model;
 4. **evaluate**: the new policy on held-out test goals, greedily and with search
-   (`training.evaluate`);
+   (`webgrove.training.evaluate`);
 
 and records everything in OUT/metrics.json, with a plot of success rate and score per
 iteration and method (OUT/metrics.png). Layout::
@@ -105,7 +105,7 @@ def goal_block(cfg: ImproveConfig, i: int) -> str:
 
 def collect_config(cfg: ImproveConfig, policy: str, goals: str, out: str | Path):
     """The `webgrove collect` settings the loop uses (the demo collects its baselines' trees alike)."""
-    from search.collect import CollectConfig
+    from webgrove.search.collect import CollectConfig
 
     return CollectConfig(env=cfg.env, policy=policy, critic=cfg.critic, split="train", goals=goals,
                          out=str(out), workers=cfg.workers, simulations=cfg.simulations, k=cfg.k,
@@ -115,7 +115,7 @@ def collect_config(cfg: ImproveConfig, policy: str, goals: str, out: str | Path)
 
 
 def dpo_config(cfg: ImproveConfig, start_model: str, pairs: str | Path, out: str | Path):
-    from training.dpo import DPORunConfig
+    from webgrove.training.dpo import DPORunConfig
 
     return DPORunConfig(model=start_model, out=str(out), pairs=str(pairs), beta=cfg.beta,
                         sft_weight=cfg.sft_weight,
@@ -124,7 +124,7 @@ def dpo_config(cfg: ImproveConfig, start_model: str, pairs: str | Path, out: str
 
 
 def eval_config(cfg: ImproveConfig, model: str, mcts: bool, json_path: str | Path):
-    from training.evaluate import EvalConfig
+    from webgrove.training.evaluate import EvalConfig
 
     return EvalConfig(model=model, env=cfg.env, split="test",
                       episodes=cfg.eval_mcts_episodes if mcts else cfg.eval_episodes,
@@ -147,7 +147,7 @@ def _write_json(path: Path, data) -> None:
 
 def cached_eval(cfg: ImproveConfig, model: str, mcts: bool, path: Path) -> dict | None:
     """The evaluation at `path` if it was run, else run it now (None when disabled)."""
-    from training.evaluate import evaluate
+    from webgrove.training.evaluate import evaluate
 
     if (cfg.eval_mcts_episodes if mcts else cfg.eval_episodes) == 0:
         return None
@@ -161,9 +161,9 @@ def metric_entry(summary: dict | None) -> dict | None:
 
 def run_iteration(cfg: ImproveConfig, i: int, log: Callable[[str], None] = print) -> dict:
     """Iteration i (1-based): collect, build pairs, train, evaluate. Returns its record."""
-    from search.collect import run_collect
-    from training.dpo import train_dpo
-    from training.pairs import PairsConfig, build_pairs_file
+    from webgrove.search.collect import run_collect
+    from webgrove.training.dpo import train_dpo
+    from webgrove.training.pairs import PairsConfig, build_pairs_file
 
     d = iteration_dir(cfg, i)
     seconds: dict[str, float] = {}
@@ -218,7 +218,7 @@ def start_record(cfg: ImproveConfig) -> dict:
 
 def run_improve(cfg: ImproveConfig) -> dict:
     """Run (or resume) the loop; returns the metrics written to OUT/metrics.json."""
-    from training.plots import plot_iterations
+    from webgrove.training.plots import plot_iterations
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ node lines of DESIGN.md, as dicts) to a list of rows:
 - `agent_r_rows`: revision trajectories (Agent-R, Yuan et al. 2025): a failed path cut at
   its first error and joined by a short revision thought to a good sibling's continuation.
 
-Text always comes from `agents.prompts`: a row's `prompt` is the node's recorded policy
+Text always comes from `webgrove.agents.prompts`: a row's `prompt` is the node's recorded policy
 input and its completions are `action_completion(action)`, so training sees exactly what
 acting sees.
 """
@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agents.prompts import ACTION_CUE, action_completion
+from webgrove.agents.prompts import ACTION_CUE, action_completion
 
 # What a revision says between the erroneous action and the good one (Agent-R's "revision
 # signal"), ending on the policy prompt's action cue, so a revision reads
@@ -411,8 +411,8 @@ def tree_files(folder: str | Path) -> list[Path]:
 
 
 def read_records(path: str | Path) -> list[dict]:
-    """One tree file's records (header first), read and validated by `search.tree.read_tree`."""
-    from search.tree import read_tree  # the search package owns the tree format
+    """One tree file's records (header first), read and validated by `webgrove.search.tree.read_tree`."""
+    from webgrove.search.tree import read_tree  # the search package owns the tree format
 
     header, nodes = read_tree(path)
     return [header, *nodes]

@@ -256,9 +256,9 @@ def demonstration_rows(env_id: str = "webgrove/WebShop-v0", split: str = "train"
     where the target is, which nothing on the page shows, so cloning those steps teaches a
     small model to page forward blindly.
     """
-    from agents.prompts import action_completion, policy_prompt
-    from agents.scripted import OraclePolicy
-    from search.rollout import make_env, run_episode
+    from webgrove.agents.prompts import action_completion, policy_prompt
+    from webgrove.agents.scripted import OraclePolicy
+    from webgrove.search.rollout import make_env, run_episode
 
     env = make_env(env_id, split=split, num_products=num_products)
     rows: list[dict] = []
@@ -294,14 +294,14 @@ class DemosConfig:
     num_products: int = field(default=1000, metadata={"help": "synthetic catalog size"})
 
     def __post_init__(self) -> None:
-        from search.collect import parse_goals
+        from webgrove.search.collect import parse_goals
 
         parse_goals(self.goals)
 
 
 def run_demos(cfg: DemosConfig) -> int:
-    from search.collect import parse_goals
-    from training.pairs import write_jsonl
+    from webgrove.search.collect import parse_goals
+    from webgrove.training.pairs import write_jsonl
 
     goals = parse_goals(cfg.goals)
     rows = demonstration_rows(cfg.env, cfg.split, goals, cfg.seed, cfg.num_products)

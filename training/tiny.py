@@ -139,7 +139,7 @@ def shop_corpus(num_products: int = 300, episodes: int = 40, catalog_seed: int =
     2. real pages and policy prompts: `episodes` episodes of `webgrove/WebShop-v0` (train
        split) played alternately by the oracle and the random policy; each step adds the
        observation and the policy prompt followed by the chosen action's completion
-       (`agents.prompts`), so the tokenizer sees exactly what acting and training feed it;
+       (`webgrove.agents.prompts`), so the tokenizer sees exactly what acting and training feed it;
     3. the fixed page words and action strings (`SHOP_FIXED_STRINGS`).
 
     Args:
@@ -151,11 +151,11 @@ def shop_corpus(num_products: int = 300, episodes: int = 40, catalog_seed: int =
     import gymnasium as gym
     import numpy as np
 
-    import envs  # noqa: F401  (registers the webgrove ids)
-    from agents.base import context_from
-    from agents.prompts import action_completion, policy_prompt
-    from agents.scripted import OraclePolicy, RandomPolicy
-    from envs.shop.synthetic import generate_catalog
+    import webgrove.envs  # noqa: F401  (registers the webgrove ids)
+    from webgrove.agents.base import context_from
+    from webgrove.agents.prompts import action_completion, policy_prompt
+    from webgrove.agents.scripted import OraclePolicy, RandomPolicy
+    from webgrove.envs.shop.synthetic import generate_catalog
 
     texts: list[str] = []
     catalog = generate_catalog(num_products=num_products, seed=catalog_seed)

@@ -5,8 +5,8 @@ Ids:
     webgrove/miniwob.<task>-v0   every MiniWoB++ task page of the `miniwob` package
     webgrove/Browser-v0          any start URL + goal + evaluator, allowed origins only
 
-The env classes live in `envs.browser.env` (BrowserEnv), `envs.browser.miniwob`,
-`envs.browser.web` and `envs.browser.shop`; Playwright is imported only when a
+The env classes live in `webgrove.envs.browser.env` (BrowserEnv), `webgrove.envs.browser.miniwob`,
+`webgrove.envs.browser.web` and `webgrove.envs.browser.shop`; Playwright is imported only when a
 browser starts.
 """
 from __future__ import annotations
@@ -20,11 +20,11 @@ def register_browser_envs() -> None:
     """Register webgrove/WebShopBrowser-v0, webgrove/Browser-v0 and webgrove/miniwob.<task>-v0."""
     if "webgrove/Browser-v0" in registry:
         return
-    register(id="webgrove/Browser-v0", entry_point="envs.browser.web:WebBrowserEnv")
-    register(id="webgrove/WebShopBrowser-v0", entry_point="envs.browser.shop:WebShopBrowserEnv",
+    register(id="webgrove/Browser-v0", entry_point="webgrove.envs.browser.web:WebBrowserEnv")
+    register(id="webgrove/WebShopBrowser-v0", entry_point="webgrove.envs.browser.shop:WebShopBrowserEnv",
              max_episode_steps=WEBSHOP_MAX_STEPS)
-    from envs.browser.miniwob import miniwob_task_names  # file listing only; imports no browser
+    from webgrove.envs.browser.miniwob import miniwob_task_names  # file listing only; imports no browser
 
     for name in miniwob_task_names():
-        register(id=f"webgrove/miniwob.{name}-v0", entry_point="envs.browser.miniwob:MiniWoBEnv",
+        register(id=f"webgrove/miniwob.{name}-v0", entry_point="webgrove.envs.browser.miniwob:MiniWoBEnv",
                  kwargs={"task_name": name})

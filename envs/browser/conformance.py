@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from envs.browser.evaluators import TextPresent
+from webgrove.envs.browser.evaluators import TextPresent
 
 PAGE = Path(__file__).with_name("conformance.html")
 

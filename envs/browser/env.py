@@ -9,12 +9,12 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.browser.actions import MAX_ACTION_CHARS, ActionParseError, BrowserAction, parse_action
-from envs.browser.axtree import interactive_refs, refs_in
-from envs.browser.chromium import Chromium
-from envs.browser.origins import is_allowed, normalize_origins, origin_of
-from envs.spaces import AnyText
-from envs.browser.task import BrowserTask
+from webgrove.envs.browser.actions import MAX_ACTION_CHARS, ActionParseError, BrowserAction, parse_action
+from webgrove.envs.browser.axtree import interactive_refs, refs_in
+from webgrove.envs.browser.chromium import Chromium
+from webgrove.envs.browser.origins import is_allowed, normalize_origins, origin_of
+from webgrove.envs.spaces import AnyText
+from webgrove.envs.browser.task import BrowserTask
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Download, Page, Route
@@ -605,7 +605,7 @@ class BrowserEnv(gym.Env):
             if self.want_html:
                 obs["html"] = html
             if self.want_dom_text:
-                from envs.browser.dom_text import html_to_dom_text
+                from webgrove.envs.browser.dom_text import html_to_dom_text
                 obs["dom_text"] = html_to_dom_text(html)
         return obs
 

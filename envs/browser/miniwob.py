@@ -13,14 +13,14 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from envs.browser.env import BrowserEnv
-from envs.browser.static_server import StaticServer
-from envs.browser.task import Task
+from webgrove.envs.browser.env import BrowserEnv
+from webgrove.envs.browser.static_server import StaticServer
+from webgrove.envs.browser.task import Task
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-    from envs.browser.chromium import Chromium
+    from webgrove.envs.browser.chromium import Chromium
 
 FLIGHT_PREFIX = "flight."
 VIEWPORT = (500, 320)  # the miniwob package's window

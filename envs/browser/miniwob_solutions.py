@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from envs.browser.axtree import find_ref
+from webgrove.envs.browser.axtree import find_ref
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from envs.browser.axtree import parse_axtree
-from envs.browser.env import BrowserEnv
-from envs.browser.task import Task
+from webgrove.envs.browser.axtree import parse_axtree
+from webgrove.envs.browser.env import BrowserEnv
+from webgrove.envs.browser.task import Task
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-    from envs.browser.chromium import Chromium
-    from envs.shop.server import ShopServer
+    from webgrove.envs.browser.chromium import Chromium
+    from webgrove.envs.shop.server import ShopServer
 
 SEARCH_BOX_NAME = "Search query"
 _TEXT_ACTION = re.compile(r"^\s*(search|click)\[(.*)\]\s*$", re.IGNORECASE | re.DOTALL)
@@ -43,8 +43,8 @@ class ShopTask(Task):
     def __init__(self, split: str = "train", num_products: int | None = 1000, catalog_seed: int = 0,
                  data_dir: str | None = None, goals: str = "synthetic",
                  server: ShopServer | None = None) -> None:
-        from envs.shop.engine import get_engine
-        from envs.shop.server import ShopServer
+        from webgrove.envs.shop.engine import get_engine
+        from webgrove.envs.shop.server import ShopServer
 
         if server is None:
             engine = get_engine(data_dir=data_dir, goals=goals, num_products=num_products,
@@ -81,7 +81,7 @@ class ShopTask(Task):
         return self.goals[self.goal_id]
 
     def setup(self, page: Page, *, seed: int, options: dict[str, Any]) -> str:
-        from envs.shop.server import SESSION_COOKIE
+        from webgrove.envs.shop.server import SESSION_COOKIE
 
         self.goal_id = int(options["goal_id"])
         self._session = self.server.new_session(self.goal_id)

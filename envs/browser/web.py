@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from envs.browser.env import BrowserEnv
-from envs.browser.evaluators import Evaluator
-from envs.browser.origins import is_allowed, normalize_origins, origin_of
-from envs.browser.task import Task
+from webgrove.envs.browser.env import BrowserEnv
+from webgrove.envs.browser.evaluators import Evaluator
+from webgrove.envs.browser.origins import is_allowed, normalize_origins, origin_of
+from webgrove.envs.browser.task import Task
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-    from envs.browser.chromium import Chromium
+    from webgrove.envs.browser.chromium import Chromium
 
 
 class WebTask(Task):

@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
-from envs.shop.catalog import Catalog, Goal, Product
-from envs.shop.search import RESULTS_PER_PAGE, SearchIndex
+from webgrove.envs.shop.catalog import Catalog, Goal, Product
+from webgrove.envs.shop.search import RESULTS_PER_PAGE, SearchIndex
 
 # Page kinds
 SEARCH, RESULTS, ITEM, SUB, DONE = "search", "results", "item", "item_sub", "done"
@@ -189,7 +189,7 @@ class ShopEngine:
     # -- purchase ------------------------------------------------------------
     def purchase(self, state: ShopState, goal: Goal) -> Purchase:
         """Score the bought product against the goal with WebShop's reward."""
-        from envs.shop.reward import get_reward
+        from webgrove.envs.shop.reward import get_reward
 
         product = self.catalog.product(state.asin)
         options = state.selected()
@@ -203,7 +203,7 @@ class ShopEngine:
 @functools.lru_cache(maxsize=8)
 def synthetic_engine(num_products: int = 1000, seed: int = 0) -> ShopEngine:
     """The engine over the built-in synthetic catalog, shared by every env in the process."""
-    from envs.shop.synthetic import generate_catalog
+    from webgrove.envs.shop.synthetic import generate_catalog
 
     return ShopEngine(generate_catalog(num_products=num_products, seed=seed))
 
@@ -211,7 +211,7 @@ def synthetic_engine(num_products: int = 1000, seed: int = 0) -> ShopEngine:
 @functools.lru_cache(maxsize=4)
 def webshop_engine(data_dir: str, goals: str = "synthetic", num_products: int | None = None) -> ShopEngine:
     """The engine over the original WebShop data files in `data_dir`."""
-    from envs.shop.webshop_data import load_webshop
+    from webgrove.envs.shop.webshop_data import load_webshop
 
     return ShopEngine(load_webshop(data_dir, goals=goals, num_products=num_products))
 

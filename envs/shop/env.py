@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from envs.shop.catalog import Goal
-from envs.shop.engine import DONE, InvalidAction, Purchase, ShopEngine, ShopState, get_engine
-from envs.shop.pages import build_page, to_html, to_text, to_text_rich
-from envs.spaces import AnyText
+from webgrove.envs.shop.catalog import Goal
+from webgrove.envs.shop.engine import DONE, InvalidAction, Purchase, ShopEngine, ShopState, get_engine
+from webgrove.envs.shop.pages import build_page, to_html, to_text, to_text_rich
+from webgrove.envs.spaces import AnyText
 
 OBSERVATION_MODES = ("text", "text_rich", "html")
 MAX_TEXT = 1_000_000

@@ -14,8 +14,8 @@ import json
 from typing import NamedTuple
 from urllib.parse import quote, urlencode
 
-from envs.shop.catalog import Goal
-from envs.shop.engine import (BACK_TO_SEARCH, BUY_NOW, DONE, ITEM, NEXT_PAGE, PREV_PAGE, RESULTS,
+from webgrove.envs.shop.catalog import Goal
+from webgrove.envs.shop.engine import (BACK_TO_SEARCH, BUY_NOW, DONE, ITEM, NEXT_PAGE, PREV_PAGE, RESULTS,
                               SEARCH, SUB, SUB_PAGE_LABELS, SUB_PAGES, InvalidAction, Purchase,
                               ShopEngine, ShopState)
 

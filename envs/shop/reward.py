@@ -31,7 +31,7 @@ from functools import lru_cache
 
 from rapidfuzz import fuzz
 
-from envs.shop.normalize import normalize_color
+from webgrove.envs.shop.normalize import normalize_color
 
 # A fuzzy score must exceed this to count as a match (WebShop: `score > 85`).
 FUZZY_THRESHOLD = 85

@@ -14,7 +14,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from envs.shop.catalog import Product
+from webgrove.envs.shop.catalog import Product
 
 RESULTS_TOTAL = 50  # WebShop returns at most 50 results ...
 RESULTS_PER_PAGE = 10  # ... shown 10 a page

@@ -20,9 +20,9 @@ from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from envs.shop.catalog import Goal
-from envs.shop.engine import DONE, InvalidAction, Purchase, ShopEngine, ShopState, get_engine
-from envs.shop.pages import build_page, to_html, url_to_state
+from webgrove.envs.shop.catalog import Goal
+from webgrove.envs.shop.engine import DONE, InvalidAction, Purchase, ShopEngine, ShopState, get_engine
+from webgrove.envs.shop.pages import build_page, to_html, url_to_state
 
 SESSION_COOKIE = "webgrove_session"
 NEW_SESSION_PATH = "/new"  # /new?goal_id=N starts a new session (a random goal without N)

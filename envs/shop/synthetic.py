@@ -28,8 +28,8 @@ import math
 
 import numpy as np
 
-from envs.shop.catalog import Catalog, Goal, Product, Review, make_splits
-from envs.shop.vocab import (
+from webgrove.envs.shop.catalog import Catalog, Goal, Product, Review, make_splits
+from webgrove.envs.shop.vocab import (
     ATTRIBUTE_BULLETS,
     BRAND_ENDINGS,
     BRAND_STEMS,

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from envs.shop.catalog import Catalog, Goal, Product, Review, make_splits
-from envs.shop.synthetic import NO_PRICE_LIMIT, PRICE_RANGE
+from webgrove.envs.shop.catalog import Catalog, Goal, Product, Review, make_splits
+from webgrove.envs.shop.synthetic import NO_PRICE_LIMIT, PRICE_RANGE
 
 logger = logging.getLogger(__name__)
 

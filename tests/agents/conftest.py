@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from agents.base import StepContext
+from webgrove.agents.base import StepContext
 
 GOAL = "i need a large red cotton shirt, and price lower than 40.00 dollars"
 
@@ -61,7 +61,7 @@ def tiny_model_dir(tmp_path_factory):
     """A tiny GPT-2 and its tokenizer, saved as a plain model directory."""
     import torch
 
-    from training.tiny import build_model, train_tokenizer
+    from webgrove.training.tiny import build_model, train_tokenizer
 
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("tiny-gpt2")
@@ -74,7 +74,7 @@ def tiny_model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def hf_policy(tiny_model_dir):
-    from agents.hf import HFPolicy
+    from webgrove.agents.hf import HFPolicy
 
     return HFPolicy(tiny_model_dir, device="cpu")
 

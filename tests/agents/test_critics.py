@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from agents.base import Critic, StepContext
-from agents.critics import LexicalCritic, LLMCritic, NoCritic, rank_values, state_key
-from agents.openai_api import OpenAIPolicy
-from agents.prompts import critic_completion, critic_prompt
+from webgrove.agents.base import Critic, StepContext
+from webgrove.agents.critics import LexicalCritic, LLMCritic, NoCritic, rank_values, state_key
+from webgrove.agents.openai_api import OpenAIPolicy
+from webgrove.agents.prompts import critic_completion, critic_prompt
 
 
 def test_rank_values_mapping():
@@ -78,7 +78,7 @@ def test_llm_critic_over_a_server_without_logprobs(serve, toy_lm, item_ctx):
 
 
 def test_llm_critic_needs_a_model():
-    from agents.scripted import RulePolicy
+    from webgrove.agents.scripted import RulePolicy
 
     with pytest.raises(TypeError, match="no model"):
         LLMCritic(RulePolicy())

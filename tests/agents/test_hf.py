@@ -3,9 +3,9 @@ import math
 import numpy as np
 import pytest
 
-from agents.base import Policy, Proposal
-from agents.hf import HFPolicy, gumbel_top_k
-from agents.prompts import action_completion, policy_prompt, search_actions, search_query
+from webgrove.agents.base import Policy, Proposal
+from webgrove.agents.hf import HFPolicy, gumbel_top_k
+from webgrove.agents.prompts import action_completion, policy_prompt, search_actions, search_query
 
 
 def _reference_logprob(policy: HFPolicy, prompt: str, completion: str) -> float:
@@ -51,7 +51,7 @@ def test_logprobs_match_an_independent_computation(hf_policy, item_ctx):
 def test_batched_and_unbatched_scoring_agree(tiny_model_dir, item_ctx, arch):
     from transformers import AutoTokenizer
 
-    from training.tiny import build_model
+    from webgrove.training.tiny import build_model
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = build_model(tok, size="tiny", arch=arch, seed=1)
@@ -80,7 +80,7 @@ def test_greedy_order_is_by_choice_logprob(tiny_model_dir, results_ctx):
 
 
 def test_branch_sets_follow_the_token_trie():
-    from agents.hf import branch_sets
+    from webgrove.agents.hf import branch_sets
 
     sets = branch_sets([[5, 1, 2], [5, 1, 3], [6, 9]])
     assert sets == [[[5, 6], [1], [2, 3]], [[5, 6], [1], [2, 3]], [[5, 6], [9]]]
@@ -187,8 +187,8 @@ def test_bad_inputs(tmp_path, tiny_model_dir):
 def test_plays_the_shop_env(hf_policy):
     import gymnasium as gym
 
-    import envs  # noqa: F401
-    from agents.base import context_from
+    import webgrove.envs  # noqa: F401
+    from webgrove.agents.base import context_from
 
     env = gym.make("webgrove/WebShop-v0", split="train", num_products=100)
     obs, info = env.reset(seed=0)

@@ -4,9 +4,9 @@ import time
 import numpy as np
 import pytest
 
-from agents.base import Policy
-from agents.openai_api import LogprobsUnsupported, OpenAIPolicy, OpenAIServerError
-from agents.prompts import action_completion, policy_prompt, search_query
+from webgrove.agents.base import Policy
+from webgrove.agents.openai_api import LogprobsUnsupported, OpenAIPolicy, OpenAIServerError
+from webgrove.agents.prompts import action_completion, policy_prompt, search_query
 
 
 def _policy(server, **kwargs) -> OpenAIPolicy:

@@ -1,8 +1,8 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.base import StepContext
-from agents.prompts import (ACTION_CUE, CRITIC_CUE, MAX_OBSERVATION_CHARS, action_completion, clean_query,
+from webgrove.agents.base import StepContext
+from webgrove.agents.prompts import (ACTION_CUE, CRITIC_CUE, MAX_OBSERVATION_CHARS, action_completion, clean_query,
                             critic_completion, critic_prompt, format_actions, format_history, parse_action,
                             parse_critic_answer, policy_prompt, search_actions, search_query,
                             strip_instruction,

@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from agents.base import Policy, StepContext
-from agents.scripted import OraclePolicy, RandomPolicy, RulePolicy, instruction_query
-from search.rollout import make_env, run_episode, summarize
+from webgrove.agents.base import Policy, StepContext
+from webgrove.agents.scripted import OraclePolicy, RandomPolicy, RulePolicy, instruction_query
+from webgrove.search.rollout import make_env, run_episode, summarize
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_scripted_logprobs_form_a_distribution(env):
 
 
 def test_rollout_command_writes_summary(tmp_path, capsys):
-    from training.cli import main
+    from webgrove.cli import main
 
     out = tmp_path / "rule.json"
     assert main(["rollout", "--env", "webgrove/WebShop-v0", "--policy", "rule", "--split", "test",

@@ -1,10 +1,10 @@
 import pytest
 
-from agents.critics import LexicalCritic, LLMCritic
-from agents.hf import HFPolicy
-from agents.openai_api import OpenAIPolicy
-from agents.scripted import OraclePolicy, RandomPolicy, RulePolicy
-from agents.specs import make_critic, make_policy
+from webgrove.agents.critics import LexicalCritic, LLMCritic
+from webgrove.agents.hf import HFPolicy
+from webgrove.agents.openai_api import OpenAIPolicy
+from webgrove.agents.scripted import OraclePolicy, RandomPolicy, RulePolicy
+from webgrove.agents.specs import make_critic, make_policy
 
 
 def test_scripted_policies():

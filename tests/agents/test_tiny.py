@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from training.tiny import build_model, count_parameters, shop_corpus, train_tokenizer
+from webgrove.training.tiny import build_model, count_parameters, shop_corpus, train_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +68,9 @@ def test_build_is_seeded(tokenizer):
 def test_init_model_command(tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from agents.base import StepContext
-    from agents.hf import HFPolicy
-    from training.cli import main
+    from webgrove.agents.base import StepContext
+    from webgrove.agents.hf import HFPolicy
+    from webgrove.cli import main
 
     out = tmp_path / "model"
     assert main(["init-model", "--out", str(out), "--arch", "llama", "--vocab-size", "600"]) == 0

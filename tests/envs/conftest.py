@@ -6,7 +6,7 @@ import pytest
 def chromium():
     """One Chromium per test module. `make test` installs one, so a missing browser fails the
     tests with the install hint rather than skipping them."""
-    from envs.browser.chromium import BrowserLaunchError, Chromium, chromium_executable
+    from webgrove.envs.browser.chromium import BrowserLaunchError, Chromium, chromium_executable
 
     try:
         chromium_executable()

@@ -3,10 +3,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from envs.browser.actions import ActionParseError, BrowserAction, format_action, parse_action
-from envs.browser.axtree import find_ref, interactive_refs, parse_axtree, refs_in
-from envs.browser.dom_text import html_to_dom_text
-from envs.browser.origins import is_allowed, normalize_origins, origin_of
+from webgrove.envs.browser.actions import ActionParseError, BrowserAction, format_action, parse_action
+from webgrove.envs.browser.axtree import find_ref, interactive_refs, parse_axtree, refs_in
+from webgrove.envs.browser.dom_text import html_to_dom_text
+from webgrove.envs.browser.origins import is_allowed, normalize_origins, origin_of
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -5,11 +5,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import envs  # noqa: F401  (registers the ids)
-from envs.browser.axtree import find_ref
-from envs.browser.env import BrowserState, StateDivergedError
-from envs.browser.evaluators import PagePredicate, TextPresent, UrlMatch
-from envs.browser.static_server import StaticServer
+import webgrove.envs  # noqa: F401  (registers the ids)
+from webgrove.envs.browser.axtree import find_ref
+from webgrove.envs.browser.env import BrowserState, StateDivergedError
+from webgrove.envs.browser.evaluators import PagePredicate, TextPresent, UrlMatch
+from webgrove.envs.browser.static_server import StaticServer
 
 pytestmark = pytest.mark.browser
 

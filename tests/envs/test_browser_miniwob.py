@@ -5,11 +5,11 @@ import pytest
 from gymnasium.envs.registration import registry
 from gymnasium.utils.env_checker import check_env
 
-import envs  # noqa: F401  (registers the ids)
-from envs.browser.axtree import find_ref
-from envs.browser.chromium import BrowserLaunchError, chromium_executable
-from envs.browser.miniwob import miniwob_html_dir, miniwob_task_names
-from envs.browser.miniwob_solutions import SOLUTIONS, plan_step_to_action
+import webgrove.envs  # noqa: F401  (registers the ids)
+from webgrove.envs.browser.axtree import find_ref
+from webgrove.envs.browser.chromium import BrowserLaunchError, chromium_executable
+from webgrove.envs.browser.miniwob import miniwob_html_dir, miniwob_task_names
+from webgrove.envs.browser.miniwob_solutions import SOLUTIONS, plan_step_to_action
 
 pytestmark = pytest.mark.browser
 
@@ -34,7 +34,7 @@ def test_every_task_page_of_the_package_has_an_id():
     assert {"flight.AA", "flight.Alaska"} <= names
     for name in names:
         spec = registry[f"webgrove/miniwob.{name}-v0"]
-        assert spec.entry_point == "envs.browser.miniwob:MiniWoBEnv"
+        assert spec.entry_point == "webgrove.envs.browser.miniwob:MiniWoBEnv"
         assert spec.kwargs == {"task_name": name}
 
 

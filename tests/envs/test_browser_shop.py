@@ -4,13 +4,13 @@ from urllib.parse import parse_qsl, urlsplit
 import gymnasium as gym
 import pytest
 
-import envs  # noqa: F401  (registers the ids)
-from agents.base import StepContext
-from agents.scripted import OraclePolicy, RulePolicy
-from envs.browser.env import StateDivergedError
-from envs.browser.shop import text_action_to_browser
-from envs.shop.pages import url_to_state
-from envs.shop.server import ShopServer
+import webgrove.envs  # noqa: F401  (registers the ids)
+from webgrove.agents.base import StepContext
+from webgrove.agents.scripted import OraclePolicy, RulePolicy
+from webgrove.envs.browser.env import StateDivergedError
+from webgrove.envs.browser.shop import text_action_to_browser
+from webgrove.envs.shop.pages import url_to_state
+from webgrove.envs.shop.server import ShopServer
 
 pytestmark = pytest.mark.browser
 PARITY_GOALS = range(20)
@@ -95,7 +95,7 @@ def test_restore_by_replay_on_the_shop(pair):
 
 
 def test_envs_share_one_server_with_separate_sessions(chromium):
-    from envs.shop.engine import get_engine
+    from webgrove.envs.shop.engine import get_engine
 
     with ShopServer(get_engine(), split="test") as server:
         a = gym.make("webgrove/WebShopBrowser-v0", split="test", server=server, browser=chromium)

@@ -3,7 +3,7 @@ import gymnasium as gym
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import envs  # noqa: F401
+import webgrove.envs  # noqa: F401
 
 # Browser ids need Chromium; MiniWoB has ~100 task pages, so a fixed sample of them runs here
 # (every MiniWoB id is still made and reset once in tests/envs/test_browser_miniwob.py).
@@ -25,7 +25,7 @@ def _ids():
 
 def _kwargs(env_id):
     if env_id == "webgrove/Browser-v0":
-        from envs.browser.conformance import conformance_kwargs  # a local page + goal + evaluator
+        from webgrove.envs.browser.conformance import conformance_kwargs  # a local page + goal + evaluator
         return conformance_kwargs()
     return {}
 

@@ -10,9 +10,9 @@ import math
 import pytest
 from rapidfuzz import fuzz
 
-from envs.shop import reward
-from envs.shop.normalize import COLOR_SET, normalize_color
-from envs.shop.reward import (
+from webgrove.envs.shop import reward
+from webgrove.envs.shop.normalize import COLOR_SET, normalize_color
+from webgrove.envs.shop.reward import (
     fuzzy_match,
     get_attribute_reward,
     get_option_reward,

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import envs  # noqa: F401
-from agents.scripted import OraclePolicy
-from envs.shop.engine import SEARCH_ACTION
-from search.rollout import run_episode
+import webgrove.envs  # noqa: F401
+from webgrove.agents.scripted import OraclePolicy
+from webgrove.envs.shop.engine import SEARCH_ACTION
+from webgrove.search.rollout import run_episode
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 
-import envs  # noqa: F401
-from agents.scripted import OraclePolicy
-from envs.shop.webshop_data import WebShopDataError
-from search.rollout import run_episode
+import webgrove.envs  # noqa: F401
+from webgrove.agents.scripted import OraclePolicy
+from webgrove.envs.shop.webshop_data import WebShopDataError
+from webgrove.search.rollout import run_episode
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "webshop"
 
@@ -45,7 +45,7 @@ def test_malformed_data_dir_names_the_file(tmp_path):
 
 
 def test_rollout_command_on_original_files(tmp_path):
-    from training.cli import main
+    from webgrove.cli import main
 
     out = tmp_path / "s.json"
     main(["rollout", "--policy", "oracle", "--data-dir", str(FIXTURE), "--goals", "human",

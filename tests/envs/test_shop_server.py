@@ -5,9 +5,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from envs.shop.engine import ShopState, get_engine
-from envs.shop.pages import build_page, to_html
-from envs.shop.server import SESSION_COOKIE, ShopServeConfig, ShopServer
+from webgrove.envs.shop.engine import ShopState, get_engine
+from webgrove.envs.shop.pages import build_page, to_html
+from webgrove.envs.shop.server import SESSION_COOKIE, ShopServeConfig, ShopServer
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_serve_config_validates_port():
 
 @pytest.mark.browser
 def test_a_person_can_search_and_buy_in_chromium(server, tmp_path):
-    from envs.browser.chromium import BrowserLaunchError, Chromium, chromium_executable
+    from webgrove.envs.browser.chromium import BrowserLaunchError, Chromium, chromium_executable
 
     try:
         chromium_executable()

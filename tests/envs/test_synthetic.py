@@ -9,12 +9,12 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from envs.shop.catalog import TEST_SPLIT_SIZE
-from envs.shop.engine import RESERVED_LABELS
-from envs.shop.normalize import normalize_color
-from envs.shop.reward import fuzzy_match, get_reward
-from envs.shop.synthetic import NO_PRICE_LIMIT, PRICE_RANGE, generate_catalog
-from envs.shop.vocab import CATEGORY_ATTRIBUTES, CATEGORY_ROOTS, INSTRUCTION_TEMPLATES, PRODUCT_TYPES
+from webgrove.envs.shop.catalog import TEST_SPLIT_SIZE
+from webgrove.envs.shop.engine import RESERVED_LABELS
+from webgrove.envs.shop.normalize import normalize_color
+from webgrove.envs.shop.reward import fuzzy_match, get_reward
+from webgrove.envs.shop.synthetic import NO_PRICE_LIMIT, PRICE_RANGE, generate_catalog
+from webgrove.envs.shop.vocab import CATEGORY_ATTRIBUTES, CATEGORY_ROOTS, INSTRUCTION_TEMPLATES, PRODUCT_TYPES
 
 ASIN = re.compile(r"^B0[0-9A-Z]{8}$")
 TYPES = {t.query: t for t in PRODUCT_TYPES}
@@ -270,7 +270,7 @@ def test_every_goal_has_close_distractors(catalog):
 
 
 def test_search_finds_targets_but_distractors_compete(catalog):
-    from envs.shop.search import SearchIndex
+    from webgrove.envs.shop.search import SearchIndex
 
     index = SearchIndex(catalog.products)
     position = {p.asin: i for i, p in enumerate(catalog.products)}

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from envs.shop.catalog import Catalog
-from envs.shop.reward import get_reward
-from envs.shop.webshop_data import (
+from webgrove.envs.shop.catalog import Catalog
+from webgrove.envs.shop.reward import get_reward
+from webgrove.envs.shop.webshop_data import (
     DUMMY_ATTR,
     WebShopDataError,
     find_webshop_files,
@@ -204,7 +204,7 @@ def test_num_products_reads_the_first_records():
 
 
 def test_skip_counts_are_logged(caplog):
-    with caplog.at_level(logging.INFO, logger="envs.shop.webshop_data"):
+    with caplog.at_level(logging.INFO, logger="webgrove.envs.shop.webshop_data"):
         load_webshop(FIXTURE, goals="human")
     text = caplog.text
     assert "items_shuffle_fixture.json: 13 product records; skipped:" in text
@@ -214,7 +214,7 @@ def test_skip_counts_are_logged(caplog):
     assert "1 instructions without attributes" in text
     assert "1 instructions for asins not among the loaded products" in text
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="envs.shop.webshop_data"):
+    with caplog.at_level(logging.INFO, logger="webgrove.envs.shop.webshop_data"):
         load_webshop(FIXTURE, goals="synthetic")
     assert "1 products without an entry in items_ins_v2_fixture.json" in caplog.text
     assert "1 products without an instruction" in caplog.text

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from search.collect import CollectConfig, CollectError, goal_seed, parse_goals, run_collect, tree_path
-from search.tree import read_tree
+from webgrove.search.collect import CollectConfig, CollectError, goal_seed, parse_goals, run_collect, tree_path
+from webgrove.search.tree import read_tree
 
 TOY = dict(env="toy_env:ToyTree-v0", policy="toy_env:make_policy", critic="toy_env:make_critic",
            simulations=4, k=3, progress=False)
@@ -114,7 +114,7 @@ def test_a_killed_worker_loses_nothing_and_a_rerun_resumes(tmp_path, monkeypatch
 
 
 def test_the_collect_command(tmp_path, capsys):
-    from training.cli import main
+    from webgrove.cli import main
 
     argv = ["collect", "--env", TOY["env"], "--policy", TOY["policy"], "--critic", TOY["critic"],
             "--goals", "0:2", "--simulations", "3", "--k", "2", "--out", str(tmp_path), "--no-progress"]
@@ -125,10 +125,10 @@ def test_the_collect_command(tmp_path, capsys):
 
 def test_collect_on_the_shop_with_the_rule_policy_and_lexical_critic(tmp_path):
     """Two goals of webgrove/WebShop-v0: each tree's best path is a whole episode ending in a purchase."""
-    from agents.base import context_from
-    from agents.prompts import policy_prompt
-    from search.rollout import make_env
-    from search.tree import best_path, path_to
+    from webgrove.agents.base import context_from
+    from webgrove.agents.prompts import policy_prompt
+    from webgrove.search.rollout import make_env
+    from webgrove.search.tree import best_path, path_to
 
     cfg = CollectConfig(env="webgrove/WebShop-v0", policy="rule", critic="lexical", split="train",
                         goals="0:2", simulations=3, k=3, out=str(tmp_path), progress=False)

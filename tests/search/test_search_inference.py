@@ -4,9 +4,9 @@ from __future__ import annotations
 import gymnasium as gym
 
 import toy_env
-from agents.base import context_from
-from search.inference import MCTSAgent
-from search.mcts import SearchConfig
+from webgrove.agents.base import context_from
+from webgrove.search.inference import MCTSAgent
+from webgrove.search.mcts import SearchConfig
 
 
 def _episode(agent, env, goal_id):

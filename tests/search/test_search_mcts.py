@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import toy_env
-from agents.base import Proposal
-from search.mcts import (MCTS, SearchConfig, backup, best_child_key, dedupe, mix_q, node_q,
+from webgrove.agents.base import Proposal
+from webgrove.search.mcts import (MCTS, SearchConfig, backup, best_child_key, dedupe, mix_q, node_q,
                          sample_index, search_episode, ucb_score, ucb_scores)
 
 # -- the math -----------------------------------------------------------------
@@ -134,8 +134,8 @@ def test_five_simulations_hand_worked():
 
 
 def test_nodes_store_prompt_logprob_and_critic_value():
-    from agents.base import context_from
-    from agents.prompts import policy_prompt
+    from webgrove.agents.base import context_from
+    from webgrove.agents.prompts import policy_prompt
 
     env = _env(goal_id=1)
     obs, info = env.unwrapped.observe()

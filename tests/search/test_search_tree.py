@@ -7,8 +7,8 @@ import gymnasium as gym
 import pytest
 
 import toy_env
-from search.mcts import SearchConfig, search_episode
-from search.tree import (TreeFormatError, best_path, children_by_parent, is_complete_tree, make_header,
+from webgrove.search.mcts import SearchConfig, search_episode
+from webgrove.search.tree import (TreeFormatError, best_path, children_by_parent, is_complete_tree, make_header,
                          path_to, read_tree, trajectories, tree_stats, write_tree)
 
 

@@ -8,9 +8,9 @@ import gymnasium as gym
 import pytest
 
 import toy_env
-from search.mcts import SearchConfig, search_episode
-from search.tree import make_header, read_tree, write_tree
-from search.viewer import ViewConfig, render_html, run_view
+from webgrove.search.mcts import SearchConfig, search_episode
+from webgrove.search.tree import make_header, read_tree, write_tree
+from webgrove.search.viewer import ViewConfig, render_html, run_view
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -47,7 +47,7 @@ def test_render_is_self_contained(tree_file):
 
 
 def test_view_command_writes_next_to_the_tree(tree_file, capsys):
-    from training.cli import main
+    from webgrove.cli import main
 
     assert main(["view", str(tree_file)]) == 0
     assert tree_file.with_suffix(".html").exists()

@@ -22,8 +22,8 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.registration import register, registry
 
-from agents.base import Proposal, StepContext
-from agents.scripted import ScriptedPolicy
+from webgrove.agents.base import Proposal, StepContext
+from webgrove.agents.scripted import ScriptedPolicy
 
 COLOURS = ("red", "green", "blue")
 ENV_ID = "ToyTree-v0"

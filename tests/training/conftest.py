@@ -18,8 +18,8 @@ def tiny_model_dir(tmp_path_factory):
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from agents.prompts import action_completion, policy_prompt
-    from training.tiny import train_tokenizer
+    from webgrove.agents.prompts import action_completion, policy_prompt
+    from webgrove.training.tiny import train_tokenizer
 
     texts = [policy_prompt(c) + action_completion(a) for c in shop_contexts() for a in ACTIONS]
     texts += ["Thought: my last action was a mistake; I take a better one."]

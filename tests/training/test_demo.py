@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from training.demo import METHODS, DemoConfig, format_tables, run_demo_pipeline
+from webgrove.training.demo import METHODS, DemoConfig, format_tables, run_demo_pipeline
 
 
 def test_demo_smoke_run_writes_results_and_resumes(tiny_model_dir, tmp_path, capsys):

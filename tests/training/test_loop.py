@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from training.evaluate import EvalConfig, evaluate
+from webgrove.training.evaluate import EvalConfig, evaluate
 
 SHOP = dict(num_products=100)
 
@@ -39,14 +39,14 @@ class Interrupt(Exception):
 
 
 def test_improve_smoke_run_resumes_after_an_interruption(tiny_model_dir, tmp_path, monkeypatch):
-    import training.dpo
-    from training.loop import ImproveConfig, run_improve
+    import webgrove.training.dpo
+    from webgrove.training.loop import ImproveConfig, run_improve
 
     cfg = ImproveConfig(model=str(tiny_model_dir), out=str(tmp_path / "improve"), iterations=2,
                         goals_per_iteration=2, simulations=3, k=2, max_depth=3, theta=0.0, epochs=1,
                         batch_size=4, eval_episodes=1, eval_mcts_episodes=1, eval_simulations=1, eval_k=2,
                         eval_start=False, progress=False, **SHOP)
-    real_train = training.dpo.train_dpo
+    real_train = webgrove.training.dpo.train_dpo
     calls = []
 
     def train_then_interrupt(dpo_cfg, rows=None):
@@ -55,7 +55,7 @@ def test_improve_smoke_run_resumes_after_an_interruption(tiny_model_dir, tmp_pat
             raise Interrupt
         return real_train(dpo_cfg, rows)
 
-    monkeypatch.setattr(training.dpo, "train_dpo", train_then_interrupt)
+    monkeypatch.setattr(webgrove.training.dpo, "train_dpo", train_then_interrupt)
     with pytest.raises(Interrupt):
         run_improve(cfg)
     out = tmp_path / "improve"
@@ -63,7 +63,7 @@ def test_improve_smoke_run_resumes_after_an_interruption(tiny_model_dir, tmp_pat
     first = {p: p.stat().st_mtime_ns for p in [out / "iter_1" / "done.json", *(out / "iter_2" / "trees").glob("*.jsonl")]}
     assert len(first) == 3  # iteration 1 finished; iteration 2's two trees were collected
 
-    monkeypatch.setattr(training.dpo, "train_dpo", real_train)
+    monkeypatch.setattr(webgrove.training.dpo, "train_dpo", real_train)
     metrics = run_improve(cfg)
     assert {p: p.stat().st_mtime_ns for p in first} == first  # nothing finished was redone
     assert calls == [str(tiny_model_dir), str(out / "iter_1" / "model")]  # iteration 2 starts from iteration 1

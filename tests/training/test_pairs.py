@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from agents.prompts import action_completion as C
-from training.pairs import (
+from webgrove.agents.prompts import action_completion as C
+from webgrove.training.pairs import (
     REVISION_THOUGHT, PairsConfig, agent_r_rows, agentq_pairs, build_pairs_file, first_error,
     index_tree, outcome_pairs, pair_stats, rft_rows, value_gap_pairs,
 )
@@ -129,8 +129,8 @@ def test_pair_stats_and_config_validation():
 
 
 def test_pairs_command_reads_tree_files(tmp_path, capsys):
-    from search.tree import write_tree
-    from training.cli import main
+    from webgrove.search.tree import write_tree
+    from webgrove.cli import main
 
     recs = hand_tree()
     write_tree(tmp_path / "trees" / "goal_00017.jsonl", recs[0], recs[1:])

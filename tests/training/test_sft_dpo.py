@@ -6,11 +6,11 @@ import math
 import pytest
 import torch
 
-from agents.prompts import action_completion, policy_prompt
+from webgrove.agents.prompts import action_completion, policy_prompt
 from training_fixtures import hand_tree, shop_contexts
-from training.dpo import DPORunConfig, completion_logprobs, make_dpo_trainer, preference_margins, train_dpo
-from training.pairs import REVISION_THOUGHT, agent_r_rows
-from training.sft import SFTRunConfig, load_model, make_sft_trainer, train_sft
+from webgrove.training.dpo import DPORunConfig, completion_logprobs, make_dpo_trainer, preference_margins, train_dpo
+from webgrove.training.pairs import REVISION_THOUGHT, agent_r_rows
+from webgrove.training.sft import SFTRunConfig, load_model, make_sft_trainer, train_sft
 
 QUIET = dict(progress=False, logging_steps=1)
 
@@ -122,7 +122,7 @@ def test_dpo_without_stored_reference(tiny_model_dir, tmp_path):
 
 
 def test_stored_reference_matches_the_acting_policy(tiny_model_dir):
-    from agents.hf import HFPolicy
+    from webgrove.agents.hf import HFPolicy
 
     model, tokenizer = load_model(tiny_model_dir)
     policy = HFPolicy(model, tokenizer, device="cpu")

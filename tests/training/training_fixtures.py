@@ -44,7 +44,7 @@ ACTIONS = ["click[b01]", "click[b02]", "click[buy now]", "click[back to search]"
 
 
 def shop_contexts():
-    from agents.base import StepContext
+    from webgrove.agents.base import StepContext
 
     return [StepContext(goal=f"i need {g}, and price lower than 40.00 dollars",
                         observation=f"Back to Search [SEP] < Prev [SEP] {g} [SEP] Price: $12.00 [SEP] Buy Now",
