@@ -1,20 +1,93 @@
 """Policy and critic specs, as written on the command line (see DESIGN.md, "The command line").
 
 Policy specs: "oracle" (needs the env), "rule", "random", a local model directory
-(`HFPolicy`), or "openai" (`OpenAIPolicy`, needs `base_url` and `model_name`).
-Critic specs: "none" (no critic: `None`), "lexical" (`LexicalCritic`) or "self"
-(`LLMCritic` asking the policy's own model; model policies only).
+(`HFPolicy`), "openai" (`OpenAIPolicy`, needs `base_url` and `model_name`), or
+"package.module:factory" (your own policy: `factory(env=env)`).
+Critic specs: "none" (no critic: `None`), "lexical" (`LexicalCritic`), "self"
+(`LLMCritic` asking the policy's own model; model policies only), or
+"package.module:factory" (`factory(policy=policy)`).
+
+`PolicyArgs` is the argument group of every command that acts with a policy (see
+`webgrove.envs.make` for how groups compose). Bad specs raise `UsageError`.
 """
 from __future__ import annotations
 
+import importlib
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from webgrove.agents.base import Critic, Policy
+from webgrove.envs.errors import UsageError
+from webgrove.envs.make import next_post_init
 
 SCRIPTED = ("oracle", "rule", "random")
-POLICY_SPECS = (*SCRIPTED, "openai", "<model directory>")
-CRITIC_SPECS = ("none", "lexical", "self")
+POLICY_SPECS = (*SCRIPTED, "openai", "<model directory>", "package.module:factory")
+CRITIC_SPECS = ("none", "lexical", "self", "package.module:factory")
+_OBJECT_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # "package.module:factory"
+
+
+@dataclass(kw_only=True)
+class PolicyArgs:
+    """Which policy acts, and how: shared by every command that runs a policy."""
+
+    policy: str = field(default="rule", metadata={
+        "help": "oracle | rule | random | a local model directory | openai | package.module:factory"})
+    base_url: str | None = field(default=None, metadata={"help": "OpenAI-compatible server URL (policy openai)"})
+    model_name: str | None = field(default=None, metadata={"help": "model name on the server (policy openai)"})
+    temperature: float = field(default=0.0, metadata={
+        "help": "sampling temperature of a model policy (0 = greedy); scripted policies ignore it"})
+    request_timeout: float = field(default=30.0, metadata={
+        "help": "seconds to wait for each answer of the server (policy openai)"})
+    max_retries: int = field(default=3, metadata={
+        "help": "retries after a failed or timed-out request to the server (policy openai)"})
+
+    def __post_init__(self) -> None:
+        check_policy_spec(self.policy, self.base_url, self.model_name)
+        if self.temperature < 0:
+            raise UsageError(f"--temperature must be >= 0, got {self.temperature}")
+        if self.request_timeout <= 0 or self.max_retries < 0:
+            raise UsageError("--request-timeout must be > 0 and --max-retries >= 0, got "
+                             f"{self.request_timeout} and {self.max_retries}")
+        next_post_init(self, PolicyArgs)
+
+    def make_policy(self, env: Any = None) -> Policy:
+        """The policy these settings name (see `make_policy`)."""
+        opts: dict[str, Any] = {}
+        if self.policy == "openai":
+            opts = {"temperature": self.temperature, "timeout": self.request_timeout,
+                    "max_retries": self.max_retries}
+        elif self.policy not in SCRIPTED and not _OBJECT_SPEC.match(self.policy):
+            opts = {"temperature": self.temperature}
+        return make_policy(self.policy, env=env, base_url=self.base_url, model_name=self.model_name, **opts)
+
+
+def check_policy_spec(spec: str, base_url: str | None = None, model_name: str | None = None) -> None:
+    """Raise `UsageError` now for a spec `make_policy` would refuse, without loading anything."""
+    if spec in SCRIPTED or _OBJECT_SPEC.match(spec):
+        return
+    if spec == "openai":
+        if not base_url or not model_name:
+            raise UsageError("--policy openai needs --base-url URL and --model-name NAME")
+        if not base_url.startswith(("http://", "https://")):
+            raise UsageError(f"--base-url must be an http(s) URL, got {base_url!r}")
+        return
+    path = Path(spec).expanduser()
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise UsageError(f"--policy {spec}: the directory has no config.json, so it is not a model; "
+                         "give a model directory (e.g. one written by `webgrove init-model`)")
+    if not path.is_dir():
+        raise UsageError(f"unknown policy {spec!r}; use one of {', '.join(POLICY_SPECS)}"
+                         + (" (no such directory)" if ("/" in spec or spec.startswith(".")) else ""))
+
+
+def _load_object(spec: str) -> Any:
+    module_name, name = spec.split(":")
+    try:
+        return getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as e:
+        raise UsageError(f"cannot load {spec!r}: {e}") from e
 
 
 def make_policy(spec: str, env: Any = None, base_url: str | None = None, model_name: str | None = None,
@@ -22,49 +95,47 @@ def make_policy(spec: str, env: Any = None, base_url: str | None = None, model_n
     """The policy a spec names.
 
     Args:
-        spec: "oracle" | "rule" | "random" | "openai" | a model directory.
-        env: the env the oracle reads its target from (oracle only).
+        spec: "oracle" | "rule" | "random" | "openai" | a model directory |
+            "package.module:factory" (called as `factory(env=env)`).
+        env: the env the oracle reads its target from (oracle and factories).
         base_url, model_name: the server and model ("openai" only).
         **opts: passed to a model policy's constructor (e.g. temperature=0.0); scripted
             policies take none.
 
     Raises:
-        ValueError: unknown spec, or a missing argument the spec needs.
+        UsageError: unknown spec, or a missing argument the spec needs.
     """
+    if _OBJECT_SPEC.match(spec):
+        return _load_object(spec)(env=env)
+    check_policy_spec(spec, base_url, model_name)
     if spec in SCRIPTED:
         from webgrove.agents import scripted
 
         if opts:
-            raise ValueError(f"policy {spec!r} is scripted and takes no options (got {', '.join(sorted(opts))})")
+            raise UsageError(f"policy {spec!r} is scripted and takes no options (got {', '.join(sorted(opts))})")
 
         if spec == "oracle":
             if env is None:
-                raise ValueError("policy 'oracle' needs the env (it reads the target product from it)")
+                raise UsageError("policy 'oracle' needs the env (it reads the target product from it)")
             return scripted.OraclePolicy(env)
         return scripted.RulePolicy() if spec == "rule" else scripted.RandomPolicy()
     if spec == "openai":
-        if not base_url or not model_name:
-            raise ValueError("policy 'openai' needs --base-url URL and --model-name NAME")
         from webgrove.agents.openai_api import OpenAIPolicy
 
         return OpenAIPolicy(base_url, model_name, **opts)
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ValueError(f"policy {spec!r}: the directory has no config.json, so it is not a model")
-        from webgrove.agents.hf import HFPolicy
+    from webgrove.agents.hf import HFPolicy
 
-        return HFPolicy(path, **opts)
-    raise ValueError(f"unknown policy {spec!r}; use one of {', '.join(POLICY_SPECS)}"
-                     + (" (no such directory)" if ("/" in spec or spec.startswith(".")) else ""))
+    return HFPolicy(Path(spec).expanduser(), **opts)
 
 
 def make_critic(spec: str, policy: Policy | None = None) -> Critic | None:
-    """The critic a spec names; None for "none".
+    """The critic a spec names; None for "none"; "package.module:factory" calls `factory(policy=policy)`.
 
     Raises:
-        ValueError: unknown spec, or "self" with no policy or a scripted one.
+        UsageError: unknown spec, or "self" with no policy or a scripted one.
     """
+    if _OBJECT_SPEC.match(spec):
+        return _load_object(spec)(policy=policy)
     if spec == "none":
         return None
     from webgrove.agents.critics import LexicalCritic, LLMCritic
@@ -74,7 +145,7 @@ def make_critic(spec: str, policy: Policy | None = None) -> Critic | None:
     if spec == "self":
         if policy is None or not hasattr(policy, "score_completions"):
             kind = "no policy" if policy is None else f"a scripted policy ({type(policy).__name__})"
-            raise ValueError(f"critic 'self' asks the policy's own model, but there is {kind}; "
+            raise UsageError(f"critic 'self' asks the policy's own model, but there is {kind}; "
                              "use a model directory or 'openai', or critic 'lexical'")
         return LLMCritic(policy)
-    raise ValueError(f"unknown critic {spec!r}; use one of {', '.join(CRITIC_SPECS)}")
+    raise UsageError(f"unknown critic {spec!r}; use one of {', '.join(CRITIC_SPECS)}")
