@@ -15,6 +15,8 @@ class StepContext:
     observation: str  # rendered text of the page
     available_actions: list[str]
     history: list[str] = field(default_factory=list)  # earlier actions of this episode
+    # earlier attempts at this task (multi-attempt envs, webgrove.envs.multi_attempt): their records
+    attempts: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -67,4 +69,4 @@ def context_from(obs, info: dict, history: list[str]) -> StepContext:
         text = str(obs)
     return StepContext(goal=info.get("goal", ""), observation=text,
                        available_actions=list(info.get("available_actions", [])),
-                       history=list(history))
+                       history=list(history), attempts=list(info.get("attempts", [])))

@@ -33,6 +33,24 @@ Keeping prompts short (tiny models have 1024 positions) -- all cuts are determin
   title, navigation) and its end (last results, Buy Now) survive;
 - the history keeps the last `max_history` actions (earlier ones become "... > ");
 - the action list is cut at the end to `max_actions_chars` (whole actions, then " | ...").
+
+Earlier attempts (multi-attempt episodes, RISE; `webgrove.envs.multi_attempt`) come as one
+line each between the action list and the history, oldest first, only when there are any
+(a first attempt's prompt is exactly the one-attempt prompt above)::
+
+    Actions: ...
+    Attempt 1: search[smart watch pink] > click[b0k1tlmcbp] > click[buy now] => failed, reward 0.80: wrong options (want color: pink)
+    Attempt 2: ... => failed, reward 0.60: over the price limit (paid 120.00, limit 100.00)
+    History: none
+    Action:
+
+An attempt line is "Attempt <n>: <actions> => <feedback>" ("=> <feedback>" left out when the
+feedback is empty, as in the no-feedback mode). Its cuts are deterministic too: each action
+is cut to `MAX_ATTEMPT_ACTION_CHARS` (the query of a long search loses its end: "search[i want
+a red sh...]"), an attempt keeps its last `MAX_ATTEMPT_ACTIONS` actions ("... > " before
+them), and the block keeps the newest attempts that fit in `MAX_ATTEMPTS_CHARS`, the newest
+always (cut in the middle if alone too long). `with_attempts` inserts the block into a
+prompt made without it (e.g. a search tree's recorded prompt), giving the same text.
 """
 from __future__ import annotations
 
@@ -48,6 +66,10 @@ CRITIC_CUE = "Best:"
 MAX_OBSERVATION_CHARS = 1200
 MAX_HISTORY = 4
 MAX_ACTIONS_CHARS = 400
+MAX_ATTEMPTS_CHARS = 480
+MAX_ATTEMPT_ACTIONS = 5
+MAX_ATTEMPT_ACTION_CHARS = 40
+HISTORY_PREFIX = "History: "
 _ELLIPSIS = " ... "
 _HEAD_SHARE = 0.6
 
@@ -115,7 +137,8 @@ def policy_prompt(ctx: StepContext, max_observation_chars: int = MAX_OBSERVATION
     The model's completion is `action_completion(action)`, i.e. " " + action, then eos.
     """
     goal, history, page = _context_lines(ctx, max_observation_chars, max_history)
-    lines = [goal, page, f"Actions: {format_actions(ctx.available_actions, max_actions_chars)}", history]
+    lines = [goal, page, f"Actions: {format_actions(ctx.available_actions, max_actions_chars)}",
+             *format_attempts(ctx.attempts), history]
     lines.append(ACTION_CUE)
     return "\n".join(lines)
 
@@ -123,6 +146,51 @@ def policy_prompt(ctx: StepContext, max_observation_chars: int = MAX_OBSERVATION
 def action_completion(action: str) -> str:
     """The completion text for `action` after `policy_prompt` (a leading space, no eos)."""
     return " " + action.strip()
+
+
+# -- earlier attempts (multi-attempt episodes) -----------------------------------
+
+def compress_action(action: str, max_chars: int = MAX_ATTEMPT_ACTION_CHARS) -> str:
+    """`action` cut to `max_chars` at its end, keeping a closing "]" ("search[a long q...]")."""
+    action = " ".join(action.split())
+    if len(action) <= max_chars:
+        return action
+    closing = "]" if action.endswith("]") else ""
+    return action[:max(0, max_chars - 3 - len(closing))] + "..." + closing
+
+
+def format_attempt(record: dict, max_actions: int = MAX_ATTEMPT_ACTIONS) -> str:
+    """One attempt record as "Attempt <n>: <actions> => <feedback>" (see the module docstring)."""
+    actions = [compress_action(a) for a in record.get("actions", [])]
+    line = f"Attempt {record['attempt']}: {format_history(actions, max_actions)}"
+    feedback = " ".join(str(record.get("feedback") or "").split())
+    return f"{line} => {feedback}" if feedback else line
+
+
+def format_attempts(attempts: list[dict], max_chars: int = MAX_ATTEMPTS_CHARS) -> list[str]:
+    """Attempt lines, oldest first: the newest attempts whose lines fit in `max_chars` together
+    (newline included), the newest always, cut in the middle when it alone is too long."""
+    lines: list[str] = []
+    used = 0
+    for record in reversed(attempts):
+        line = format_attempt(record)
+        if lines and used + len(line) + 1 > max_chars:
+            break
+        lines.append(line if lines else truncate_middle(line, max_chars))
+        used += len(lines[-1]) + 1
+    return lines[::-1]
+
+
+def with_attempts(prompt: str, attempts: list[dict]) -> str:
+    """A policy prompt made without earlier attempts, with their lines inserted before its
+    history line: equal to `policy_prompt` of the same context with `attempts` set."""
+    lines = format_attempts(attempts)
+    if not lines:
+        return prompt
+    i = prompt.rfind("\n" + HISTORY_PREFIX)
+    if i < 0:
+        raise ValueError("not a policy prompt: no history line to put the attempts before")
+    return prompt[:i] + "\n" + "\n".join(lines) + prompt[i:]
 
 
 def is_search_template(action: str) -> bool:

@@ -22,11 +22,12 @@ Writes OUT/results.json ({"methods": {name: {success_rate, score, episodes}}, "s
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from webgrove.io import write_json_atomic
 
 # The demo's default model is smaller than init-model's "tiny" (2.2 M parameters): measured on
 # 2 CPU cores, "tiny" alone needs more than 20 minutes for behaviour cloning plus evaluation.
@@ -154,7 +155,7 @@ def train_goal_count(num_products: int) -> int:
 
 def build_base(cfg: DemoConfig, timer: PhaseTimer) -> str:
     """init-model, then behaviour cloning on oracle demonstrations; returns the base model dir."""
-    from webgrove.training.pairs import write_jsonl
+    from webgrove.io import write_jsonl_atomic
     from webgrove.training.sft import SFTRunConfig, demonstration_rows, train_sft
     from webgrove.training.tiny import init_model
 
@@ -176,7 +177,7 @@ def build_base(cfg: DemoConfig, timer: PhaseTimer) -> str:
                 last = min(first + cfg.query_goals, train_goal_count(cfg.num_products))
                 queries = demonstration_rows(split="train", goals=range(first, max(first, last)),
                                              seed=cfg.seed, num_products=cfg.num_products, first_steps=1)
-                write_jsonl(full + queries * cfg.query_repeats, demos)
+                write_jsonl_atomic(demos, full + queries * cfg.query_repeats)
             train_sft(SFTRunConfig(model=str(init), out=str(base), data=str(demos), epochs=cfg.bc_epochs,
                                    learning_rate=cfg.bc_learning_rate, batch_size=16, seed=cfg.seed,
                                    progress=cfg.progress, logging_steps=20))
@@ -206,7 +207,8 @@ def pool_rows(dirs: list[Path], kind: str, theta: float) -> list[dict]:
 def train_baselines(cfg: DemoConfig, base: str, pool: list[Path], timer: PhaseTimer) -> dict[str, dict]:
     """RFT, outcome DPO and Agent-R from the base policy on the pool; returns data stats."""
     from webgrove.training.dpo import DPORunConfig, train_dpo
-    from webgrove.training.pairs import pair_stats, write_jsonl
+    from webgrove.io import write_jsonl_atomic
+    from webgrove.training.pairs import pair_stats
     from webgrove.training.sft import SFTRunConfig, train_sft
 
     out = Path(cfg.out)
@@ -225,7 +227,7 @@ def train_baselines(cfg: DemoConfig, base: str, pool: list[Path], timer: PhaseTi
                 stats[method]["note"] = "no rows: base policy kept"
                 continue
             data = out / f"{method}.jsonl"
-            write_jsonl(rows, data)
+            write_jsonl_atomic(data, rows)
             if trainer == "sft":
                 train_sft(SFTRunConfig(model=base, out=str(model), data=str(data), epochs=cfg.sft_epochs,
                                        learning_rate=cfg.sft_learning_rate, batch_size=8, seed=cfg.seed,
@@ -310,9 +312,7 @@ def run_demo_pipeline(cfg: DemoConfig) -> dict:
         "config": asdict(cfg),
         "command": "webgrove demo " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["demo"] else "",
     }
-    tmp = out / f".{RESULTS_FILE}.tmp"
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, out / RESULTS_FILE)
+    write_json_atomic(out / RESULTS_FILE, results, allow_nan=True)
     plot_methods(results["methods"], out / PLOT_FILE,
                  title=f"held-out test goals: {cfg.eval_episodes} per method; {cfg.size} model")
     print(format_tables(methods, timer.seconds, total))

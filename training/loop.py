@@ -27,13 +27,14 @@ already on disk).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
+
+from webgrove.io import write_json_atomic
 
 METRICS_FILE = "metrics.json"
 PLOT_FILE = "metrics.png"
@@ -139,10 +140,7 @@ def _read_json(path: Path) -> dict | None:
 
 
 def _write_json(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_json_atomic(path, data, allow_nan=True)
 
 
 def cached_eval(cfg: ImproveConfig, model: str, mcts: bool, path: Path) -> dict | None:

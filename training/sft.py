@@ -301,10 +301,10 @@ class DemosConfig:
 
 def run_demos(cfg: DemosConfig) -> int:
     from webgrove.search.collect import parse_goals
-    from webgrove.training.pairs import write_jsonl
+    from webgrove.io import write_jsonl_atomic
 
     goals = parse_goals(cfg.goals)
     rows = demonstration_rows(cfg.env, cfg.split, goals, cfg.seed, cfg.num_products)
-    n = write_jsonl(rows, cfg.out)
+    n = write_jsonl_atomic(cfg.out, rows)
     print(f"demos: {n} steps from {len({r['goal_id'] for r in rows})} of {len(goals)} goals -> {cfg.out}")
     return 0
