@@ -20,6 +20,8 @@ import math
 import sys
 from dataclasses import dataclass, field
 
+from webgrove.training.choice import (CANDIDATE_Q, CANDIDATES, CHOICE_LOSSES, CHOICE_REF_COLUMNS, NLL_TERMS,
+                                      choice_trainer_class)
 from webgrove.training.sft import TrainConfig, load_model, load_rows, lora_config, run_trainer
 
 PAIR_TEXT_COLUMNS = ("prompt", "chosen", "rejected")
@@ -34,9 +36,14 @@ class DPORunConfig(TrainConfig):
     pairs: str = field(metadata={"help": "JSONL of pairs (prompt, chosen, rejected, ref_chosen_logps, ...)"})
     beta: float = field(default=0.1, metadata={"help": "DPO β: strength of the pull towards the reference"})
     loss_type: str = field(default="sigmoid", metadata={
-        "help": "TRL loss type (sigmoid = DPO, ipo, hinge, ...)"})
+        "help": "sigmoid = DPO on sequence log-probs (or any TRL loss type: ipo, hinge, ...); "
+                "choice_sigmoid = DPO on the constrained-choice log-probs the agent acts on; "
+                "choice_ce = listwise cross-entropy of the choice towards the best candidate (training/choice.py)"})
     sft_weight: float = field(default=0.0, metadata={
-        "help": "weight of an NLL loss on the chosen completion added to the preference loss (RPO); 0: none"})
+        "help": "weight of an NLL loss on the chosen action added to the preference loss (RPO); 0: none"})
+    nll_target: str = field(default="sequence", metadata={
+        "help": "what the NLL term reads: sequence (log-prob of every token) or choice (the choice log-prob)",
+        "choices": list(NLL_TERMS)})
     ref_logps: str = field(default="stored", metadata={
         "help": "reference log-probs: stored (the collecting policy's, from the pairs) or model "
                 "(computed once with the starting model)", "choices": list(REF_SOURCES)})
@@ -52,11 +59,28 @@ class DPORunConfig(TrainConfig):
             raise ValueError(f"sft_weight must be >= 0, got {self.sft_weight}")
         if self.ref_logps not in REF_SOURCES:
             raise ValueError(f"ref_logps must be one of {REF_SOURCES}, got {self.ref_logps!r}")
+        if self.nll_target not in NLL_TERMS:
+            raise ValueError(f"nll_target must be one of {tuple(NLL_TERMS)}, got {self.nll_target!r}")
+
+    @property
+    def choice_level(self) -> bool:
+        """True when some term reads choice log-probs (then `ChoiceDPOTrainer` runs the loss)."""
+        return self.loss_type in CHOICE_LOSSES or (self.sft_weight > 0 and self.nll_target == "choice")
+
+    def loss_terms(self) -> list[tuple[str, float]]:
+        """(loss name, weight) pairs of `webgrove.training.choice.LOSSES` this config sums."""
+        terms = [(self.loss_type, 1.0)]
+        if self.sft_weight > 0:
+            terms.append((NLL_TERMS[self.nll_target], self.sft_weight))
+        return terms
 
     def to_trl(self):
         """The TRL `DPOConfig` these options describe."""
         from trl import DPOConfig
 
+        if self.choice_level:  # the loss is ours (loss_terms); TRL only tokenizes and steps
+            return DPOConfig(**self.trainer_kwargs(), beta=self.beta, precompute_ref_log_probs=True,
+                             disable_dropout=True)
         losses, weights = [self.loss_type], [1.0]
         if self.sft_weight > 0:
             losses, weights = losses + ["sft"], weights + [self.sft_weight]
@@ -64,15 +88,27 @@ class DPORunConfig(TrainConfig):
                          precompute_ref_log_probs=True, disable_dropout=True)
 
 
-def has_stored_ref(rows: list[dict]) -> bool:
-    """True when every row carries both reference log-probs as finite numbers."""
-    return all(isinstance(r.get(c), (int, float)) and math.isfinite(r[c]) for r in rows for c in REF_COLUMNS)
+def has_stored_ref(rows: list[dict], columns: tuple[str, ...] = REF_COLUMNS) -> bool:
+    """True when every row carries the reference log-probs `columns` as finite numbers."""
+    return all(isinstance(r.get(c), (int, float)) and math.isfinite(r[c]) for r in rows for c in columns)
 
 
-def pair_dataset_rows(rows: list[dict], use_stored: bool) -> list[dict]:
-    """The columns the trainer needs, reference values included only when used."""
+def pair_dataset_rows(rows: list[dict], use_stored: bool, choice_level: bool = False) -> list[dict]:
+    """The columns the trainer needs, reference values included only when used.
+
+    For choice-level losses: the candidate set and values (an empty list where a row has
+    none), and the stored reference choice log-probs when every row has both.
+    """
     keep = PAIR_TEXT_COLUMNS + (REF_COLUMNS if use_stored else ())
-    return [{c: (float(r[c]) if c in REF_COLUMNS else r[c]) for c in keep} for r in rows]
+    out = [{c: (float(r[c]) if c in REF_COLUMNS else r[c]) for c in keep} for r in rows]
+    if choice_level:
+        stored_choice = use_stored and has_stored_ref(rows, CHOICE_REF_COLUMNS)
+        for o, r in zip(out, rows):
+            o.update({CANDIDATES: list(r.get(CANDIDATES) or []), CANDIDATE_Q: list(r.get(CANDIDATE_Q) or []),
+                      "q_chosen": r.get("q_chosen")})
+            if stored_choice:
+                o.update({c: float(r[c]) for c in CHOICE_REF_COLUMNS})
+    return out
 
 
 def stored_ref_trainer_class():
@@ -105,10 +141,12 @@ def make_dpo_trainer(cfg: DPORunConfig, rows: list[dict] | None = None, model=No
                          f"({', '.join(REF_COLUMNS)}); collect with a model policy, or pass --ref-logps model")
     if model is None:
         model, tokenizer = load_model(cfg.model)
-    dataset = Dataset.from_list(pair_dataset_rows(rows, use_stored))
-    trainer_cls = stored_ref_trainer_class()
-    return trainer_cls(model=model, args=cfg.to_trl(), train_dataset=dataset, processing_class=tokenizer,
-                       peft_config=lora_config(cfg) if cfg.lora else None)
+    dataset = Dataset.from_list(pair_dataset_rows(rows, use_stored, cfg.choice_level))
+    kwargs = dict(model=model, args=cfg.to_trl(), train_dataset=dataset, processing_class=tokenizer,
+                  peft_config=lora_config(cfg) if cfg.lora else None)
+    if cfg.choice_level:
+        return choice_trainer_class(stored_ref_trainer_class())(**kwargs, terms=cfg.loss_terms())
+    return stored_ref_trainer_class()(**kwargs)
 
 
 def train_dpo(cfg: DPORunConfig, rows: list[dict] | None = None) -> dict:
@@ -123,6 +161,9 @@ def train_dpo(cfg: DPORunConfig, rows: list[dict] | None = None) -> dict:
                  for p, c, r in zip(ds["prompt_ids"], ds["chosen_ids"], ds["rejected_ids"]))
     summary = run_trainer(trainer, cfg, tokens, len(ds))
     summary["ref_logps"] = cfg.ref_logps
+    summary["loss_terms"] = cfg.loss_terms()
+    if cfg.choice_level:  # where each reference column came from: stored in the pairs, or the starting model
+        summary["ref_sources"] = trainer.ref_sources
     return summary
 
 

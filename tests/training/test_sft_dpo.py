@@ -157,3 +157,140 @@ def test_config_validation():
         SFTRunConfig(model="m", out="o", data="d", batch_size=0)
     with pytest.raises(FileNotFoundError, match="init-model"):
         load_model("/nonexistent/model")
+
+
+# ---------------------------------------------------------------------------------------
+# Choice-level DPO (training/choice.py)
+
+CANDIDATES = [action_completion(a) for a in ("click[b01]", "click[b02]", "click[buy now]", "click[back to search]")]
+
+
+def choice_rows(policy, shift: float = 0.0, stored: bool = True):
+    """Pairs b02 > b01 over four candidates; reference choice log-probs from the acting policy's own scorer."""
+    rows = []
+    for ctx in shop_contexts():
+        prompt = policy_prompt(ctx)
+        seq, choice = policy.score_choices(prompt, CANDIDATES)
+        row = {"prompt": prompt, "chosen": CANDIDATES[1], "rejected": CANDIDATES[0], "candidates": CANDIDATES,
+               "ref_chosen_logps": seq[1], "ref_rejected_logps": seq[0], "q_chosen": 0.9, "q_rejected": 0.1,
+               "candidate_q": [0.1, 0.9, None, 0.0]}
+        if stored:
+            row["ref_chosen_choice_logps"], row["ref_rejected_choice_logps"] = choice[1] + shift, choice[0]
+        rows.append(row)
+    return rows
+
+
+def _by_hand_choice_logp(logits, target, branches):
+    """Σ_t log p(y_t) − log Σ_{b ∈ B_t} p(b), with plain Python loops."""
+    total = 0.0
+    for t, (y, bs) in enumerate(zip(target, branches)):
+        z = [math.exp(v) for v in logits[t]]
+        p = [v / sum(z) for v in z]
+        total += math.log(p[y]) - math.log(sum(p[b] for b in bs))
+    return total
+
+
+def test_choice_logps_match_a_hand_computation():
+    from webgrove.training.choice import branch_tensors, sequence_and_choice_logps
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 6)  # (N, T, V)
+    targets = torch.tensor([[0, 3, 1, 2], [0, 0, 5, 4]])
+    mask = torch.tensor([[0, 1, 1, 1], [0, 0, 1, 1]])
+    branches = [[[3, 4], [1], [0, 2, 5]], [[1, 5], [4]]]  # sets at the completion tokens, target included
+    branch, ok = branch_tensors(branches, [1, 2], 4)
+    seq, choice = sequence_and_choice_logps(logits, targets, branch, ok, mask)
+    for i, start in enumerate([1, 2]):
+        lg = logits[i].tolist()
+        want_seq = sum(torch.log_softmax(logits[i, t], -1)[targets[i, t]].item()
+                       for t in range(start, 4))
+        want_choice = _by_hand_choice_logp(lg[start:], targets[i, start:].tolist(), branches[i])
+        assert seq[i].item() == pytest.approx(want_seq, abs=1e-5)
+        assert choice[i].item() == pytest.approx(want_choice, abs=1e-5)
+
+
+def test_choice_losses_on_hand_values():
+    from webgrove.training.choice import LOSSES, PreferenceLogps
+
+    t = lambda *v: torch.tensor(v, dtype=torch.float64)
+    p = PreferenceLogps(chosen=t(-3.0, -1.0), rejected=t(-2.0, -4.0), chosen_choice=t(-0.5, -1.5),
+                        rejected_choice=t(-1.0, -0.3), ref_chosen=t(-2.5, -1.0), ref_rejected=t(-2.0, -3.0),
+                        ref_chosen_choice=t(-0.7, -1.0), ref_rejected_choice=t(-0.9, -0.6),
+                        chosen_tokens=t(5.0, 2.0), chosen_is_best=t(1.0, 0.0))
+    beta = 0.5
+    sig = lambda x: 1 / (1 + math.exp(-x))
+    # choice DPO, row 0: ((-0.5 + 0.7) - (-1.0 + 0.9)) = 0.3; row 1: ((-1.5 + 1.0) - (-0.3 + 0.6)) = -0.8
+    assert LOSSES["choice_sigmoid"](p, beta).tolist() == pytest.approx([-math.log(sig(0.15)), -math.log(sig(-0.4))])
+    # sequence DPO, row 0: (-0.5) - 0 = -0.5; row 1: 0 - (-1) = 1
+    assert LOSSES["sigmoid"](p, beta).tolist() == pytest.approx([-math.log(sig(-0.25)), -math.log(sig(0.5))])
+    assert LOSSES["choice_ce"](p, beta).tolist() == pytest.approx([0.5, 0.0])  # row 1's chosen is not the best
+    assert LOSSES["sft"](p, beta).tolist() == pytest.approx([3.0 / 5, 1.0 / 2])
+
+
+def test_pair_candidates_and_best():
+    from webgrove.training.choice import chosen_is_best, pair_candidates
+
+    row = {"chosen": " a", "rejected": " b", "candidates": [" c", " b", " a"], "q_chosen": 0.5,
+           "candidate_q": [0.9, 0.1, 0.5]}
+    assert pair_candidates(row) == [" a", " b", " c"]
+    assert pair_candidates({"chosen": " a", "rejected": " b"}) == [" a", " b"]
+    assert chosen_is_best(row) == 0.0 and chosen_is_best({**row, "q_chosen": 0.9}) == 1.0
+    assert chosen_is_best({"chosen": " a", "rejected": " b"}) == 1.0
+
+
+@pytest.mark.parametrize("stored", [True, False])
+def test_choice_dpo_starts_at_log2(tiny_model_dir, tmp_path, stored):
+    from webgrove.agents.hf import HFPolicy
+
+    model, tokenizer = load_model(tiny_model_dir)
+    rows = choice_rows(HFPolicy(model, tokenizer, device="cpu"), stored=stored)
+    cfg = DPORunConfig(model=str(tiny_model_dir), out=str(tmp_path / "dpo"), pairs="unused", loss_type="choice_sigmoid",
+                       max_steps=1, batch_size=6, beta=0.5, lora=False, **QUIET)
+    summary = train_dpo(cfg, rows)
+    # reference choice log-probs = the model's own (stored by the acting scorer, or computed): loss log 2
+    assert summary["log"][0]["loss"] == pytest.approx(math.log(2), abs=1e-4)
+    assert summary["ref_sources"]["ref_chosen_choice_logps"] == ("stored" if stored else "model")
+
+
+def test_choice_dpo_reads_the_stored_choice_reference(tiny_model_dir, tmp_path):
+    from webgrove.agents.hf import HFPolicy
+
+    model, tokenizer = load_model(tiny_model_dir)
+    rows = choice_rows(HFPolicy(model, tokenizer, device="cpu"), shift=4.0)
+    cfg = DPORunConfig(model=str(tiny_model_dir), out=str(tmp_path / "dpo"), pairs="unused", loss_type="choice_sigmoid",
+                       max_steps=1, batch_size=6, beta=0.5, lora=False, **QUIET)
+    summary = train_dpo(cfg, rows)
+    assert summary["log"][0]["loss"] == pytest.approx(math.log1p(math.exp(0.5 * 4.0)), abs=1e-3)
+
+
+@pytest.mark.parametrize("loss_type", ["choice_sigmoid", "choice_ce"])
+def test_choice_dpo_raises_the_choice_the_actor_makes(tiny_model_dir, tmp_path, loss_type):
+    from webgrove.agents.hf import HFPolicy
+    from webgrove.training.choice import choice_report
+
+    model, tokenizer = load_model(tiny_model_dir)
+    rows = choice_rows(HFPolicy(model, tokenizer, device="cpu"))
+    before = choice_report(HFPolicy(model, tokenizer, device="cpu"), rows)
+    cfg = DPORunConfig(model=str(tiny_model_dir), out=str(tmp_path / "dpo"), pairs="unused", loss_type=loss_type,
+                       epochs=6, batch_size=6, learning_rate=1e-2, beta=0.5, sft_weight=0.1, nll_target="choice",
+                       **QUIET)
+    summary = train_dpo(cfg, rows)
+    assert summary["loss_terms"] == [(loss_type, 1.0), ("choice_ce", 0.1)]
+    trained, _ = load_model(tmp_path / "dpo")
+    assert any(not torch.equal(a, b) for a, b in zip(trained.parameters(), model.parameters()))
+    after = choice_report(HFPolicy(trained, tokenizer, device="cpu"), rows)
+    assert after["choice_margin"] > before["choice_margin"] + 0.5  # the acting policy's own scorer agrees
+    assert after["chosen_choice"] > before["chosen_choice"] + 0.1
+    if loss_type == "choice_ce":  # the listwise loss pulls the chosen above every candidate, not only the rejected
+        assert after["chosen_greedy"] == 1.0 and before["chosen_greedy"] < 1.0
+
+
+def test_choice_config_terms():
+    choice = DPORunConfig(model="m", out="o", pairs="p", loss_type="choice_sigmoid", sft_weight=0.2, nll_target="choice")
+    assert choice.choice_level and choice.loss_terms() == [("choice_sigmoid", 1.0), ("choice_ce", 0.2)]
+    assert choice.to_trl().precompute_ref_log_probs
+    # plain DPO with a choice NLL term still needs the choice trainer; plain DPO + sequence NLL stays TRL's
+    assert DPORunConfig(model="m", out="o", pairs="p", sft_weight=0.2, nll_target="choice").choice_level
+    assert not DPORunConfig(model="m", out="o", pairs="p", sft_weight=0.2).choice_level
+    with pytest.raises(ValueError, match="nll_target"):
+        DPORunConfig(model="m", out="o", pairs="p", nll_target="tokens")
