@@ -7,6 +7,13 @@ from gymnasium.envs.registration import register, registry
 
 from webgrove.envs.browser import register_browser_envs
 
+SUCCESS_REWARD = 1.0  # the reward of a solved task (WebShop's full match; MiniWoB and Browser-v0 alike)
+
+
+def is_success(reward: float) -> bool:
+    """Whether an episode's return counts as a success: the full reward, up to float rounding."""
+    return float(reward) >= SUCCESS_REWARD - 1e-9
+
 
 def _register_all() -> None:
     if "webgrove/WebShop-v0" in registry:

@@ -139,7 +139,7 @@ def make_env(env_id: str, split: str = "test", data_dir: str | None = None, goal
 
     import webgrove.envs  # noqa: F401  (registers the ids)
 
-    if env_id not in gym.registry:
+    if ":" not in env_id and env_id not in gym.registry:  # "module:Id" ids register on import
         known = sorted(k for k in gym.registry if k.startswith("webgrove/") and "/miniwob." not in k)
         raise UsageError(f"--env {env_id!r} is not a registered Gymnasium id; use one of {', '.join(known)} "
                          "or webgrove/miniwob.<task>-v0")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
 import os
 import re
 import sys
@@ -24,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from webgrove.search.mcts import SearchConfig, search_episode
-from webgrove.search.tree import is_complete_tree, make_header, read_tree, tree_stats, write_tree
+from webgrove.io import write_json_atomic
+from webgrove.search.tree import TreeFormatError, TreeIndex, make_header, read_tree, with_stats, write_tree
 
 SUMMARY_FILE = "summary.json"
 _OBJECT_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # "package.module:factory"
@@ -159,10 +159,10 @@ def collect_goal(parties: _Parties, cfg: CollectConfig, goal_id: int) -> dict:
              **{k: timings[k] for k in ("total_s", "env_s", "policy_s", "critic_s", "mcts_s")}}
     config = {"critic": cfg.critic, "split": cfg.split, **dataclasses.asdict(search_cfg)}
     header = make_header(env_id=cfg.env, goal_id=goal_id, goal=info["goal"], seed=seed, policy=cfg.policy,
-                         config=config, best_path=tree.best_path, stats=stats)
-    header["stats"] = {**tree_stats(header, records), **stats}
+                         config=config, best_path=tree.best_path)
+    header = with_stats(header, records, stats)
     write_tree(tree_path(cfg.out, goal_id), header, records)
-    return {"goal_id": goal_id, **header["stats"]}
+    return {"goal_id": goal_id, **header.stats}
 
 
 # Spawned workers keep their parties in this global, built once by the initializer.
@@ -199,14 +199,15 @@ def _finished_stats(cfg: CollectConfig, goal_ids: range) -> tuple[dict[int, dict
     todo = []
     for goal_id in goal_ids:
         path = tree_path(cfg.out, goal_id)
-        if is_complete_tree(path):
+        try:
             header, nodes = read_tree(path)
-            done[goal_id] = {"goal_id": goal_id, **header.get("stats", {}), **tree_stats(header, nodes)}
-        else:
-            if path.exists():
-                print(f"collect: {path} is incomplete or invalid; collecting goal {goal_id} again",
-                      file=sys.stderr)
+        except FileNotFoundError:
             todo.append(goal_id)
+        except (OSError, TreeFormatError) as exc:
+            print(f"collect: {exc}; collecting goal {goal_id} again", file=sys.stderr)
+            todo.append(goal_id)
+        else:
+            done[goal_id] = {"goal_id": goal_id, **(header.stats or {}), **TreeIndex.build(header, nodes).stats()}
     return done, todo
 
 
@@ -302,7 +303,7 @@ def run_collect(cfg: CollectConfig) -> dict:
         "env": cfg.env, "policy": cfg.policy, "critic": cfg.critic, "split": cfg.split, "goals": cfg.goals,
         "config": dataclasses.asdict(cfg), "command": " ".join(sys.argv),
     }
-    _write_json(Path(cfg.out) / SUMMARY_FILE, summary)
+    write_json_atomic(Path(cfg.out) / SUMMARY_FILE, summary)
     print(f"collect: {summary['trees']} trees ({len(new)} new, {len(done)} already there), "
           f"{summary['nodes']} nodes, best-path success rate {summary['success_rate']:.3f} "
           f"in {seconds:.1f}s -> {cfg.out}")
@@ -314,8 +315,3 @@ def run_collect(cfg: CollectConfig) -> dict:
                            "rerun the same command to collect the rest")
     return summary
 
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)

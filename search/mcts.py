@@ -16,8 +16,9 @@ that the preference-pair builders compare.
 The search drives `env.unwrapped`, because snapshots cover the unwrapped env
 only: wrappers such as `TimeLimit` keep counters that `set_state` cannot rewind.
 The episode's step limit (`env.spec.max_episode_steps`) becomes a depth limit
-instead. Nodes live in memory as a flat list; `Node.record()` is the JSONL line
-of DESIGN.md (see `search/tree.py`).
+instead. Nodes live in memory as a flat list; `Node.record()` is its typed JSONL
+line (`webgrove.search.tree.NodeRecord`), and the tree walking helpers (`path_to`,
+`committed_child`) are the ones the viewer and the pair builders use.
 """
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from webgrove.agents.base import Critic, Policy, Proposal, StepContext, context_from
-
-SUCCESS_REWARD = 1.0  # WebShop counts an episode as a success when its reward is 1
+from webgrove.envs import is_success
+from webgrove.search.tree import NodeRecord, committed_child, path_to
 
 
 # ---------------------------------------------------------------------------
@@ -121,12 +122,6 @@ def dedupe(proposals: Sequence[Proposal]) -> list[Proposal]:
     return out
 
 
-def best_child_key(visits: int, q: float, node_id: int) -> tuple[int, float, int]:
-    """Sort key of the action to commit to: most visits, then highest Q, then the
-    earliest proposal (lowest id)."""
-    return (visits, q, -node_id)
-
-
 # ---------------------------------------------------------------------------
 # Records.
 
@@ -192,12 +187,11 @@ class Node:
     state: Any = None
     history: tuple[str, ...] = ()  # the episode's actions up to here, those before the root included
 
-    def record(self) -> dict:
-        """The node's flat JSONL record (DESIGN.md, "Search trees on disk")."""
-        return {"type": "node", "id": self.id, "parent": self.parent, "depth": self.depth,
-                "action": self.action, "prompt": self.prompt, "logprob": self.logprob,
-                "visits": self.visits, "q_mcts": self.q_mcts, "q_critic": self.q_critic,
-                "q": self.q, "reward": self.reward, "terminal": self.terminal}
+    def record(self) -> NodeRecord:
+        """The node's flat record (docs/DESIGN.md, "Search trees on disk")."""
+        return NodeRecord(id=self.id, parent=self.parent, depth=self.depth, action=self.action,
+                          prompt=self.prompt, logprob=self.logprob, visits=self.visits, q_mcts=self.q_mcts,
+                          q_critic=self.q_critic, q=self.q, reward=self.reward, terminal=self.terminal)
 
 
 @dataclass
@@ -239,7 +233,7 @@ class SearchTree:
     best_path: list[int]
     timings: SearchTimings
 
-    def records(self) -> list[dict]:
+    def records(self) -> list[NodeRecord]:
         return [n.record() for n in self.nodes]
 
     @property
@@ -255,7 +249,7 @@ class SearchTree:
     def success(self) -> bool:
         """The best path ends the episode with reward 1."""
         last = self.nodes[self.best_path[-1]]
-        return last.terminal and self.best_return >= SUCCESS_REWARD - 1e-9
+        return last.terminal and is_success(self.best_return)
 
 
 # ---------------------------------------------------------------------------
@@ -368,10 +362,7 @@ class MCTS:
 
     def path(self, node_id: int) -> list[Node]:
         """Nodes from the tree's root down to `node_id`."""
-        path = [self.nodes[node_id]]
-        while path[-1].parent is not None:
-            path.append(self.nodes[path[-1].parent])
-        return path[::-1]
+        return path_to(self.nodes, node_id)
 
     def _expand(self, node: Node) -> None:
         """Add up to k distinct proposals as children, their Q from the critic."""
@@ -465,16 +456,13 @@ class MCTS:
             n.q = node_q(q, n.q_critic, v, alpha)
         self.timings.simulations += 1
         self.timings.total_s += time.perf_counter() - t0
-        success = value >= SUCCESS_REWARD - 1e-9 and len(path) > n_above
+        success = is_success(value) and len(path) > n_above
         self._last_success_child = path[n_above].id if success else None
         return value
 
     def best_child(self, node_id: int) -> Node | None:
         """The visited child with the most visits, ties by Q, then by proposal order."""
-        visited = [self.nodes[i] for i in self.nodes[node_id].children if self.nodes[i].visits > 0]
-        if not visited:
-            return None
-        return max(visited, key=lambda n: best_child_key(n.visits, n.q, n.id))
+        return committed_child(self.nodes[i] for i in self.nodes[node_id].children)
 
     def search(self, root_id: int = 0, simulations: int | None = None) -> Node | None:
         """Run simulations from `root_id` and return the child to commit to (None

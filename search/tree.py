@@ -1,44 +1,41 @@
-"""Search trees on disk: one JSONL file per task (DESIGN.md, "Search trees on disk").
+"""Search trees on disk: one JSONL file per task, as typed records (docs/DESIGN.md, "Search trees on disk").
 
-Line 1 is the header::
+Line 1 is the header (`TreeHeader`)::
 
-    {"type": "tree", "env_id", "goal_id", "goal", "seed", "policy", "config", "created",
-     "best_path", "stats"}
+    {"type": "tree", "env_id", "goal_id", "goal", "seed", "policy", "policy_fingerprint",
+     "config", "created", "best_path", "stats"}
 
-(`best_path`, the committed node ids from the root, and `stats`, a flat dict of
-numbers, are optional.) Then one flat line per node, in id order (ids are
-0, 1, 2, ... and a parent always comes before its children)::
+(`policy_fingerprint`, `best_path` — the committed node ids from the root — and
+`stats`, a flat dict of numbers, are optional when reading.) Then one flat line per
+node (`NodeRecord`), in id order (ids are 0, 1, 2, ... and a parent always comes
+before its children)::
 
     {"type": "node", "id", "parent", "depth", "action", "prompt", "logprob",
      "visits", "q_mcts", "q_critic", "q", "reward", "terminal"}
 
 Only the root (id 0) has `parent`, `action`, `prompt`, `logprob` and `q_critic`
-null. Files are written atomically, so a tree file that exists is whole;
-`read_tree` validates every line and names the first bad one.
+null. Files are written atomically (`webgrove.io`), so a tree file that exists is
+whole; `read_tree` validates every line and names the file, the first bad line and
+its field. `TreeIndex` is the one index over a tree's records (children, paths, the
+committed path, trajectory ends and their outcomes) that MCTS, the viewer and the
+pair builders share.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-import uuid
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol, Sequence, TypeVar
 
-from webgrove.search.mcts import SUCCESS_REWARD, best_child_key
+from webgrove.envs import is_success
+from webgrove.io import atomic_open
 
-HEADER_FIELDS: dict[str, tuple[type, ...]] = {
-    "type": (str,), "env_id": (str,), "goal_id": (int,), "goal": (str,), "seed": (int,),
-    "policy": (str,), "config": (dict,), "created": (str,),
-}
-OPTIONAL_HEADER_FIELDS: dict[str, tuple[type, ...]] = {"best_path": (list,), "stats": (dict,)}
-NODE_FIELDS: dict[str, tuple[type, ...]] = {
-    "type": (str,), "id": (int,), "parent": (int,), "depth": (int,), "action": (str,),
-    "prompt": (str,), "logprob": (float, int), "visits": (int,), "q_mcts": (float, int),
-    "q_critic": (float, int), "q": (float, int), "reward": (float, int), "terminal": (bool,),
-}
-ROOT_NULL_FIELDS = ("parent", "action", "prompt", "logprob", "q_critic")  # null at the root, only there
+# A log-probability is <= 0; this much above 0 is float rounding (a single candidate's
+# renormalised choice probability can come out as 1 + 1e-7).
+LOGPROB_TOLERANCE = 1e-6
 
 
 class TreeFormatError(ValueError):
@@ -56,142 +53,245 @@ class TreeFormatError(ValueError):
         super().__init__(f"bad tree file {where}: {reason}")
 
 
+class RecordError(ValueError):
+    """One record, taken alone, is not a valid header or node (`field` None: the whole record)."""
+
+    def __init__(self, field: str | None, reason: str):
+        self.field, self.reason = field, reason
+        super().__init__(f"field {field!r}: {reason}" if field else reason)
+
+
 # ---------------------------------------------------------------------------
-# Validation: returns the problem as (field, reason), or None.
+# Field checks.
+
+_NUMBER = (float, int)
 
 
-def _type_problem(record: dict, name: str, types: tuple[type, ...], nullable: bool) -> tuple[str, str] | None:
+def _check(record: dict, name: str, types: tuple[type, ...], nullable: bool = False) -> Any:
+    """The value of `record[name]`, checked against `types`; raises RecordError."""
     if name not in record:
-        return name, "missing"
+        raise RecordError(name, "missing")
     value = record[name]
     if value is None:
-        return None if nullable else (name, "is null")
+        if nullable:
+            return None
+        raise RecordError(name, "is null")
     # bool is an int in Python; it is only valid where bool is expected
     if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
         names = " or ".join(t.__name__ for t in types)
-        return name, f"expected {names}, got {type(value).__name__} {value!r:.60}"
+        raise RecordError(name, f"expected {names}, got {type(value).__name__} {value!r:.60}")
     if isinstance(value, float) and not math.isfinite(value):
-        return name, f"must be finite, got {value}"
-    return None
+        raise RecordError(name, f"must be finite, got {value}")
+    return float(value) if types == _NUMBER else value
 
 
-def header_problem(header: Any) -> tuple[str | None, str] | None:
-    """Why `header` is not a valid tree header, or None."""
-    if not isinstance(header, dict):
-        return None, f"expected a JSON object, got {type(header).__name__}"
-    if header.get("type") != "tree":
-        return "type", f"the first line must have type 'tree', got {header.get('type')!r}"
-    for name, types in HEADER_FIELDS.items():
-        problem = _type_problem(header, name, types, nullable=False)
-        if problem:
-            return problem
-    for name, types in OPTIONAL_HEADER_FIELDS.items():
-        if name in header:
-            problem = _type_problem(header, name, types, nullable=True)
-            if problem:
-                return problem
-    path = header.get("best_path") or []
-    if not all(isinstance(i, int) and not isinstance(i, bool) for i in path):
-        return "best_path", "must be a list of node ids"
-    return None
-
-
-def node_problem(record: Any, index: int, depths: list[int]) -> tuple[str | None, str] | None:
-    """Why `record` cannot be node number `index` (0-based) after nodes of `depths`, or None."""
+def _check_type_tag(record: Any, expected: str) -> None:
     if not isinstance(record, dict):
-        return None, f"expected a JSON object, got {type(record).__name__}"
-    if record.get("type") != "node":
-        return "type", f"expected type 'node', got {record.get('type')!r}"
-    is_root = index == 0
-    for name, types in NODE_FIELDS.items():
-        problem = _type_problem(record, name, types, nullable=is_root and name in ROOT_NULL_FIELDS)
-        if problem:
-            return problem
-    if record["id"] != index:
-        return "id", f"expected id {index} (ids are 0, 1, 2, ... in file order), got {record['id']}"
-    if is_root:
-        if record["parent"] is not None:
-            return "parent", "the root (id 0) must have parent null"
-        if record["depth"] != 0:
-            return "depth", f"the root has depth 0, got {record['depth']}"
+        raise RecordError(None, f"expected a JSON object, got {type(record).__name__}")
+    if record.get("type") != expected:
+        raise RecordError("type", f"expected type {expected!r}, got {record.get('type')!r}")
+
+
+# ---------------------------------------------------------------------------
+# The records.
+
+
+@dataclass(frozen=True)
+class TreeHeader:
+    """Line 1 of a tree file: which task, which policy, which settings."""
+
+    env_id: str
+    goal_id: int
+    goal: str  # the instruction
+    seed: int  # the env reset's and the search's seed
+    policy: str  # the policy spec as given
+    config: dict  # the collection's full configuration (see `webgrove.search.collect`)
+    created: str  # UTC, ISO 8601
+    policy_fingerprint: str | None = None  # `webgrove.agents.fingerprint`; None in files from before it
+    best_path: list[int] | None = None  # committed node ids from the root
+    stats: dict | None = None  # flat numbers about the tree and its collection
+
+    _TYPES = {"env_id": (str,), "goal_id": (int,), "goal": (str,), "seed": (int,), "policy": (str,),
+              "config": (dict,), "created": (str,)}
+    _OPTIONAL = {"policy_fingerprint": (str,), "best_path": (list,), "stats": (dict,)}
+
+    def to_dict(self) -> dict:
+        """The JSON object of line 1 (optional fields left out when None)."""
+        out: dict[str, Any] = {"type": "tree"}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None or f.name not in self._OPTIONAL:
+                out[f.name] = list(value) if f.name == "best_path" else value
+        return out
+
+    @classmethod
+    def from_dict(cls, record: Any) -> "TreeHeader":
+        """Check and type a header object. Raises RecordError naming the field."""
+        _check_type_tag(record, "tree")
+        values = {name: _check(record, name, types) for name, types in cls._TYPES.items()}
+        for name, types in cls._OPTIONAL.items():
+            values[name] = _check(record, name, types, nullable=True) if name in record else None
+        path = values["best_path"]
+        if path is not None and not all(isinstance(i, int) and not isinstance(i, bool) for i in path):
+            raise RecordError("best_path", "must be a list of node ids")
+        return cls(**values)
+
+
+ROOT_NULL_FIELDS = ("parent", "action", "prompt", "logprob", "q_critic")  # null at the root, only there
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """One node line: the state reached by taking `action` at the parent state."""
+
+    id: int
+    parent: int | None
+    depth: int  # actions from the root
+    action: str | None
+    prompt: str | None  # the exact policy input at the parent state
+    logprob: float | None  # the collecting policy's log-prob of `action` there (<= 0)
+    visits: int
+    q_mcts: float  # mean return of the simulations through the node
+    q_critic: float | None  # the critic's value of `action`
+    q: float  # the mixed value the search ranks by
+    reward: float  # env reward received on taking `action`
+    terminal: bool
+
+    def to_dict(self) -> dict:
+        """The JSON object of the node's line."""
+        return {"type": "node", **{name: getattr(self, name) for name in _NODE_TYPES}}
+
+    @classmethod
+    def from_dict(cls, record: Any) -> "NodeRecord":
+        """Check and type one node object on its own (`node_position_problem` checks it
+        against the others). Raises RecordError naming the field."""
+        _check_type_tag(record, "node")
+        is_root = record.get("parent", 0) is None or record.get("id") == 0  # the position check says which
+        values = {name: _check(record, name, types, nullable=is_root and name in ROOT_NULL_FIELDS)
+                  for name, types in _NODE_TYPES.items()}
+        if values["logprob"] is not None and values["logprob"] > LOGPROB_TOLERANCE:
+            raise RecordError("logprob", f"a log-probability is <= 0, got {values['logprob']}")
+        if values["visits"] < 0:
+            raise RecordError("visits", f"must be >= 0, got {values['visits']}")
+        return cls(**values)
+
+
+_NODE_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (int,), "parent": (int,), "depth": (int,), "action": (str,), "prompt": (str,),
+    "logprob": _NUMBER, "visits": (int,), "q_mcts": _NUMBER, "q_critic": _NUMBER, "q": _NUMBER,
+    "reward": _NUMBER, "terminal": (bool,),
+}
+
+
+def make_header(env_id: str, goal_id: int, goal: str, seed: int, policy: str, config: dict,
+                best_path: list[int] | None = None, stats: dict | None = None,
+                policy_fingerprint: str | None = None) -> TreeHeader:
+    """A tree header stamped with the current UTC time."""
+    return TreeHeader(env_id=env_id, goal_id=goal_id, goal=goal, seed=seed, policy=policy,
+                      config=dict(config), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                      policy_fingerprint=policy_fingerprint,
+                      best_path=None if best_path is None else list(best_path),
+                      stats=None if stats is None else dict(stats))
+
+
+# ---------------------------------------------------------------------------
+# A tree's records together.
+
+
+def node_position_problem(node: NodeRecord, earlier: Sequence[NodeRecord]) -> RecordError | None:
+    """Why `node` cannot come after the nodes `earlier` (ids 0 .. len-1), or None."""
+    index = len(earlier)
+    if node.id != index:
+        return RecordError("id", f"expected id {index} (ids are 0, 1, 2, ... in file order), got {node.id}")
+    if index == 0:
+        if node.parent is not None:
+            return RecordError("parent", "the root (id 0) must have parent null")
+        if node.depth != 0:
+            return RecordError("depth", f"the root has depth 0, got {node.depth}")
         return None
-    if not 0 <= record["parent"] < index:
-        return "parent", f"parent {record['parent']} is not an earlier node"
-    if record["depth"] != depths[record["parent"]] + 1:
-        return "depth", f"expected depth {depths[record['parent']] + 1} (parent's + 1), got {record['depth']}"
-    if record["visits"] < 0:
-        return "visits", f"must be >= 0, got {record['visits']}"
+    if node.parent is None:
+        return RecordError("parent", "only the root (id 0) has parent null")
+    if not 0 <= node.parent < index:
+        return RecordError("parent", f"parent {node.parent} is not an earlier node")
+    expected = earlier[node.parent].depth + 1
+    if node.depth != expected:
+        return RecordError("depth", f"expected depth {expected} (parent's + 1), got {node.depth}")
     return None
 
 
-def _best_path_problem(best_path: list[int], nodes: list[dict]) -> str | None:
+def best_path_problem(best_path: Sequence[int], nodes: Sequence[NodeRecord]) -> str | None:
+    """Why `best_path` is not a path from the root down `nodes`, or None."""
     if not best_path:
         return None
     if best_path[0] != 0:
         return "must start at the root (0)"
     for a, b in zip(best_path, best_path[1:]):
-        if not 0 <= b < len(nodes) or nodes[b]["parent"] != a:
+        if not 0 <= b < len(nodes) or nodes[b].parent != a:
             return f"node {b} is not a child of node {a}"
     return None
 
 
-def validate_tree(header: Any, nodes: list[Any], path: str | os.PathLike = "<records>") -> None:
-    """Raise TreeFormatError at the first bad record (line numbers as in the file)."""
-    problem = header_problem(header)
-    if problem:
-        raise TreeFormatError(path, 1, *problem)
+def validate_tree(header: TreeHeader, nodes: Sequence[NodeRecord], path: str | os.PathLike = "<records>") -> None:
+    """Raise TreeFormatError at the first record that does not fit (line numbers as in the file)."""
     if not nodes:
         raise TreeFormatError(path, 2, None, "a tree has at least its root node")
-    depths: list[int] = []
-    for i, record in enumerate(nodes):
-        problem = node_problem(record, i, depths)
+    for i, node in enumerate(nodes):
+        problem = node_position_problem(node, nodes[:i])
         if problem:
-            raise TreeFormatError(path, i + 2, *problem)
-        depths.append(record["depth"])
-    reason = _best_path_problem(header.get("best_path") or [], nodes)
+            raise TreeFormatError(path, i + 2, problem.field, problem.reason)
+    reason = best_path_problem(header.best_path or [], nodes)
     if reason:
         raise TreeFormatError(path, 1, "best_path", reason)
+
+
+def tree_from_dicts(records: Sequence[Any], path: str | os.PathLike = "<records>") -> tuple[TreeHeader, list[NodeRecord]]:
+    """Type and validate JSON-like records (the header first, then the nodes), as read from a file."""
+    if not records:
+        raise TreeFormatError(path, 1, None, "no records")
+    typed: list[Any] = []
+    for line, record in enumerate(records, start=1):
+        try:
+            typed.append(TreeHeader.from_dict(record) if line == 1 else NodeRecord.from_dict(record))
+        except RecordError as exc:
+            raise TreeFormatError(path, line, exc.field, exc.reason) from None
+    validate_tree(typed[0], typed[1:], path)
+    return typed[0], typed[1:]
 
 
 # ---------------------------------------------------------------------------
 # Files.
 
 
-def make_header(env_id: str, goal_id: int, goal: str, seed: int, policy: str, config: dict,
-                best_path: list[int] | None = None, stats: dict | None = None) -> dict:
-    """A tree header stamped with the current UTC time."""
-    header = {"type": "tree", "env_id": env_id, "goal_id": goal_id, "goal": goal, "seed": seed,
-              "policy": policy, "config": dict(config),
-              "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    if best_path is not None:
-        header["best_path"] = list(best_path)
-    if stats is not None:
-        header["stats"] = dict(stats)
-    return header
-
-
-def write_tree(path: str | os.PathLike, header: dict, nodes: Iterable[dict]) -> None:
-    """Validate and write a tree file atomically (temp file in the same dir + os.replace)."""
-    path = Path(path)
+def write_tree(path: str | os.PathLike, header: TreeHeader, nodes: Iterable[NodeRecord]) -> None:
+    """Validate and write a tree file atomically (temp file in the same folder + rename)."""
     nodes = list(nodes)
-    validate_tree(header, nodes, path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # a unique name in the same directory (so os.replace is atomic); plain open keeps the umask's mode
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    # checked as a reader will check them: a typed record can still hold a bad value (a NaN critic value)
+    tree_from_dicts([header.to_dict(), *(n.to_dict() for n in nodes)], path)
+    with atomic_open(path) as f:
+        for record in (header, *nodes):
+            f.write(json.dumps(record.to_dict(), ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def _parse_line(path: Path, lineno: int, raw: bytes) -> Any:
+    """The JSON value of one raw line; raises TreeFormatError saying why it is not one."""
     try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.write(json.dumps(header, ensure_ascii=False, allow_nan=False) + "\n")
-            for record in nodes:
-                f.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TreeFormatError(path, lineno, None, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
+                                                  f"{exc.start + 1}); is this a tree file?") from None
+    if not line.strip():
+        raise TreeFormatError(path, lineno, None, "empty line")
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise TreeFormatError(path, lineno, None, f"not JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise TreeFormatError(path, lineno, None, "JSON nested too deeply to read") from None
+    except ValueError as exc:  # e.g. an integer with thousands of digits
+        raise TreeFormatError(path, lineno, None, f"not readable JSON ({exc})") from None
 
 
-def read_tree(path: str | os.PathLike) -> tuple[dict, list[dict]]:
+def read_tree(path: str | os.PathLike) -> tuple[TreeHeader, list[NodeRecord]]:
     """Read and validate a tree file.
 
     Returns:
@@ -200,37 +300,28 @@ def read_tree(path: str | os.PathLike) -> tuple[dict, list[dict]]:
     Raises:
         TreeFormatError: naming the file, the first bad line and its field (the
             header's `best_path` is checked last, once the nodes are known).
+        OSError: the file cannot be opened.
     """
     path = Path(path)
-    header: Any = None
-    nodes: list[dict] = []
-    depths: list[int] = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                raise TreeFormatError(path, lineno, None, "empty line")
+    header: TreeHeader | None = None
+    nodes: list[NodeRecord] = []
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            record = _parse_line(path, lineno, raw)
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TreeFormatError(path, lineno, None, f"not JSON ({exc.msg} at column {exc.colno})") from None
-            if lineno == 1:
-                problem = header_problem(record)
+                if lineno == 1:
+                    header = TreeHeader.from_dict(record)
+                    continue
+                node = NodeRecord.from_dict(record)
+                problem = node_position_problem(node, nodes)
                 if problem:
-                    raise TreeFormatError(path, 1, *problem)
-                header = record
-                continue
-            problem = node_problem(record, lineno - 2, depths)
-            if problem:
-                raise TreeFormatError(path, lineno, *problem)
-            nodes.append(record)
-            depths.append(record["depth"])
+                    raise problem
+            except RecordError as exc:
+                raise TreeFormatError(path, lineno, exc.field, exc.reason) from None
+            nodes.append(node)
     if header is None:
         raise TreeFormatError(path, 1, None, "empty file")
-    if not nodes:
-        raise TreeFormatError(path, 2, None, "a tree has at least its root node")
-    reason = _best_path_problem(header.get("best_path") or [], nodes)
-    if reason:
-        raise TreeFormatError(path, 1, "best_path", reason)
+    validate_tree(header, nodes, path)
     return header, nodes
 
 
@@ -238,57 +329,137 @@ def is_complete_tree(path: str | os.PathLike) -> bool:
     """The file exists and validates (what collection treats as finished)."""
     try:
         read_tree(path)
-    except (OSError, UnicodeDecodeError, TreeFormatError):
+    except (OSError, TreeFormatError):
         return False
     return True
 
 
 # ---------------------------------------------------------------------------
-# Walking the flat records.
+# Walking the records: shared by MCTS (its live nodes), the viewer and the pair builders.
 
 
-def children_by_parent(nodes: list[dict]) -> dict[int, list[dict]]:
-    """Every node's children, in id (proposal) order; leaves map to []."""
-    children: dict[int, list[dict]] = {n["id"]: [] for n in nodes}
-    for n in nodes:
-        if n["parent"] is not None:
-            children[n["parent"]].append(n)
-    return children
+class _HasParent(Protocol):
+    @property
+    def parent(self) -> int | None: ...
 
 
-def path_to(nodes: list[dict], node_id: int) -> list[dict]:
-    """The nodes from the root down to `node_id`, root first."""
+class _Committable(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def visits(self) -> int: ...
+    @property
+    def q(self) -> float: ...
+
+
+N = TypeVar("N", bound=_HasParent)
+C = TypeVar("C", bound=_Committable)
+
+
+def path_to(nodes: Sequence[N], node_id: int) -> list[N]:
+    """The nodes from the root down to `node_id`, root first (`nodes[i]` has id i)."""
     path = [nodes[node_id]]
-    while path[-1]["parent"] is not None:
-        path.append(nodes[path[-1]["parent"]])
+    while path[-1].parent is not None:
+        path.append(nodes[path[-1].parent])
     return path[::-1]
 
 
-def best_path(header: dict, nodes: list[dict]) -> list[dict]:
-    """The committed path, root first: the header's `best_path` when it has one,
-    otherwise from the root the visited child with most visits (ties by Q, then
-    lowest id) until no child was visited."""
-    if header.get("best_path"):
-        return [nodes[i] for i in header["best_path"]]
-    children = children_by_parent(nodes)
-    path = [nodes[0]]
-    while True:
-        visited = [c for c in children[path[-1]["id"]] if c["visits"] > 0]
-        if not visited:
-            return path
-        path.append(max(visited, key=lambda c: best_child_key(c["visits"], c["q"], c["id"])))
+def best_child_key(visits: int, q: float, node_id: int) -> tuple[int, float, int]:
+    """Sort key of the action to commit to: most visits, then highest Q, then the
+    earliest proposal (lowest id)."""
+    return (visits, q, -node_id)
 
 
-def trajectories(nodes: list[dict]) -> list[list[dict]]:
-    """Every root-to-leaf path (root first), one per leaf, in leaf id order."""
-    children = children_by_parent(nodes)
-    return [path_to(nodes, n["id"]) for n in nodes if not children[n["id"]]]
+def committed_child(children: Iterable[C]) -> C | None:
+    """The child a search commits to: the visited one with most visits (ties by Q,
+    then lowest id); None when none was visited."""
+    visited = [c for c in children if c.visits > 0]
+    return max(visited, key=lambda c: best_child_key(c.visits, c.q, c.id)) if visited else None
 
 
-def tree_stats(header: dict, nodes: list[dict]) -> dict:
-    """Flat numbers about a tree: nodes, deepest depth, the best path's reward and
-    whether it ends the episode with reward 1."""
-    path = best_path(header, nodes)
-    reward = float(sum(n["reward"] for n in path))
-    return {"nodes": len(nodes), "max_depth": max(n["depth"] for n in nodes), "best_reward": reward,
-            "success": bool(path[-1]["terminal"] and reward >= SUCCESS_REWARD - 1e-9)}
+@dataclass(frozen=True)
+class TreeIndex:
+    """One tree's records with its children lists, trajectory ends and their outcomes.
+
+    A trajectory end is a terminal node (outcome: the return along its path) or a visited
+    non-root leaf the search rolled out from (outcome: its Q_mcts, the mean return of
+    those rollouts; a rollout's own steps are not stored in the tree).
+    """
+
+    header: TreeHeader
+    nodes: list[NodeRecord]  # nodes[i].id == i
+    children: list[list[int]] = field(repr=False)  # child ids of each node, in id order
+    outcome: dict[int, float] = field(repr=False)  # trajectory end -> its return, in id order
+    best_reward: list[float] = field(repr=False)  # best outcome in each node's subtree (-inf: none)
+
+    @classmethod
+    def build(cls, header: TreeHeader, nodes: Sequence[NodeRecord]) -> "TreeIndex":
+        """Index validated records (as `read_tree` or `tree_from_dicts` return them)."""
+        nodes = list(nodes)
+        children: list[list[int]] = [[] for _ in nodes]
+        path_return: list[float] = []
+        for n in nodes:  # parents come before their children
+            path_return.append((0.0 if n.parent is None else path_return[n.parent]) + n.reward)
+            if n.parent is not None:
+                children[n.parent].append(n.id)
+        outcome = {}
+        for n in nodes:
+            if n.terminal:
+                outcome[n.id] = path_return[n.id]
+            elif n.parent is not None and n.visits >= 1 and not any(nodes[c].visits >= 1 for c in children[n.id]):
+                outcome[n.id] = n.q_mcts
+        best = [outcome.get(n.id, -math.inf) for n in nodes]
+        for n in reversed(nodes):  # children before parents
+            if n.parent is not None:
+                best[n.parent] = max(best[n.parent], best[n.id])
+        return cls(header, nodes, children, outcome, best)
+
+    @classmethod
+    def from_records(cls, records: "TreeIndex | Sequence[Any]") -> "TreeIndex":
+        """An index of records: the header first, then the nodes, as typed records or as
+        JSON-like dicts (validated); an index is returned as it is."""
+        if isinstance(records, TreeIndex):
+            return records
+        if records and isinstance(records[0], TreeHeader):
+            validate_tree(records[0], records[1:])
+            return cls.build(records[0], records[1:])
+        return cls.build(*tree_from_dicts(records))
+
+    @property
+    def goal_id(self) -> int:
+        return self.header.goal_id
+
+    def path(self, node_id: int) -> list[NodeRecord]:
+        """The nodes from the root down to `node_id`, root first."""
+        return path_to(self.nodes, node_id)
+
+    def steps_to(self, node_id: int) -> list[int]:
+        """Ids of the nodes below the root down to `node_id`: the steps that reach it."""
+        return [n.id for n in self.path(node_id)[1:]]
+
+    def best_path(self) -> list[NodeRecord]:
+        """The committed path, root first: the header's `best_path` when it has one,
+        otherwise from the root `committed_child` until no child was visited."""
+        if self.header.best_path:
+            return [self.nodes[i] for i in self.header.best_path]
+        path = [self.nodes[0]]
+        while (child := committed_child(self.nodes[i] for i in self.children[path[-1].id])) is not None:
+            path.append(child)
+        return path
+
+    def trajectories(self) -> list[list[NodeRecord]]:
+        """Every root-to-leaf path (root first), one per leaf, in leaf id order."""
+        return [self.path(n.id) for n in self.nodes if not self.children[n.id]]
+
+    def stats(self) -> dict:
+        """Flat numbers: nodes, deepest depth, the best path's return and whether it ends
+        the episode with a success (`webgrove.envs.is_success`)."""
+        path = self.best_path()
+        reward = math.fsum(n.reward for n in path)
+        return {"nodes": len(self.nodes), "max_depth": max(n.depth for n in self.nodes), "best_reward": reward,
+                "success": bool(path[-1].terminal and is_success(reward))}
+
+
+def with_stats(header: TreeHeader, nodes: Sequence[NodeRecord], extra: dict | None = None) -> TreeHeader:
+    """`header` with `stats` set to the tree's own numbers plus `extra`."""
+    return replace(header, stats={**TreeIndex.build(header, nodes).stats(), **(extra or {})})

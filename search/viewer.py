@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from webgrove.search.tree import best_path, read_tree
+from webgrove.io import write_text_atomic
+from webgrove.search.tree import NodeRecord, TreeHeader, TreeIndex, read_tree
 
 
 def _script_json(data: dict) -> str:
@@ -22,11 +23,12 @@ def _script_json(data: dict) -> str:
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
-def render_html(header: dict, nodes: list[dict]) -> str:
+def render_html(header: TreeHeader, nodes: list[NodeRecord]) -> str:
     """The viewer page for a tree (records as `read_tree` returns them)."""
-    template = resources.files("search").joinpath("viewer.html").read_text(encoding="utf-8")
-    data = {"header": header, "nodes": nodes, "best_path": [n["id"] for n in best_path(header, nodes)]}
-    title = html.escape(f"webgrove tree · goal {header['goal_id']}")
+    template = resources.files("webgrove.search").joinpath("viewer.html").read_text(encoding="utf-8")
+    best = TreeIndex.build(header, nodes).best_path()
+    data = {"header": header.to_dict(), "nodes": [n.to_dict() for n in nodes], "best_path": [n.id for n in best]}
+    title = html.escape(f"webgrove tree · goal {header.goal_id}")
     return template.replace("__TITLE__", title).replace("__TREE_DATA__", _script_json(data))
 
 
@@ -47,7 +49,6 @@ def run_view(cfg: ViewConfig) -> str:
     """Write the page; returns its path."""
     header, nodes = read_tree(cfg.tree)
     out = Path(cfg.out) if cfg.out else Path(cfg.tree).with_suffix(".html")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_html(header, nodes), encoding="utf-8")
+    write_text_atomic(out, render_html(header, nodes))
     print(f"view: {len(nodes)} nodes -> {out}")
     return str(out)

@@ -1,7 +1,8 @@
 """From search trees to training data: preference pairs, RFT rows and revision trajectories.
 
-Every builder is a pure function from one tree's records (the header line and the flat
-node lines of DESIGN.md, as dicts) to a list of rows:
+Every builder is a pure function from one tree (a `webgrove.search.tree.TreeIndex`, or its
+records — the header, then the flat nodes of docs/DESIGN.md — typed or as dicts) to a list
+of rows. Trajectory ends and their outcomes are `TreeIndex`'s:
 
 - `agentq_pairs`: step-level preference pairs between explored siblings whose values
   differ by more than θ (Agent Q, Putta et al. 2024, Sec. 4.3), with the collecting
@@ -23,11 +24,14 @@ import json
 import math
 import statistics
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from webgrove.agents.prompts import ACTION_CUE, action_completion
+from webgrove.io import write_jsonl_atomic
+from webgrove.search.tree import NodeRecord, TreeIndex, read_tree
 
 # What a revision says between the erroneous action and the good one (Agent-R's "revision
 # signal"), ending on the policy prompt's action cue, so a revision reads
@@ -38,117 +42,32 @@ from webgrove.agents.prompts import ACTION_CUE, action_completion
 REVISION_THOUGHT = f"\nThought: my last action was a mistake; I take a better one.\n{ACTION_CUE}"
 
 
-@dataclass(frozen=True)
-class TreeIndex:
-    """One tree's nodes by id, with children lists, trajectory ends and their outcomes.
-
-    A trajectory end is a terminal node (outcome: the return along its path) or a visited
-    leaf the search rolled out from (outcome: its Q_mcts, the mean return of those
-    rollouts; the rollout's own steps are not stored in the tree).
-    """
-
-    header: dict
-    nodes: dict[int, dict]
-    children: dict[int, list[int]]
-    root: int
-    outcome: dict[int, float] = field(default_factory=dict)  # trajectory end -> its return
-    best_reward: dict[int, float] = field(default_factory=dict)  # node -> best outcome below it
-
-    @property
-    def goal_id(self):
-        return self.header.get("goal_id")
-
-    def path_to(self, node_id: int) -> list[int]:
-        """Node ids from the root's first child down to `node_id` (the root itself left out)."""
-        path = []
-        while node_id != self.root:
-            path.append(node_id)
-            node_id = self.nodes[node_id]["parent"]
-        return path[::-1]
-
-    def ends(self) -> list[int]:
-        """Ids of trajectory ends, in file order."""
-        return list(self.outcome)
+TreeRecords = TreeIndex | Sequence[Any]  # what a builder takes (see `TreeIndex.from_records`)
 
 
-def index_tree(records: list[dict]) -> TreeIndex:
-    """Index one tree's records (header first, then nodes). Raises ValueError on a malformed tree."""
-    if not records or records[0].get("type") != "tree":
-        raise ValueError("a tree's first record must have type 'tree'")
-    nodes = {r["id"]: r for r in records[1:] if r.get("type") == "node"}
-    roots = [i for i, n in nodes.items() if n.get("parent") is None]
-    if len(roots) != 1:
-        raise ValueError(f"a tree needs exactly one root node, found {len(roots)}")
-    children: dict[int, list[int]] = {i: [] for i in nodes}
-    for i, n in nodes.items():
-        if n.get("parent") is not None:
-            if n["parent"] not in nodes:
-                raise ValueError(f"node {i} has unknown parent {n['parent']}")
-            children[n["parent"]].append(i)
-    order = _top_down(children, roots[0])
-    outcome = trajectory_outcomes(nodes, children, order)
-    return TreeIndex(records[0], nodes, children, roots[0], outcome, _best_below(outcome, children, order))
-
-
-def _top_down(children: dict[int, list[int]], root: int) -> list[int]:
-    """Node ids with every parent before its children (iterative: trees can be deep)."""
-    order, stack = [], [root]
-    while stack:
-        i = stack.pop()
-        order.append(i)
-        stack.extend(reversed(children[i]))
-    return order
-
-
-def trajectory_outcomes(nodes: dict[int, dict], children: dict[int, list[int]],
-                        order: list[int]) -> dict[int, float]:
-    """Trajectory ends (see `TreeIndex`) and their returns, in file order."""
-    path_return: dict[int, float] = {}
-    for i in order:
-        parent = nodes[i].get("parent")
-        path_return[i] = (path_return[parent] if parent is not None else 0.0) + float(nodes[i].get("reward") or 0.0)
-    ends = {}
-    for i in sorted(nodes):
-        n = nodes[i]
-        if n.get("terminal"):
-            ends[i] = path_return[i]
-        elif n.get("parent") is not None and (n.get("visits") or 0) >= 1 and \
-                not any((nodes[c].get("visits") or 0) >= 1 for c in children[i]):
-            ends[i] = float(n.get("q_mcts") or 0.0)
-    return ends
-
-
-def _best_below(outcome: dict[int, float], children: dict[int, list[int]], order: list[int]) -> dict[int, float]:
-    """For every node, the best outcome of a trajectory end in its subtree (-inf if none)."""
-    best: dict[int, float] = {}
-    for i in reversed(order):  # children before parents
-        best[i] = max([outcome.get(i, -math.inf)] + [best[c] for c in children[i]])
-    return best
-
-
-def _value(node: dict, key: str) -> float:
-    v = node.get(key)
+def _value(node: NodeRecord, key: str) -> float:
+    v = getattr(node, key)
     if v is None:
-        raise ValueError(f"node {node['id']} has no {key!r} value")
+        raise ValueError(f"node {node.id} has no {key!r} value")
     return float(v)
 
 
 def _sibling_prompt(tree: TreeIndex, sibling_ids: list[int]) -> str:
     """The prompt shared by siblings (each records the policy input at their parent state)."""
-    prompts = {tree.nodes[i]["prompt"] for i in sibling_ids}
+    prompts = {tree.nodes[i].prompt for i in sibling_ids}
     if len(prompts) != 1:
         raise ValueError(f"siblings {sibling_ids} disagree on their prompt")
     return prompts.pop()
 
 
-def _pair_row(tree: TreeIndex, prompt: str, chosen: dict, rejected: dict,
+def _pair_row(tree: TreeIndex, prompt: str, chosen: NodeRecord, rejected: NodeRecord,
               q_chosen: float, q_rejected: float, depth: int) -> dict:
     return {
         "prompt": prompt,
-        "chosen": action_completion(chosen["action"]),
-        "rejected": action_completion(rejected["action"]),
-        "ref_chosen_logps": chosen.get("logprob"),
-        "ref_rejected_logps": rejected.get("logprob"),
+        "chosen": action_completion(chosen.action),
+        "rejected": action_completion(rejected.action),
+        "ref_chosen_logps": chosen.logprob,
+        "ref_rejected_logps": rejected.logprob,
         "q_chosen": q_chosen,
         "q_rejected": q_rejected,
         "goal_id": tree.goal_id,
@@ -166,7 +85,7 @@ def value_gap_pairs(values: list[float], theta: float) -> list[tuple[int, int]]:
     return out
 
 
-def agentq_pairs(records: list[dict], theta: float = 0.1, min_visits: int = 1,
+def agentq_pairs(records: TreeRecords, theta: float = 0.1, min_visits: int = 1,
                  value_key: str = "q") -> list[dict]:
     """Agent Q's step-level preference pairs from one tree.
 
@@ -175,20 +94,20 @@ def agentq_pairs(records: list[dict], theta: float = 0.1, min_visits: int = 1,
     `theta` gives one row: the higher-valued action is `chosen`. `depth` is the step at
     which the choice was made (0 = the first action of the episode).
     """
-    tree = index_tree(records)
+    tree = TreeIndex.from_records(records)
     rows = []
-    for parent_id, kids in tree.children.items():
-        kids = [k for k in kids if (tree.nodes[k].get("visits") or 0) >= min_visits]
+    for parent_id, kids in enumerate(tree.children):
+        kids = [k for k in kids if tree.nodes[k].visits >= min_visits]
         if len(kids) < 2:
             continue
         prompt = _sibling_prompt(tree, kids)
         values = [_value(tree.nodes[k], value_key) for k in kids]
         for a, b in value_gap_pairs(values, theta):
             chosen, rejected = tree.nodes[kids[a]], tree.nodes[kids[b]]
-            if chosen["action"] == rejected["action"]:
+            if chosen.action == rejected.action:
                 continue
             rows.append(_pair_row(tree, prompt, chosen, rejected, values[a], values[b],
-                                  tree.nodes[parent_id]["depth"]))
+                                  tree.nodes[parent_id].depth))
     return rows
 
 
@@ -206,7 +125,7 @@ def _divergence(path_a: list[int], path_b: list[int]) -> int:
     return min(len(path_a), len(path_b))
 
 
-def outcome_pairs(records: list[dict], success_reward: float = 1.0,
+def outcome_pairs(records: TreeRecords, success_reward: float = 1.0,
                   max_pairs: int | None = None) -> list[dict]:
     """Outcome-supervised pairs: each successful trajectory against each failed one of the goal.
 
@@ -218,12 +137,12 @@ def outcome_pairs(records: list[dict], success_reward: float = 1.0,
     first step led to both a success and a failure. At most `max_pairs` rows per tree (None:
     all), successes and failures taken in file order.
     """
-    tree = index_tree(records)
+    tree = TreeIndex.from_records(records)
     wins, losses = split_ends(tree, success_reward)
     rows, seen = [], set()
     for w in wins:
         for l in losses:
-            pw, pl = tree.path_to(w), tree.path_to(l)
+            pw, pl = tree.steps_to(w), tree.steps_to(l)
             t = _divergence(pw, pl)
             if t >= min(len(pw), len(pl)):
                 continue
@@ -232,7 +151,7 @@ def outcome_pairs(records: list[dict], success_reward: float = 1.0,
                 continue
             seen.add(key)
             chosen, rejected = tree.nodes[pw[t]], tree.nodes[pl[t]]
-            if chosen["action"] == rejected["action"]:
+            if chosen.action == rejected.action:
                 continue
             prompt = _sibling_prompt(tree, [pw[t], pl[t]])
             rows.append(_pair_row(tree, prompt, chosen, rejected, tree.outcome[w], tree.outcome[l], t))
@@ -241,25 +160,25 @@ def outcome_pairs(records: list[dict], success_reward: float = 1.0,
     return rows
 
 
-def _sft_row(tree: TreeIndex, node: dict, prompt: str | None = None, completion: str | None = None) -> dict:
+def _sft_row(tree: TreeIndex, node: NodeRecord, prompt: str | None = None, completion: str | None = None) -> dict:
     return {
-        "prompt": node["prompt"] if prompt is None else prompt,
-        "completion": action_completion(node["action"]) if completion is None else completion,
+        "prompt": node.prompt if prompt is None else prompt,
+        "completion": action_completion(node.action) if completion is None else completion,
         "goal_id": tree.goal_id,
-        "depth": node["depth"] - 1,
+        "depth": node.depth - 1,
     }
 
 
-def rft_rows(records: list[dict], success_reward: float = 1.0) -> list[dict]:
+def rft_rows(records: TreeRecords, success_reward: float = 1.0) -> list[dict]:
     """Every stored step of every successful trajectory as an SFT row, each node at most once.
 
     A trajectory that succeeded in a rollout contributes the steps stored in the tree (the
     rollout's own steps are not kept).
     """
-    tree = index_tree(records)
+    tree = TreeIndex.from_records(records)
     rows, seen = [], set()
     for leaf in split_ends(tree, success_reward)[0]:
-        for i in tree.path_to(leaf):
+        for i in tree.steps_to(leaf):
             if i not in seen:
                 seen.add(i)
                 rows.append(_sft_row(tree, tree.nodes[i]))
@@ -278,10 +197,9 @@ def first_error(tree: TreeIndex, path: list[int], theta: float, value_key: str =
     for node_id in path:
         node = tree.nodes[node_id]
         v = _value(node, value_key)
-        parent = node["parent"]
         better = [
-            s for s in tree.children[parent]
-            if s != node_id and (tree.nodes[s].get("visits") or 0) >= 1
+            s for s in tree.children[node.parent]
+            if s != node_id and tree.nodes[s].visits >= 1
             and _value(tree.nodes[s], value_key) - v > theta
             and tree.best_reward[s] >= success_reward
         ]
@@ -300,12 +218,12 @@ def good_continuation(tree: TreeIndex, start: int, success_reward: float = 1.0) 
     node_id = start
     while tree.outcome.get(node_id, -math.inf) < success_reward:
         kids = [c for c in tree.children[node_id] if tree.best_reward[c] >= success_reward]
-        node_id = max(kids, key=lambda c: (tree.best_reward[c], float(tree.nodes[c].get("q") or 0.0), -c))
+        node_id = max(kids, key=lambda c: (tree.best_reward[c], tree.nodes[c].q, -c))
         path.append(node_id)
     return path
 
 
-def agent_r_rows(records: list[dict], theta: float = 0.1, value_key: str = "q",
+def agent_r_rows(records: TreeRecords, theta: float = 0.1, value_key: str = "q",
                  success_reward: float = 1.0) -> list[dict]:
     """Agent-R revision trajectories from one tree, as SFT rows whose loss skips the bad prefix.
 
@@ -323,18 +241,18 @@ def agent_r_rows(records: list[dict], theta: float = 0.1, value_key: str = "q",
     share their first error give one revision trajectory. Rows carry `kind` ("revision" or
     "continuation") and `trajectory` (the erroneous node's id).
     """
-    tree = index_tree(records)
+    tree = TreeIndex.from_records(records)
     rows, seen = [], set()
     for leaf in split_ends(tree, success_reward)[1]:
-        found = first_error(tree, tree.path_to(leaf), theta, value_key, success_reward)
+        found = first_error(tree, tree.steps_to(leaf), theta, value_key, success_reward)
         if found is None or found[0] in seen:
             continue
         bad_id, good_id = found
         seen.add(bad_id)
         bad, good = tree.nodes[bad_id], tree.nodes[good_id]
         revision = _sft_row(tree, good,
-                            prompt=bad["prompt"] + action_completion(bad["action"]),
-                            completion=REVISION_THOUGHT + action_completion(good["action"]))
+                            prompt=bad.prompt + action_completion(bad.action),
+                            completion=REVISION_THOUGHT + action_completion(good.action))
         rows.append({**revision, "kind": "revision", "trajectory": bad_id})
         for i in good_continuation(tree, good_id, success_reward)[1:]:
             rows.append({**_sft_row(tree, tree.nodes[i]), "kind": "continuation", "trajectory": bad_id})
@@ -360,7 +278,7 @@ def _agent_r(records, cfg):
     return agent_r_rows(records, cfg.theta, cfg.value_key, cfg.success_reward)
 
 
-BUILDERS: dict[str, Callable[[list[dict], "PairsConfig"], list[dict]]] = {
+BUILDERS: dict[str, Callable[[TreeIndex, "PairsConfig"], list[dict]]] = {
     "agentq": _agentq,
     "outcome": _outcome,
     "rft": _rft,
@@ -410,33 +328,16 @@ def tree_files(folder: str | Path) -> list[Path]:
     return files
 
 
-def read_records(path: str | Path) -> list[dict]:
-    """One tree file's records (header first), read and validated by `webgrove.search.tree.read_tree`."""
-    from webgrove.search.tree import read_tree  # the search package owns the tree format
-
-    header, nodes = read_tree(path)
-    return [header, *nodes]
+def read_index(path: str | Path) -> TreeIndex:
+    """One tree file, read and validated by `webgrove.search.tree.read_tree`, indexed."""
+    return TreeIndex.build(*read_tree(path))
 
 
 def iter_rows(paths: Iterable[str | Path], cfg: PairsConfig) -> Iterator[dict]:
     """Rows of `cfg.kind` from each tree file in turn."""
     build = BUILDERS[cfg.kind]
     for p in paths:
-        yield from build(read_records(p), cfg)
-
-
-def write_jsonl(rows: Iterable[dict], path: str | Path) -> int:
-    """Write rows as JSONL atomically (temp file + rename); returns the number written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    n = 0
-    with tmp.open("w") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
-            n += 1
-    tmp.replace(path)
-    return n
+        yield from build(read_index(p), cfg)
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
@@ -466,7 +367,7 @@ def build_pairs_file(cfg: PairsConfig) -> dict:
     """Build rows from every tree in `cfg.trees`, write them to `cfg.out`, return their stats."""
     files = tree_files(cfg.trees)
     rows = list(iter_rows(files, cfg))
-    write_jsonl(rows, cfg.out)
+    write_jsonl_atomic(cfg.out, rows)
     return {**pair_stats(rows, cfg.kind), "trees": len(files), "out": cfg.out}
 
 

@@ -45,10 +45,10 @@ def test_collect_writes_one_valid_tree_per_goal(tmp_path):
         "goal_00002.jsonl", "goal_00003.jsonl", "goal_00004.jsonl", "summary.json"]
     for goal_id in (2, 3, 4):
         header, nodes = read_tree(tree_path(tmp_path, goal_id))
-        assert header["goal_id"] == goal_id and header["env_id"] == TOY["env"]
-        assert header["seed"] == goal_seed(0, goal_id) and header["config"]["simulations"] == 4
-        assert header["config"]["critic"] == TOY["critic"] and header["policy"] == TOY["policy"]
-        assert header["stats"]["nodes"] == len(nodes) and len(header["best_path"]) >= 2
+        assert header.goal_id == goal_id and header.env_id == TOY["env"]
+        assert header.seed == goal_seed(0, goal_id) and header.config["simulations"] == 4
+        assert header.config["critic"] == TOY["critic"] and header.policy == TOY["policy"]
+        assert header.stats["nodes"] == len(nodes) and len(header.best_path) >= 2
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk == summary
     assert summary["trees"] == 3 and summary["collected"] == 3 and summary["skipped"] == 0
@@ -128,7 +128,7 @@ def test_collect_on_the_shop_with_the_rule_policy_and_lexical_critic(tmp_path):
     from webgrove.agents.base import context_from
     from webgrove.agents.prompts import policy_prompt
     from webgrove.search.rollout import make_env
-    from webgrove.search.tree import best_path, path_to
+    from webgrove.search.tree import TreeIndex
 
     cfg = CollectConfig(env="webgrove/WebShop-v0", policy="rule", critic="lexical", split="train",
                         goals="0:2", simulations=3, k=3, out=str(tmp_path), progress=False)
@@ -137,17 +137,18 @@ def test_collect_on_the_shop_with_the_rule_policy_and_lexical_critic(tmp_path):
     env = make_env("webgrove/WebShop-v0", split="train")
     for goal_id in (0, 1):
         header, nodes = read_tree(tree_path(tmp_path, goal_id))
-        path = best_path(header, nodes)
-        assert path[1]["action"].startswith("search[") and path[-1]["action"] == "click[buy now]"
-        assert path[-1]["terminal"] and 0 <= path[-1]["reward"] <= 1
-        assert header["stats"]["success"] == (path[-1]["reward"] == 1.0)
+        index = TreeIndex.build(header, nodes)
+        path = index.best_path()
+        assert path[1].action.startswith("search[") and path[-1].action == "click[buy now]"
+        assert path[-1].terminal and 0 <= path[-1].reward <= 1
+        assert header.stats["success"] == (path[-1].reward == 1.0)
         # a node's prompt is the policy's input at its parent: replay the actions to check one
         node = path[2]
-        obs, info = env.reset(seed=header["seed"], options={"goal_id": goal_id})
-        history = [n["action"] for n in path_to(nodes, node["parent"])[1:]]
+        obs, info = env.reset(seed=header.seed, options={"goal_id": goal_id})
+        history = [n.action for n in index.path(node.parent)[1:]]
         for action in history:
             obs, _, _, _, info = env.step(action)
-        assert node["prompt"] == policy_prompt(context_from(obs, info, history))
-        assert header["goal"] == info["goal"]
-        assert all(n["q_critic"] is not None and 0 <= n["q_critic"] <= 1 for n in nodes[1:])
+        assert node.prompt == policy_prompt(context_from(obs, info, history))
+        assert header.goal == info["goal"]
+        assert all(n.q_critic is not None and 0 <= n.q_critic <= 1 for n in nodes[1:])
     env.close()

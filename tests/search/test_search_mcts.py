@@ -9,8 +9,9 @@ import pytest
 
 import toy_env
 from webgrove.agents.base import Proposal
-from webgrove.search.mcts import (MCTS, SearchConfig, backup, best_child_key, dedupe, mix_q, node_q,
-                         sample_index, search_episode, ucb_score, ucb_scores)
+from webgrove.search.mcts import (MCTS, SearchConfig, backup, dedupe, mix_q, node_q, sample_index,
+                                  search_episode, ucb_score, ucb_scores)
+from webgrove.search.tree import best_child_key
 
 # -- the math -----------------------------------------------------------------
 
@@ -150,7 +151,7 @@ def test_nodes_store_prompt_logprob_and_critic_value():
     # the critic's favourite was tried first; the others are still unvisited with Q = Q_critic
     assert [c.visits for c in children] == [0, 1, 0, 0]
     assert children[0].q == 0.0 and children[1].stepped and not children[0].stepped
-    record = children[1].record()
+    record = children[1].record().to_dict()
     assert set(record) == {"type", "id", "parent", "depth", "action", "prompt", "logprob", "visits",
                            "q_mcts", "q_critic", "q", "reward", "terminal"}
 

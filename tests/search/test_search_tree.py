@@ -1,6 +1,7 @@
 """Tree files: round trip, validation naming the first bad line, walking helpers."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import gymnasium as gym
@@ -8,8 +9,8 @@ import pytest
 
 import toy_env
 from webgrove.search.mcts import SearchConfig, search_episode
-from webgrove.search.tree import (TreeFormatError, best_path, children_by_parent, is_complete_tree, make_header,
-                         path_to, read_tree, trajectories, tree_stats, write_tree)
+from webgrove.search.tree import (NodeRecord, TreeFormatError, TreeHeader, TreeIndex, is_complete_tree, make_header,
+                                  read_tree, tree_from_dicts, write_tree)
 
 
 def _node(i, parent, depth, action="click[x]", visits=1, q=0.5, reward=0.0, terminal=False):
@@ -22,13 +23,18 @@ def _node(i, parent, depth, action="click[x]", visits=1, q=0.5, reward=0.0, term
 
 def _hand_tree():
     """root(0) -> a(1) -> c(3, terminal, reward 1); root -> b(2) -> d(4, terminal, reward 0)."""
+    header, nodes = _hand_dicts()
+    return tree_from_dicts([header, *nodes])
+
+
+def _hand_dicts():
     nodes = [_node(0, None, 0, visits=5, q=0.6),
              _node(1, 0, 1, "click[a]", visits=3, q=0.8),
              _node(2, 0, 1, "click[b]", visits=2, q=0.3),
              _node(3, 1, 2, "click[buy now]", visits=3, q=1.0, reward=1.0, terminal=True),
              _node(4, 2, 2, "click[buy now]", visits=2, q=0.0, terminal=True),
              _node(5, 2, 2, "click[c]", visits=0, q=0.5)]
-    header = make_header("toy", 3, "buy a", 11, "rule", {"k": 2, "alpha": 0.5})
+    header = make_header("toy", 3, "buy a", 11, "rule", {"k": 2, "alpha": 0.5}).to_dict()
     return header, nodes
 
 
@@ -39,6 +45,7 @@ def test_round_trip(tmp_path):
     assert read_tree(path) == (header, nodes)
     lines = path.read_text().splitlines()
     assert len(lines) == 1 + len(nodes)
+    assert json.loads(lines[0]) == header.to_dict() and [json.loads(x) for x in lines[1:]] == [n.to_dict() for n in nodes]
     assert json.loads(lines[0])["type"] == "tree" and all(json.loads(x)["type"] == "node" for x in lines[1:])
     assert list(tmp_path.glob("sub/.*")) == []  # no temp file left behind
     assert is_complete_tree(path)
@@ -52,31 +59,43 @@ def test_round_trip_of_a_searched_tree(tmp_path):
     write_tree(tmp_path / "t.jsonl", header, tree.records())
     header2, nodes = read_tree(tmp_path / "t.jsonl")
     assert nodes == tree.records()
-    assert [n["id"] for n in best_path(header2, nodes)] == tree.best_path
-    assert tree_stats(header2, nodes)["success"] == tree.success
+    index = TreeIndex.build(header2, nodes)
+    assert [n.id for n in index.best_path()] == tree.best_path
+    assert index.stats()["success"] == tree.success
 
 
-def test_helpers_on_a_hand_built_tree():
+def test_index_on_a_hand_built_tree():
     header, nodes = _hand_tree()
-    children = children_by_parent(nodes)
-    assert [c["id"] for c in children[0]] == [1, 2] and [c["id"] for c in children[2]] == [4, 5]
-    assert children[3] == []
-    assert [n["id"] for n in path_to(nodes, 4)] == [0, 2, 4]
-    assert [[n["id"] for n in t] for t in trajectories(nodes)] == [[0, 1, 3], [0, 2, 4], [0, 2, 5]]
+    index = TreeIndex.build(header, nodes)
+    assert index.children == [[1, 2], [3], [4, 5], [], [], []]
+    assert [n.id for n in index.path(4)] == [0, 2, 4] and index.steps_to(4) == [2, 4]
+    assert [[n.id for n in t] for t in index.trajectories()] == [[0, 1, 3], [0, 2, 4], [0, 2, 5]]
+    assert index.outcome == {3: 1.0, 4: 0.0} and index.best_reward == [1.0, 1.0, 0.0, 1.0, 0.0, float("-inf")]
     # without a stored best path: most visits; node 5 was never visited
-    assert [n["id"] for n in best_path(header, nodes)] == [0, 1, 3]
-    assert tree_stats(header, nodes) == {"nodes": 6, "max_depth": 2, "best_reward": 1.0, "success": True}
+    assert [n.id for n in index.best_path()] == [0, 1, 3]
+    assert index.stats() == {"nodes": 6, "max_depth": 2, "best_reward": 1.0, "success": True}
     # a stored best path wins
-    header["best_path"] = [0, 2, 4]
-    assert [n["id"] for n in best_path(header, nodes)] == [0, 2, 4]
-    assert tree_stats(header, nodes)["success"] is False
+    index = TreeIndex.build(dataclasses.replace(header, best_path=[0, 2, 4]), nodes)
+    assert [n.id for n in index.best_path()] == [0, 2, 4]
+    assert index.stats()["success"] is False
 
 
 def test_best_path_ties_broken_by_q():
     header, nodes = _hand_tree()
-    nodes[2]["visits"] = 3
-    nodes[2]["q"] = 0.9
-    assert [n["id"] for n in best_path(header, nodes)][:2] == [0, 2]
+    nodes[2] = dataclasses.replace(nodes[2], visits=3, q=0.9)
+    assert [n.id for n in TreeIndex.build(header, nodes).best_path()][:2] == [0, 2]
+
+
+def test_records_round_trip_as_dicts_and_reject_bad_fields():
+    header, nodes = _hand_tree()
+    assert TreeHeader.from_dict(header.to_dict()) == header
+    assert [NodeRecord.from_dict(n.to_dict()) for n in nodes] == nodes
+    assert "best_path" not in header.to_dict() and "policy_fingerprint" not in header.to_dict()
+    with pytest.raises(ValueError, match="'goal_id'.*expected int"):
+        TreeHeader.from_dict({**header.to_dict(), "goal_id": "3"})
+    with pytest.raises(ValueError, match="'logprob'.*<= 0"):
+        NodeRecord.from_dict({**nodes[1].to_dict(), "logprob": 0.5})
+    assert NodeRecord.from_dict({**nodes[1].to_dict(), "logprob": 1e-8}).logprob == 1e-8  # rounding
 
 
 @pytest.mark.parametrize("line,edit,field", [
@@ -92,10 +111,11 @@ def test_best_path_ties_broken_by_q():
     (6, lambda r: r.update(q_critic=None), "q_critic"),     # null only at the root
     (6, lambda r: r.update(q=True), "q"),
     (7, lambda r: r.pop("prompt"), "prompt"),
+    (7, lambda r: r.update(logprob=0.5), "logprob"),        # a probability above 1
 ])
 def test_corrupted_file_names_first_bad_line_and_field(tmp_path, line, edit, field):
     header, nodes = _hand_tree()
-    header["best_path"] = [0, 1, 3]
+    header = dataclasses.replace(header, best_path=[0, 1, 3])
     path = tmp_path / "t.jsonl"
     write_tree(path, header, nodes)
     records = [json.loads(x) for x in path.read_text().splitlines()]
@@ -138,8 +158,8 @@ def test_write_refuses_bad_records_and_keeps_the_old_file(tmp_path):
     path = tmp_path / "t.jsonl"
     write_tree(path, header, nodes)
     before = path.read_bytes()
-    bad = [dict(n) for n in nodes]
-    bad[3]["q"] = float("nan")
+    bad = list(nodes)
+    bad[3] = dataclasses.replace(bad[3], q=float("nan"))
     with pytest.raises(TreeFormatError, match="line 5, field 'q'.*finite"):
         write_tree(path, header, bad)
     assert path.read_bytes() == before
@@ -155,3 +175,18 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE((tmp_path / "t.jsonl").stat().st_mode) == 0o666 & ~umask
+
+
+def test_binary_and_deeply_nested_files_name_the_path(tmp_path):
+    header, nodes = _hand_tree()
+    path = tmp_path / "t.jsonl"
+    write_tree(path, header, nodes)
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(lines[0] + b"\x89PNG\r\n\x1a\n\xff\xfe" + b"".join(lines[1:]))
+    with pytest.raises(TreeFormatError, match=rf"{path}, line 2: not UTF-8") as err:
+        read_tree(path)
+    assert err.value.line == 2 and not is_complete_tree(path)
+    path.write_bytes(lines[0] + b"[" * 100_000 + b"]" * 100_000 + b"\n")
+    with pytest.raises(TreeFormatError, match=rf"{path}, line 2: JSON nested too deeply"):
+        read_tree(path)
+    assert not is_complete_tree(path)

@@ -1,6 +1,7 @@
 """The tree viewer: a self-contained page that draws every node, collapses, and highlights the best path."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 
@@ -28,7 +29,7 @@ def tree_file(tmp_path):
     tree = search_episode(env, toy_env.ToyPolicy(), toy_env.ConstantCritic(),
                           SearchConfig(simulations=12, k=4, seed=0))
     records = tree.records()
-    records[1]["prompt"] += "\n</script><b>not markup</b> & more"  # must stay text
+    records[1] = dataclasses.replace(records[1], prompt=records[1].prompt + "\n</script><b>not markup</b> & more")
     header = make_header("toy_env:ToyTree-v0", 0, env.unwrapped.observe()[1]["goal"], 0, "toy-random",
                          {"critic": "constant", "simulations": 12, "k": 4, "c": 1.0, "alpha": 0.5},
                          best_path=tree.best_path)
@@ -55,6 +56,16 @@ def test_view_command_writes_next_to_the_tree(tree_file, capsys):
         ViewConfig(tree="tree.json")
 
 
+def test_view_of_a_binary_file_names_it(tmp_path):
+    from webgrove.search.tree import TreeFormatError
+
+    path = tmp_path / "goal_00000.jsonl"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
+    with pytest.raises(TreeFormatError, match=rf"{path}, line 1: not UTF-8"):
+        run_view(ViewConfig(tree=str(path)))
+    assert not path.with_suffix(".html").exists()
+
+
 @pytest.mark.browser
 def test_page_draws_every_node_and_collapses(tree_file, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -63,7 +74,7 @@ def test_page_draws_every_node_and_collapses(tree_file, tmp_path):
         pytest.skip("no Chromium (set WEBGROVE_CHROMIUM)")
     header, nodes = read_tree(tree_file)
     out = run_view(ViewConfig(tree=str(tree_file), out=str(tmp_path / "tree.html")))
-    root_children = [n["id"] for n in nodes if n["parent"] == 0]
+    root_children = [n.id for n in nodes if n.parent == 0]
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
@@ -74,14 +85,14 @@ def test_page_draws_every_node_and_collapses(tree_file, tmp_path):
             page.on("request", lambda r: requests.append(r.url))
             page.goto(f"file://{out}")
             assert page.locator("li.node").count() == len(nodes)
-            assert page.locator("li.best").count() == len(header["best_path"])
-            assert page.locator("#goal").inner_text() == header["goal"]
-            best_leaf = page.locator(f'li.node[data-id="{header["best_path"][-1]}"] > .row')
+            assert page.locator("li.best").count() == len(header.best_path)
+            assert page.locator("#goal").inner_text() == header.goal
+            best_leaf = page.locator(f'li.node[data-id="{header.best_path[-1]}"] > .row')
             assert best_leaf.is_visible()  # the best path starts expanded
-            leaf = nodes[header["best_path"][-1]]
+            leaf = nodes[header.best_path[-1]]
             shown = best_leaf.inner_text().split()
-            assert [leaf["action"], str(leaf["visits"]), f"{leaf['q']:.2f}", f"{leaf['q_mcts']:.2f}",
-                    f"{leaf['q_critic']:.2f}", f"{leaf['reward']:.2f}"] == shown[:6]
+            assert [leaf.action, str(leaf.visits), f"{leaf.q:.2f}", f"{leaf.q_mcts:.2f}",
+                    f"{leaf.q_critic:.2f}", f"{leaf.reward:.2f}"] == shown[:6]
             page.screenshot(path=str(tmp_path / "tree.png"), full_page=True)
 
             child = page.locator(f'li.node[data-id="{root_children[0]}"] > .row')
@@ -99,7 +110,7 @@ def test_page_draws_every_node_and_collapses(tree_file, tmp_path):
 
             page.locator('li.node[data-id="1"] > .row').click()  # details show the prompt as text
             details = page.locator("#details").inner_text()
-            assert "</script><b>not markup</b> & more" in details and nodes[1]["action"] in details
+            assert "</script><b>not markup</b> & more" in details and nodes[1].action in details
             assert errors == []
             assert all(url.startswith("file://") for url in requests)
         finally:

@@ -8,8 +8,9 @@ import pytest
 from webgrove.agents.prompts import action_completion as C
 from webgrove.training.pairs import (
     REVISION_THOUGHT, PairsConfig, agent_r_rows, agentq_pairs, build_pairs_file, first_error,
-    index_tree, outcome_pairs, pair_stats, rft_rows, value_gap_pairs,
+    outcome_pairs, pair_stats, rft_rows, value_gap_pairs,
 )
+from webgrove.search.tree import TreeFormatError, TreeIndex, tree_from_dicts
 from training_fixtures import P0, P1, P2, P3, hand_tree
 
 
@@ -29,10 +30,13 @@ def test_value_gap_pairs_orders_better_first_and_respects_theta():
 
 
 def test_trajectory_ends_and_outcomes():
-    tree = index_tree(hand_tree())
+    tree = TreeIndex.from_records(hand_tree())
     # terminals 5, 6, 7 (their path return) and the rolled-out leaf 9 (its Q_mcts)
     assert tree.outcome == {5: 1.0, 6: 0.25, 7: 0.0, 9: 1.0}
     assert tree.best_reward[2] == 1.0 and tree.best_reward[4] == 0.25 and tree.best_reward[8] == float("-inf")
+    # typed records and an index give the same rows as the dicts
+    assert agentq_pairs(tree) == agentq_pairs(list(tree_from_dicts(hand_tree())[:1]) + tree.nodes) == \
+        agentq_pairs(hand_tree())
 
 
 def test_agentq_pairs_exact_rows():
@@ -79,7 +83,7 @@ def test_rft_rows_are_the_successful_steps():
 
 
 def test_first_error_and_agent_r_rows():
-    tree = index_tree(hand_tree())
+    tree = TreeIndex.from_records(hand_tree())
     assert first_error(tree, [1, 4, 6], theta=0.1) == (4, 3)
     assert first_error(tree, [2, 7], theta=0.1) == (7, 9)
     assert first_error(tree, [2, 7], theta=2.0) is None
@@ -109,11 +113,11 @@ def test_malformed_trees_raise():
     recs[5]["prompt"] = "something else"  # node 4 no longer shares its sibling's prompt
     with pytest.raises(ValueError, match="disagree"):
         agentq_pairs(recs)
-    with pytest.raises(ValueError, match="first record"):
+    with pytest.raises(TreeFormatError, match="line 1, field 'type'"):
         agentq_pairs(hand_tree()[1:])
     recs = hand_tree()
     recs[2]["parent"] = None
-    with pytest.raises(ValueError, match="one root"):
+    with pytest.raises(TreeFormatError, match="line 3, field 'parent': only the root"):
         rft_rows(recs)
 
 
@@ -133,10 +137,27 @@ def test_pairs_command_reads_tree_files(tmp_path, capsys):
     from webgrove.cli import main
 
     recs = hand_tree()
-    write_tree(tmp_path / "trees" / "goal_00017.jsonl", recs[0], recs[1:])
+    write_tree(tmp_path / "trees" / "goal_00017.jsonl", *tree_from_dicts(recs))
     out = tmp_path / "p.jsonl"
     assert main(["pairs", "--trees", str(tmp_path / "trees"), "--kind", "agentq", "--out", str(out)]) == 0
     assert "rows: 2" in capsys.readouterr().out
     assert [json.loads(line) for line in out.read_text().splitlines()] == agentq_pairs(recs, theta=0.1)
     stats = build_pairs_file(PairsConfig(trees=str(tmp_path / "trees"), out=str(out), kind="agent_r"))
     assert stats["rows"] == 3 and stats["revisions"] == 2 and stats["trees"] == 1
+
+
+@pytest.mark.parametrize("corrupt,message", [
+    (lambda lines: lines[:1] + [b"\x00\xff\xfe binary \x89PNG\n"] + lines[1:], r"line 2: not UTF-8"),
+    (lambda lines: lines[:2] + [b"[" * 50_000 + b"]" * 50_000 + b"\n"] + lines[2:], r"line 3: JSON nested too deeply"),
+    (lambda lines: lines[:3] + [lines[3].replace(b'"logprob": -2.0', b'"logprob": 2.0')] + lines[4:],
+     r"line 4, field 'logprob': a log-probability is <= 0"),
+])
+def test_pairs_on_corrupted_tree_files_names_the_file(tmp_path, corrupt, message):
+    from webgrove.search.tree import write_tree
+
+    path = tmp_path / "trees" / "goal_00017.jsonl"
+    write_tree(path, *tree_from_dicts(hand_tree()))
+    path.write_bytes(b"".join(corrupt(path.read_bytes().splitlines(keepends=True))))
+    with pytest.raises(TreeFormatError, match=rf"{path}, {message}"):
+        build_pairs_file(PairsConfig(trees=str(tmp_path / "trees"), out=str(tmp_path / "p.jsonl")))
+    assert not (tmp_path / "p.jsonl").exists()
