@@ -1,0 +1,9 @@
+"""The offline restaurant-booking site (`webgrove/Booking-v0`): Agent Q's real-world scenario.
+
+data.py     restaurants and availability, generated from a seed
+goals.py    goals and their phrasings; fixed train/test splits
+reward.py   the evaluator, from the server's booking records
+pages.py    the HTML of every page (no JavaScript)
+server.py   the HTTP site on 127.0.0.1, sessions and their snapshots; `webgrove booking serve`
+task.py     the browser task (setup, validate, snapshot/restore for forking)
+"""
