@@ -33,7 +33,7 @@ def run_mode(env, policy_spec: str, mcts: bool, goals: int, simulations: int, k:
     from webgrove.agents.specs import make_critic, make_policy
     from webgrove.search.inference import MCTSAgent
     from webgrove.search.mcts import SearchConfig
-    from webgrove.search.rollout import run_episode, summarize
+    from webgrove.agents.episode import run_episode, summarize
 
     policy = make_policy(policy_spec, env=env)
     rng = np.random.default_rng(seed)
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
 
-    from webgrove.search.rollout import make_env
+    from webgrove.envs.make import make_env
 
     env = make_env(ENV_ID, split="test", num_products=args.num_products)
     rows = []

@@ -1,147 +1,177 @@
-"""Episodes of an agent in an env, and the `webgrove rollout` command."""
+"""Episodes of a policy on consecutive goals, greedily or with search at inference:
+the `webgrove rollout` command (also what the improve loop and the demo evaluate with).
+
+Greedy means the policy's own choice at every step (a model policy at `--temperature 0`:
+the top-scored click, the greedy search query; scripted policies act as they do). With
+`--mcts` the agent runs Agent Q's search before every real step
+(`webgrove.search.inference.MCTSAgent`) over the same policy. Episode i runs goal
+`start_goal + i`, resets with seed `seed + i` and draws from its own generator seeded by
+`(seed, i)`, so a result does not depend on how episodes are spread over `--workers`
+processes. Results carry WebShop's metrics (`webgrove.agents.episode.summarize`).
+"""
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
-import numpy as np
-
-from webgrove.agents.base import StepContext, context_from
-
-SHOP_IDS = ("webgrove/WebShop-v0", "webgrove/WebShopBrowser-v0")
-
-
-@dataclass
-class EpisodeResult:
-    goal_id: int
-    reward: float
-    success: bool
-    steps: int
-    actions: list[str] = field(default_factory=list)
-    errors: int = 0
+from webgrove.agents.episode import Actor, EpisodeResult, run_episode, summarize
+from webgrove.agents.specs import PolicyArgs
+from webgrove.envs.errors import UsageError
+from webgrove.envs.make import EnvArgs, OutputArgs
+from webgrove.envs.make import make_env as _make_env
+from webgrove.search.args import SearchArgs
 
 
-def make_env(env_id: str, split: str = "test", data_dir: str | None = None,
-             goals: str = "synthetic", num_products: int | None = None, **kwargs):
-    """`gymnasium.make` with the shop arguments passed only to shop envs."""
-    import gymnasium as gym
-
-    import webgrove.envs  # noqa: F401  (registers the ids)
-
-    if env_id in SHOP_IDS:
-        kwargs.update(split=split, data_dir=data_dir, goals=goals, num_products=num_products)
-    return gym.make(env_id, **kwargs)
+def make_env(env_id: str, split: str = "test", data_dir: str | None = None, goals: str = "synthetic",
+             num_products: int | None = None, **kwargs: Any):
+    """Temporary: `webgrove.envs.make.make_env` with its old `goals=` keyword, for
+    `search/collect.py` until it imports `webgrove.envs.make` itself."""
+    return _make_env(env_id, split=split, data_dir=data_dir, goal_set=goals, num_products=num_products, **kwargs)
 
 
-def run_episode(env, act: Callable[[StepContext], str], goal_id: int, seed: int) -> EpisodeResult:
-    """One episode on a fixed goal; `act` maps a step context to an action string."""
-    obs, info = env.reset(seed=seed, options={"goal_id": goal_id})
-    history: list[str] = []
-    reward, errors = 0.0, 0
-    while True:
-        action = act(context_from(obs, info, history))
-        obs, reward, terminated, truncated, info = env.step(action)
-        history.append(action)
-        errors += info.get("error") is not None
-        if terminated or truncated:
-            break
-    return EpisodeResult(goal_id=goal_id, reward=float(reward), success=float(reward) >= 1.0 - 1e-9,
-                         steps=len(history), actions=history, errors=errors)
+@dataclass(kw_only=True)
+class RolloutConfig(EnvArgs, PolicyArgs, SearchArgs, OutputArgs):
+    """Runs a policy (greedily, or with --mcts search before every step) on consecutive goals
+    of a split and reports WebShop's metrics: success rate (0-1) and score (0-100)."""
 
-
-def summarize(results: list[EpisodeResult], seconds: float) -> dict:
-    """WebShop's metrics: success rate (0-1) and score (100 x mean reward)."""
-    n = len(results)
-    steps = sum(r.steps for r in results)
-    return {
-        "episodes": n,
-        "success_rate": sum(r.success for r in results) / n if n else 0.0,
-        "score": 100.0 * sum(r.reward for r in results) / n if n else 0.0,
-        "mean_steps": steps / n if n else 0.0,
-        "steps_per_second": steps / seconds if seconds > 0 else 0.0,
-        "seconds": seconds,
-    }
-
-
-@dataclass
-class RolloutConfig:
-    """Runs N episodes on consecutive goals of a split and reports WebShop's metrics."""
-
-    env: str = field(default="webgrove/WebShop-v0", metadata={"help": "Gymnasium id"})
-    policy: str = field(default="rule", metadata={
-        "help": "oracle | rule | random | a local model directory | openai"})
-    split: str = field(default="test", metadata={"help": "goal split", "choices": ["train", "test"]})
-    episodes: int = field(default=100, metadata={"help": "number of episodes (goals start_goal, start_goal+1, ...)"})
+    episodes: int = field(default=100, metadata={"help": "episodes, on goals start_goal, start_goal+1, ..."})
     start_goal: int = field(default=0, metadata={"help": "first goal id"})
-    seed: int = field(default=0, metadata={"help": "base seed; episode i uses seed + i"})
-    mcts: bool = field(default=False, metadata={"help": "search at inference: run MCTS before each step"})
-    simulations: int = field(default=10, metadata={"help": "MCTS simulations per step (with --mcts)"})
-    critic: str = field(default="lexical", metadata={"help": "critic for MCTS: none | lexical | self"})
-    base_url: str | None = field(default=None, metadata={"help": "OpenAI-compatible server URL (policy openai)"})
-    model_name: str | None = field(default=None, metadata={"help": "model name on the server (policy openai)"})
-    data_dir: str | None = field(default=None, metadata={"help": "directory with the original WebShop files"})
-    goals: str = field(default="synthetic", metadata={
-        "help": "goal set with --data-dir", "choices": ["synthetic", "human"]})
-    num_products: int | None = field(default=None, metadata={
-        "help": "catalog size (default: 1000 synthetic products, or all products with --data-dir)"})
-    json: str | None = field(default=None, metadata={"help": "write the summary JSON here"})
-    progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+    mcts: bool = field(default=False, metadata={
+        "help": "search at inference: run Agent Q's MCTS before every step (settings: the search flags)"})
+    workers: int = field(default=1, metadata={"help": "worker processes (each one torch thread); 1 = here"})
 
-    def __post_init__(self):
-        if self.episodes < 1:
-            raise ValueError("--episodes must be at least 1")
-        if self.simulations < 1:
-            raise ValueError("--simulations must be at least 1")
-        if self.policy == "openai" and not (self.base_url and self.model_name):
-            raise ValueError("--policy openai needs --base-url and --model-name")
+    def __post_init__(self) -> None:
+        checks = {"--episodes": (self.episodes >= 1, "at least 1"), "--start-goal": (self.start_goal >= 0, ">= 0"),
+                  "--workers": (self.workers >= 1, "at least 1")}
+        for flag, (ok, want) in checks.items():
+            if not ok:
+                raise UsageError(f"{flag} must be {want}, got {getattr(self, flag[2:].replace('-', '_'))}")
+        super().__post_init__()  # the argument groups' checks
+
+    @property
+    def goal_ids(self) -> range:
+        return range(self.start_goal, self.start_goal + self.episodes)
+
+    @property
+    def label(self) -> str:
+        """The policy as results name it: a model directory's name, plus "+ MCTS"."""
+        name = Path(self.policy).name if os.sep in self.policy else self.policy
+        return name + (" + MCTS" if self.mcts else "")
 
 
-def make_actor(env, cfg: RolloutConfig) -> Callable[[StepContext], str]:
-    """The function that picks each action: the policy greedily, or MCTS over it."""
-    from webgrove.agents.specs import make_critic, make_policy
+def make_actor(env, cfg: RolloutConfig) -> Callable[[int], Actor]:
+    """The one actor factory: episode index -> the function that picks each action
+    (the policy greedily, or MCTS over it)."""
+    import numpy as np
 
-    policy = make_policy(cfg.policy, env=env, base_url=cfg.base_url, model_name=cfg.model_name)
-    rng = np.random.default_rng(cfg.seed)
+    from webgrove.agents.specs import make_critic
+
+    policy = cfg.make_policy(env)
     if cfg.mcts:
         from webgrove.search.inference import MCTSAgent
-        from webgrove.search.mcts import SearchConfig
 
-        critic = make_critic(cfg.critic, policy=policy)
-        agent = MCTSAgent(env, policy, critic, SearchConfig(simulations=cfg.simulations, seed=cfg.seed))
-        return agent.act
-    if hasattr(policy, "act"):
-        return lambda ctx: policy.act(ctx, rng)
-    return lambda ctx: policy.propose(ctx, 1, rng)[0].action
+        agent = MCTSAgent(env, policy, make_critic(cfg.critic, policy=policy), cfg.search_config(cfg.seed))
+        return lambda i: agent.act  # each episode starts a fresh tree from the config's seed
+
+    def actor(i: int) -> Actor:
+        rng = np.random.default_rng([cfg.seed, i])
+        if hasattr(policy, "act"):
+            return lambda ctx: policy.act(ctx, rng)
+        return lambda ctx: policy.propose(ctx, 1, rng)[0].action
+
+    return actor
 
 
-def run_rollout(cfg: RolloutConfig) -> dict:
+def _run_goals(cfg: RolloutConfig, indices: list[int], bar_disable: bool | None) -> list[EpisodeResult]:
+    """Episodes i in `indices` (goal start_goal + i, seed seed + i), in this process."""
     from tqdm import tqdm
 
-    env = make_env(cfg.env, split=cfg.split, data_dir=cfg.data_dir, goals=cfg.goals,
-                   num_products=cfg.num_products)
+    env = cfg.make()
     try:
-        act = make_actor(env, cfg)
-        results = []
-        start = time.perf_counter()
-        goal_ids = range(cfg.start_goal, cfg.start_goal + cfg.episodes)
-        bar = tqdm(goal_ids, desc=f"rollout {cfg.policy}", disable=not cfg.progress, unit="ep")
-        for i, goal_id in enumerate(bar):
-            results.append(run_episode(env, act, goal_id=goal_id, seed=cfg.seed + i))
-            bar.set_postfix(success=f"{sum(r.success for r in results) / len(results):.2f}")
-        summary = summarize(results, time.perf_counter() - start)
+        actor = make_actor(env, cfg)
+        bar = tqdm(indices, desc=f"rollout {cfg.label}", disable=bar_disable, unit="ep", leave=False)
+        return [run_episode(env, actor(i), goal_id=cfg.start_goal + i, seed=cfg.seed + i) for i in bar]
     finally:
         env.close()
-    summary.update(env=cfg.env, policy=cfg.policy, split=cfg.split, mcts=cfg.mcts,
-                   simulations=cfg.simulations if cfg.mcts else 0,
-                   critic=cfg.critic if cfg.mcts else None,
-                   rewards=[r.reward for r in results])
-    print(f"{cfg.policy}{' + MCTS' if cfg.mcts else ''} on {cfg.env} ({cfg.split}, {summary['episodes']} episodes): "
-          f"success rate {summary['success_rate']:.3f}, score {summary['score']:.1f}, "
-          f"{summary['steps_per_second']:.0f} steps/s")
+
+
+def _worker(args: tuple[RolloutConfig, list[int]]) -> tuple[list[EpisodeResult], float]:
+    try:  # the workers share the cores; oversubscribed OpenMP threads spin-wait
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # scripted policies need no torch
+        pass
+    cfg, indices = args
+    start = time.perf_counter()
+    return _run_goals(cfg, indices, bar_disable=True), time.perf_counter() - start
+
+
+def _chunks(n: int, parts: int) -> list[list[int]]:
+    """Episode indices 0..n-1 dealt round-robin into `parts` non-empty lists."""
+    return [c for c in (list(range(w, n, parts)) for w in range(parts)) if c]
+
+
+def run_many(cfgs: list[RolloutConfig], workers: int = 1) -> tuple[list[list[EpisodeResult]], list[float]]:
+    """EpisodeResults of several rollouts (goal order each), sharing one pool of workers,
+    and the wall seconds each took (with workers: its worker-seconds / workers).
+
+    With `workers` > 1 every rollout's episodes are dealt to the same spawned processes
+    (one torch thread each), so the processes start once for all of them.
+    """
+    for c in cfgs:
+        c.check_goals(c.goal_ids, flag=f"--start-goal {c.start_goal} --episodes {c.episodes}")
+    if workers == 1:
+        out, seconds = [], []
+        for c in cfgs:
+            start = time.perf_counter()
+            out.append(_run_goals(c, list(range(c.episodes)), c.bar_disable))
+            seconds.append(time.perf_counter() - start)
+        return out, seconds
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm
+
+    tasks = [(i, chunk) for i, c in enumerate(cfgs) for chunk in _chunks(c.episodes, workers)]
+    results: list[list[EpisodeResult]] = [[] for _ in cfgs]
+    seconds = [0.0 for _ in cfgs]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        parts = pool.map(_worker, [(cfgs[i], chunk) for i, chunk in tasks])
+        bar = tqdm(zip(tasks, parts), total=len(tasks), desc="rollout", unit="chunk", leave=False,
+                   disable=cfgs[0].bar_disable if cfgs else True)
+        for (i, _), (part, s) in bar:
+            results[i].extend(part)
+            seconds[i] += s / workers
+    return [sorted(r, key=lambda e: e.goal_id) for r in results], seconds
+
+
+def summarize_rollout(cfg: RolloutConfig, results: list[EpisodeResult], seconds: float) -> dict:
+    """WebShop's metrics of one rollout and what it ran; written to `cfg.json` when set."""
+    summary = summarize(results, seconds)
+    summary.update(policy=cfg.policy, env=cfg.env, split=cfg.split, mcts=cfg.mcts,
+                   simulations=cfg.simulations if cfg.mcts else 0, critic=cfg.critic if cfg.mcts else None,
+                   goal_ids=[r.goal_id for r in results], rewards=[r.reward for r in results])
     if cfg.json:
-        Path(cfg.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(cfg.json).write_text(json.dumps(dict(summary, config=asdict(cfg)), indent=2))
+        path = Path(cfg.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(dict(summary, config=asdict(cfg)), indent=2) + "\n")
+        os.replace(tmp, path)
     return summary
+
+
+def rollout(cfg: RolloutConfig) -> dict:
+    """Run the episodes; returns the summary (episodes, success_rate, score, steps_per_second, ...)."""
+    return rollout_many([cfg], cfg.workers)[0]
+
+
+def rollout_many(cfgs: list[RolloutConfig], workers: int = 1) -> list[dict]:
+    """Several rollouts on one pool of workers (see `run_many`), one summary each."""
+    results, seconds = run_many(cfgs, workers)
+    return [summarize_rollout(c, res, s) for c, res, s in zip(cfgs, results, seconds)]
+

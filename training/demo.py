@@ -144,7 +144,7 @@ def register_demo_sizes() -> None:
 
 
 def train_goal_count(num_products: int) -> int:
-    from webgrove.search.rollout import make_env
+    from webgrove.envs.make import make_env
 
     env = make_env("webgrove/WebShop-v0", split="train", num_products=num_products)
     try:
@@ -254,7 +254,7 @@ def method_models(cfg: DemoConfig, base: str) -> dict[str, tuple[str, bool]]:
 
 def evaluate_all(cfg: DemoConfig, base: str, timer: PhaseTimer) -> dict[str, dict]:
     """Every method on the same held-out goals, on one pool of workers; cached per method."""
-    from webgrove.training.evaluate import EvalConfig, evaluate_many
+    from webgrove.search.rollout import RolloutConfig, rollout_many
 
     results, todo = {}, {}
     for method, (model, mcts) in method_models(cfg, base).items():
@@ -262,12 +262,12 @@ def evaluate_all(cfg: DemoConfig, base: str, timer: PhaseTimer) -> dict[str, dic
         if path.is_file():
             results[method] = json.loads(path.read_text())
         else:
-            todo[method] = EvalConfig(model=model, split="test", episodes=cfg.eval_episodes, seed=cfg.seed,
-                                      mcts=mcts, simulations=cfg.eval_simulations, k=cfg.eval_k,
-                                      max_depth=cfg.max_depth, critic=cfg.critic,
-                                      num_products=cfg.num_products, json=str(path), progress=False)
+            todo[method] = RolloutConfig(policy=model, split="test", episodes=cfg.eval_episodes, seed=cfg.seed,
+                                         mcts=mcts, simulations=cfg.eval_simulations, k=cfg.eval_k,
+                                         max_depth=cfg.max_depth, critic=cfg.critic, rollout_temperature=0.0,
+                                         num_products=cfg.num_products, json=str(path), progress=cfg.progress)
     with timer("eval"):
-        summaries = evaluate_many(list(todo.values()), cfg.workers, cfg.progress) if todo else []
+        summaries = rollout_many(list(todo.values()), cfg.workers) if todo else []
     results.update(zip(todo, summaries))
     return {m: {"success_rate": results[m]["success_rate"], "score": results[m]["score"],
                 "episodes": results[m]["episodes"], "seconds": results[m]["seconds"]}

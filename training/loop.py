@@ -8,7 +8,7 @@
    collecting policy's log-probs as the off-policy reference;
 3. **train**: DPO from the current policy (`webgrove.training.dpo`), LoRA merged into a plain model;
 4. **evaluate**: the new policy on held-out test goals, greedily and with search
-   (`webgrove.training.evaluate`);
+   (`webgrove.search.rollout`);
 
 and records everything in OUT/metrics.json, with a plot of success rate and score per
 iteration and method (OUT/metrics.png). Layout::
@@ -34,6 +34,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from webgrove.envs.errors import UsageError
+from webgrove.envs.make import group_values
+from webgrove.search.args import SearchArgs
 from webgrove.io import write_json_atomic
 
 METRICS_FILE = "metrics.json"
@@ -41,23 +44,22 @@ PLOT_FILE = "metrics.png"
 GREEDY, SEARCH = "agent_q", "agent_q+mcts"
 
 
-@dataclass
-class ImproveConfig:
-    """Iterate: MCTS trees on train goals → Agent Q pairs → DPO → held-out evaluation."""
+@dataclass(kw_only=True)
+class ImproveConfig(SearchArgs):
+    """Iterate: MCTS trees on train goals → Agent Q pairs → DPO → held-out evaluation.
+
+    The search flags (`SearchArgs`: --critic, --simulations, --k, ...) set collection; evaluation
+    with search uses the same settings except --eval-simulations and --eval-k, and rolls out greedily.
+    """
 
     model: str = field(metadata={"help": "starting policy: a model directory (e.g. after behaviour cloning)"})
     out: str = field(default="runs/improve", metadata={"help": "output directory (rerun to resume)"})
     iterations: int = field(default=2, metadata={"help": "improvement iterations"})
     env: str = field(default="webgrove/WebShop-v0", metadata={"help": "Gymnasium id"})
-    num_products: int = field(default=1000, metadata={"help": "synthetic catalog size (shop envs)"})
+    num_products: int | None = field(default=None, metadata={
+        "help": "synthetic catalog size (shop envs; default 1000)"})
     first_goal: int = field(default=0, metadata={"help": "first train goal; iteration i collects the i-th block"})
     goals_per_iteration: int = field(default=40, metadata={"help": "trees (train goals) collected per iteration"})
-    critic: str = field(default="lexical", metadata={"help": "critic for the search: none | lexical | self"})
-    simulations: int = field(default=4, metadata={"help": "MCTS simulations per step when collecting"})
-    k: int = field(default=4, metadata={"help": "proposals per expanded node"})
-    alpha: float = field(default=0.5, metadata={"help": "Q = alpha*Q_mcts + (1-alpha)*Q_critic"})
-    rollout_temperature: float = field(default=1.0, metadata={"help": "rollout temperature when collecting"})
-    max_depth: int = field(default=15, metadata={"help": "most actions from a search root (collection and evaluation)"})
     workers: int = field(default=1, metadata={"help": "worker processes for collection and evaluation"})
     theta: float = field(default=0.1, metadata={"help": "minimum value gap of a preference pair"})
     beta: float = field(default=0.1, metadata={"help": "DPO beta"})
@@ -68,21 +70,23 @@ class ImproveConfig:
     lora: bool = field(default=True, metadata={"help": "DPO with a LoRA adapter (merged after each iteration)"})
     eval_episodes: int = field(default=200, metadata={"help": "held-out test episodes per evaluation (0: none)"})
     eval_mcts_episodes: int = field(default=200, metadata={"help": "held-out episodes with search (0: none)"})
-    eval_simulations: int = field(default=4, metadata={"help": "MCTS simulations per step at evaluation"})
-    eval_k: int = field(default=3, metadata={"help": "proposals per node at evaluation"})
+    eval_simulations: int | None = field(default=None, metadata={
+        "help": "MCTS simulations per step at evaluation (default: --simulations)"})
+    eval_k: int | None = field(default=None, metadata={
+        "help": "proposals per node at evaluation (default: --k)"})
     eval_start: bool = field(default=True, metadata={"help": "also evaluate the starting policy (iteration 0)"})
     seed: int = field(default=0, metadata={"help": "seed of collection, training and evaluation"})
-    progress: bool = field(default=True, metadata={"help": "show progress bars"})
+    progress: bool = field(default=True, metadata={"help": "show progress bars (only when stderr is a terminal)"})
 
     def __post_init__(self) -> None:
         checks = {"iterations": self.iterations >= 1, "goals_per_iteration": self.goals_per_iteration >= 1,
-                  "simulations": self.simulations >= 1, "k": self.k >= 1, "workers": self.workers >= 1,
-                  "max_depth": self.max_depth >= 1,
+                  "workers": self.workers >= 1,
                   "theta": self.theta >= 0, "beta": self.beta > 0, "eval_episodes": self.eval_episodes >= 0,
                   "eval_mcts_episodes": self.eval_mcts_episodes >= 0, "first_goal": self.first_goal >= 0}
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
-            raise ValueError("invalid " + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad))
+            raise UsageError("invalid " + ", ".join(f"--{k.replace('_', '-')} {getattr(self, k)!r}" for k in bad))
+        super().__post_init__()  # the search settings
 
 
 # ---------------------------------------------------------------------------------------
@@ -108,10 +112,8 @@ def collect_config(cfg: ImproveConfig, policy: str, goals: str, out: str | Path)
     """The `webgrove collect` settings the loop uses (the demo collects its baselines' trees alike)."""
     from webgrove.search.collect import CollectConfig
 
-    return CollectConfig(env=cfg.env, policy=policy, critic=cfg.critic, split="train", goals=goals,
-                         out=str(out), workers=cfg.workers, simulations=cfg.simulations, k=cfg.k,
-                         alpha=cfg.alpha, rollout_temperature=cfg.rollout_temperature,
-                         max_depth=cfg.max_depth, seed=cfg.seed,
+    return CollectConfig(env=cfg.env, policy=policy, split="train", goals=goals,
+                         out=str(out), workers=cfg.workers, **group_values(cfg, SearchArgs), seed=cfg.seed,
                          num_products=cfg.num_products, progress=cfg.progress)
 
 
@@ -125,14 +127,14 @@ def dpo_config(cfg: ImproveConfig, start_model: str, pairs: str | Path, out: str
 
 
 def eval_config(cfg: ImproveConfig, model: str, mcts: bool, json_path: str | Path):
-    from webgrove.training.evaluate import EvalConfig
+    from webgrove.search.rollout import RolloutConfig
 
-    return EvalConfig(model=model, env=cfg.env, split="test",
-                      episodes=cfg.eval_mcts_episodes if mcts else cfg.eval_episodes,
-                      seed=cfg.seed, mcts=mcts, simulations=cfg.eval_simulations, k=cfg.eval_k,
-                      critic=cfg.critic, alpha=cfg.alpha, max_depth=cfg.max_depth,
-                      num_products=cfg.num_products,
-                      workers=cfg.workers, json=str(json_path), progress=cfg.progress)
+    search = dict(group_values(cfg, SearchArgs), simulations=cfg.eval_simulations or cfg.simulations,
+                  k=cfg.eval_k or cfg.k, rollout_temperature=0.0)  # evaluation rolls out greedily
+    return RolloutConfig(policy=model, env=cfg.env, split="test",
+                         episodes=cfg.eval_mcts_episodes if mcts else cfg.eval_episodes,
+                         seed=cfg.seed, mcts=mcts, **search, num_products=cfg.num_products,
+                         workers=cfg.workers, json=str(json_path), progress=cfg.progress)
 
 
 def _read_json(path: Path) -> dict | None:
@@ -145,12 +147,12 @@ def _write_json(path: Path, data) -> None:
 
 def cached_eval(cfg: ImproveConfig, model: str, mcts: bool, path: Path) -> dict | None:
     """The evaluation at `path` if it was run, else run it now (None when disabled)."""
-    from webgrove.training.evaluate import evaluate
+    from webgrove.search.rollout import rollout
 
     if (cfg.eval_mcts_episodes if mcts else cfg.eval_episodes) == 0:
         return None
     done = _read_json(path)
-    return done if done is not None else evaluate(eval_config(cfg, model, mcts, path))
+    return done if done is not None else rollout(eval_config(cfg, model, mcts, path))
 
 
 def metric_entry(summary: dict | None) -> dict | None:

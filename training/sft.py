@@ -258,7 +258,8 @@ def demonstration_rows(env_id: str = "webgrove/WebShop-v0", split: str = "train"
     """
     from webgrove.agents.prompts import action_completion, policy_prompt
     from webgrove.agents.scripted import OraclePolicy
-    from webgrove.search.rollout import make_env, run_episode
+    from webgrove.agents.episode import run_episode
+    from webgrove.envs.make import make_env
 
     env = make_env(env_id, split=split, num_products=num_products)
     rows: list[dict] = []
@@ -289,21 +290,22 @@ class DemosConfig:
     out: str = field(metadata={"help": "output JSONL"})
     env: str = field(default="webgrove/WebShop-v0", metadata={"help": "Gymnasium id (a shop env)"})
     split: str = field(default="train", metadata={"help": "goal split", "choices": ["train", "test"]})
-    goals: str = field(default="0:500", metadata={"help": "goal ids A:B (B excluded)"})
+    goal_range: str = field(default="0:500", metadata={"help": "goal ids A:B (A included, B excluded)"})
     seed: int = field(default=0, metadata={"help": "base seed; episode i resets with seed + i"})
-    num_products: int = field(default=1000, metadata={"help": "synthetic catalog size"})
+    num_products: int | None = field(default=None, metadata={"help": "synthetic catalog size (default 1000)"})
 
     def __post_init__(self) -> None:
-        from webgrove.search.collect import parse_goals
+        from webgrove.envs.make import EnvArgs, parse_goal_range
 
-        parse_goals(self.goals)
+        env = EnvArgs(env=self.env, split=self.split, num_products=self.num_products)
+        env.check_goals(parse_goal_range(self.goal_range))
 
 
 def run_demos(cfg: DemosConfig) -> int:
-    from webgrove.search.collect import parse_goals
+    from webgrove.envs.make import parse_goal_range
     from webgrove.io import write_jsonl_atomic
 
-    goals = parse_goals(cfg.goals)
+    goals = parse_goal_range(cfg.goal_range)
     rows = demonstration_rows(cfg.env, cfg.split, goals, cfg.seed, cfg.num_products)
     n = write_jsonl_atomic(cfg.out, rows)
     print(f"demos: {n} steps from {len({r['goal_id'] for r in rows})} of {len(goals)} goals -> {cfg.out}")

@@ -7,7 +7,8 @@ import pytest
 
 from webgrove.agents.base import Policy, StepContext
 from webgrove.agents.scripted import OraclePolicy, RandomPolicy, RulePolicy, instruction_query
-from webgrove.search.rollout import make_env, run_episode, summarize
+from webgrove.agents.episode import run_episode, summarize
+from webgrove.envs.make import make_env
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 import webgrove.envs  # noqa: F401
 from webgrove.agents.scripted import OraclePolicy
 from webgrove.envs.shop.engine import SEARCH_ACTION
-from webgrove.search.rollout import run_episode
+from webgrove.agents.episode import run_episode
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 import webgrove.envs  # noqa: F401
 from webgrove.agents.scripted import OraclePolicy
 from webgrove.envs.shop.webshop_data import WebShopDataError
-from webgrove.search.rollout import run_episode
+from webgrove.agents.episode import run_episode
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "webshop"
 

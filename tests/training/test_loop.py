@@ -1,37 +1,22 @@
-"""Evaluation and the improvement loop, end to end on a tiny budget."""
+"""The improvement loop, end to end on a tiny budget (rollouts: tests/search/test_search_rollout.py)."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from webgrove.training.evaluate import EvalConfig, evaluate
-
 SHOP = dict(num_products=100)
 
 
-def test_eval_scripted_policies_and_parallel_workers_agree(tmp_path):
-    oracle = evaluate(EvalConfig(model="oracle", episodes=4, progress=False, **SHOP))
-    assert oracle["episodes"] == 4 and oracle["success_rate"] == 1.0 and oracle["score"] == 100.0
-    serial = evaluate(EvalConfig(model="random", episodes=4, progress=False, **SHOP))
-    parallel = evaluate(EvalConfig(model="random", episodes=4, workers=2, progress=False,
-                                   json=str(tmp_path / "e.json"), **SHOP))
-    assert parallel["rewards"] == serial["rewards"]  # same goals, same seeds, any number of workers
-    assert json.loads((tmp_path / "e.json").read_text())["episodes"] == 4
+def test_rollout_of_a_model_greedy_is_deterministic_and_runs_with_search(tiny_model_dir):
+    from webgrove.search.rollout import RolloutConfig, rollout
 
-
-def test_eval_model_greedy_and_with_search(tiny_model_dir):
-    greedy = evaluate(EvalConfig(model=str(tiny_model_dir), episodes=2, progress=False, **SHOP))
-    again = evaluate(EvalConfig(model=str(tiny_model_dir), episodes=2, progress=False, **SHOP))
+    greedy = rollout(RolloutConfig(policy=str(tiny_model_dir), episodes=2, progress=False, **SHOP))
+    again = rollout(RolloutConfig(policy=str(tiny_model_dir), episodes=2, progress=False, **SHOP))
     assert greedy["rewards"] == again["rewards"]  # greedy is deterministic
-    search = evaluate(EvalConfig(model=str(tiny_model_dir), episodes=1, mcts=True, simulations=1, k=2,
-                                 max_depth=2, progress=False, **SHOP))
-    assert search["episodes"] == 1 and search["mcts"] and 0.0 <= search["success_rate"] <= 1.0
-
-
-def test_eval_config_validation():
-    with pytest.raises(ValueError, match="episodes"):
-        EvalConfig(model="rule", episodes=0)
+    search = rollout(RolloutConfig(policy=str(tiny_model_dir), episodes=1, mcts=True, simulations=1, k=2,
+                                   max_depth=2, progress=False, **SHOP))
+    assert search["episodes"] == 1 and search["mcts"] and search["simulations"] == 1
 
 
 class Interrupt(Exception):
