@@ -9,29 +9,24 @@ the own choice has probability `choice_prob`, the rest share what is left.
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 
 from webgrove.agents.base import Proposal, StepContext
+from webgrove.envs.shop.actions import (BACK_TO_SEARCH, BUY_NOW, NEXT_PAGE, PREV_PAGE, SEARCH, SEARCH_ACTION,
+                                        click_action, click_label, instruction_query, is_product_id,
+                                        search_action)
 
-SEARCH_ACTION = "search[...]"
-_PRICE_CLAUSE = re.compile(r",?\s*and price lower than [0-9.]+ dollars\s*$", re.IGNORECASE)
-_CLICK = re.compile(r"^click\[(.*)\]$", re.IGNORECASE)
-
-
-def instruction_query(instruction: str) -> str:
-    """The instruction without its price clause: what a shopper would type."""
-    return _PRICE_CLAUSE.sub("", instruction).strip().rstrip(".")
-
-
-def click_label(action: str) -> str | None:
-    m = _CLICK.match(action.strip())
-    return m.group(1).lower() if m else None
+__all__ = ["OraclePolicy", "RandomPolicy", "RulePolicy", "ScriptedPolicy", "SEARCH_ACTION", "click_label",
+           "instruction_query"]
+BUY = click_action(BUY_NOW)
+BACK = click_action(BACK_TO_SEARCH)
+NEXT = click_action(NEXT_PAGE)
+PREV = click_action(PREV_PAGE)
 
 
-def _is_asin(label: str) -> bool:
-    return bool(re.fullmatch(r"b[0-9a-z]{9}", label))
+def _is_search(action: str) -> bool:
+    return action.startswith(SEARCH + "[")
 
 
 class ScriptedPolicy:
@@ -70,15 +65,15 @@ class RulePolicy(ScriptedPolicy):
     def act(self, ctx: StepContext, rng: np.random.Generator | None = None) -> str:
         acts = ctx.available_actions
         if SEARCH_ACTION in acts:
-            return f"search[{instruction_query(ctx.goal)}]"
-        if "click[buy now]" in acts:
-            return "click[buy now]"
-        products = [a for a in acts if _is_asin(click_label(a) or "")]
+            return search_action(instruction_query(ctx.goal))
+        if BUY in acts:
+            return BUY
+        products = [a for a in acts if is_product_id(click_label(a) or "")]
         if products:
             return products[0]
-        if "click[< prev]" in acts:
-            return "click[< prev]"
-        return acts[0] if acts else "click[back to search]"
+        if PREV in acts:
+            return PREV
+        return acts[0] if acts else BACK
 
 
 class RandomPolicy(ScriptedPolicy):
@@ -89,7 +84,7 @@ class RandomPolicy(ScriptedPolicy):
     def act(self, ctx: StepContext, rng: np.random.Generator | None = None) -> str:
         acts = ctx.available_actions
         if SEARCH_ACTION in acts:
-            return f"search[{instruction_query(ctx.goal)}]"
+            return search_action(instruction_query(ctx.goal))
         rng = rng if rng is not None else np.random.default_rng()
         return acts[int(rng.integers(len(acts)))]
 
@@ -101,7 +96,8 @@ class RandomPolicy(ScriptedPolicy):
 
 
 class OraclePolicy(ScriptedPolicy):
-    """Knows the goal's target product and options (reads `env.unwrapped.goal`).
+    """Knows the goal's target product and options (reads `env.unwrapped.goal`, or
+    `env.unwrapped.task.goal` on `webgrove/WebShopBrowser-v0`).
 
     Searches the instruction, pages through results for the target (up to 5 pages),
     falls back to searching the target's title, opens it, selects the goal's options
@@ -117,7 +113,8 @@ class OraclePolicy(ScriptedPolicy):
 
     def _goal_and_catalog(self):
         base = getattr(self.env, "unwrapped", self.env)
-        return base.goal, base.catalog
+        shop = getattr(base, "task", base)  # a browser env's shop task holds the goal
+        return shop.goal, shop.catalog
 
     def act(self, ctx: StepContext, rng: np.random.Generator | None = None) -> str:
         goal, catalog = self._goal_and_catalog()
@@ -125,33 +122,33 @@ class OraclePolicy(ScriptedPolicy):
         acts = ctx.available_actions
         history = [h.lower() for h in ctx.history]
         if SEARCH_ACTION in acts:
-            searches = sum(h.startswith("search[") for h in history)
+            searches = sum(_is_search(h) for h in history)
             if searches == 0:
-                return f"search[{instruction_query(goal.instruction)}]"
-            return f"search[{catalog.product(goal.asin).title}]"
-        if f"click[{target}]" in acts:
-            return f"click[{target}]"
-        if "click[buy now]" in acts:
+                return search_action(instruction_query(goal.instruction))
+            return search_action(catalog.product(goal.asin).title)
+        if click_action(target) in acts:
+            return click_action(target)
+        if BUY in acts:
             if self._current_item(history) != target:
-                return "click[< prev]"
+                return PREV
             for action in self._option_clicks(goal, catalog, acts):
                 if action not in self._clicked_since_open(history):
                     return action
-            return "click[buy now]"
-        if any(_is_asin(click_label(a) or "") for a in acts):  # a results page without the target
+            return BUY
+        if any(is_product_id(click_label(a) or "") for a in acts):  # a results page without the target
             pages_seen = self._pages_seen_since_search(history)
-            if "click[next >]" in acts and pages_seen < self.max_result_pages:
-                return "click[next >]"
-            return "click[back to search]"
-        if "click[< prev]" in acts:  # a sub-page
-            return "click[< prev]"
-        return "click[back to search]"
+            if NEXT in acts and pages_seen < self.max_result_pages:
+                return NEXT
+            return BACK
+        if PREV in acts:  # a sub-page
+            return PREV
+        return BACK
 
     @staticmethod
     def _current_item(history: list[str]) -> str | None:
         for h in reversed(history):
             label = click_label(h)
-            if label and _is_asin(label):
+            if label and is_product_id(label):
                 return label
         return None
 
@@ -160,7 +157,7 @@ class OraclePolicy(ScriptedPolicy):
         clicked: list[str] = []
         for h in reversed(history):
             label = click_label(h)
-            if label and _is_asin(label):
+            if label and is_product_id(label):
                 break
             clicked.append(h)
         return set(clicked)
@@ -169,11 +166,11 @@ class OraclePolicy(ScriptedPolicy):
     def _pages_seen_since_search(history: list[str]) -> int:
         pages = 1
         for h in reversed(history):
-            if h.startswith("search["):
+            if _is_search(h):
                 break
-            if h == "click[next >]":
+            if h == NEXT:
                 pages += 1
-            elif h == "click[< prev]":
+            elif h == PREV:
                 pages -= 1
         return pages
 
@@ -189,7 +186,7 @@ class OraclePolicy(ScriptedPolicy):
             if not values:
                 continue
             best = max(values, key=lambda v: (v.lower() == wanted.lower(), fuzz.token_set_ratio(v, wanted)))
-            action = f"click[{best.lower()}]"
+            action = click_action(best)
             if action in acts and action not in clicks:
                 clicks.append(action)
         return clicks

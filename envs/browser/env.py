@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit
 
 import gymnasium as gym
 import numpy as np
@@ -12,14 +13,16 @@ from gymnasium import spaces
 from webgrove.envs.browser.actions import MAX_ACTION_CHARS, ActionParseError, BrowserAction, parse_action
 from webgrove.envs.browser.axtree import interactive_refs, refs_in
 from webgrove.envs.browser.chromium import Chromium
+from webgrove.envs.browser.options import BrowserOptions
 from webgrove.envs.browser.origins import is_allowed, normalize_origins, origin_of
-from webgrove.envs.spaces import AnyText
 from webgrove.envs.browser.task import BrowserTask
+from webgrove.envs.spaces import AnyText
 
 if TYPE_CHECKING:
-    from playwright.sync_api import BrowserContext, Download, Page, Route
+    from playwright.sync_api import APIResponse, BrowserContext, Download, Page, Request, Route, WebSocketRoute
 
 MAX_PAGE_CHARS = 2_000_000
+MAX_REDIRECTS = 10  # hops checked per request; a longer chain is blocked
 
 # A copy of the document with live form values written back into attributes, so the
 # `html` observation shows what was typed and ticked; the page itself is not touched.
@@ -141,26 +144,28 @@ class BrowserEnv(gym.Env):
 
     ## Episode End
     Terminated when the task says done or after `stop [answer]`. Truncated when the
-    browser or page crashed (`info["error"]` says so); the next reset relaunches it.
+    browser, its Playwright driver or the page crashed (`info["error"]` says so); the
+    next reset relaunches them.
     Step limits come from Gymnasium's `TimeLimit` wrapper (`max_episode_steps`).
 
     ## Info
     `goal`, `available_actions` (refs of the elements that take clicks, text or
-    choices), `error`, `blocked_requests` (URLs aborted for leaving
-    `allowed_origins` since the last step), `timings` (a `StepTimings`) and, when the episode
-    ends, `reward_info`.
+    choices, unless the task lists its own), `error`, `blocked_requests` (URLs aborted
+    since the last step for leaving the task's `allowed_origins`: documents,
+    subresources, redirect targets, worker fetches, WebSockets), `blocked_downloads`,
+    `timings` (a `StepTimings`) and, when the episode ends, `reward_info`.
+
+    ## Security
+    Only the task's `allowed_origins` load (see `envs/browser/origins.py`); service
+    workers are not registered; downloads are refused.
 
     ## Arguments
-    task: the task (see `envs/browser/task.py`).
-    screenshot, html, dom_text: extra observation keys.
-    viewport: (width, height); default the task's.
-    action_timeout_s: limit for one browser action (click, fill, ...).
-    navigation_timeout_s: limit for page loads (goto, back, reset).
-    allowed_origins: origins pages may load from and `goto` may visit; default the
-        task's; None in both allows all.
+    task: the task (see `envs/browser/task.py`); register ids with
+        `envs/browser/registry.py`.
+    options: how the browser runs (`BrowserOptions`: headless, viewport, timeouts,
+        observation extras).
     browser: a `Chromium` to take a context from (shared, not closed by the env);
         default: the env launches and owns its own.
-    headless: run Chromium without a window (own browser only).
     render_mode: None or "rgb_array" (a screenshot).
 
     ## Version History
@@ -169,38 +174,22 @@ class BrowserEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
 
-    def __init__(
-        self,
-        task: BrowserTask,
-        *,
-        screenshot: bool = False,
-        html: bool = False,
-        dom_text: bool = False,
-        viewport: tuple[int, int] | None = None,
-        action_timeout_s: float = 5.0,
-        navigation_timeout_s: float = 15.0,
-        allowed_origins: list[str] | None = None,
-        browser: Chromium | None = None,
-        headless: bool = True,
-        render_mode: str | None = None,
-    ) -> None:
+    def __init__(self, task: BrowserTask, options: BrowserOptions | None = None, *,
+                 browser: Chromium | None = None, render_mode: str | None = None) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', not {render_mode!r}")
-        if action_timeout_s <= 0 or navigation_timeout_s <= 0:
-            raise ValueError("timeouts must be positive")
+        options = options if options is not None else BrowserOptions()
         self.task = task
+        self.options = options
         self.render_mode = render_mode
-        self.want_screenshot = screenshot
-        self.want_html = html
-        self.want_dom_text = dom_text
-        self.viewport = tuple(viewport or task.viewport)
-        self.action_timeout_s = float(action_timeout_s)
-        self.navigation_timeout_s = float(navigation_timeout_s)
-        # A step does at most one action, one navigation and one observation; past
-        # this the page is hung and the watchdog kills the browser.
-        self.step_deadline_s = 2 * self.action_timeout_s + self.navigation_timeout_s + 5.0
-        self.allowed_origins = normalize_origins(
-            allowed_origins if allowed_origins is not None else task.allowed_origins)
+        self.want_screenshot = screenshot = options.screenshot
+        self.want_html = html = options.html
+        self.want_dom_text = dom_text = options.dom_text
+        self.viewport = tuple(options.viewport or task.viewport)
+        self.action_timeout_s = float(options.action_timeout_s)
+        self.navigation_timeout_s = float(options.navigation_timeout_s)
+        self.step_deadline_s = options.step_deadline_s
+        self.allowed_origins = normalize_origins(task.allowed_origins)
 
         width, height = self.viewport
         obs_spaces: dict[str, spaces.Space] = {
@@ -218,7 +207,7 @@ class BrowserEnv(gym.Env):
         self.action_space = AnyText(MAX_ACTION_CHARS)
 
         self._own_browser = browser is None
-        self._browser = browser if browser is not None else Chromium(headless=headless)
+        self._browser = browser if browser is not None else Chromium(headless=options.headless)
         self._context: BrowserContext | None = None
         self._page: Page | None = None
         self._pages: list[Page] = []
@@ -408,11 +397,12 @@ class BrowserEnv(gym.Env):
         width, height = self.viewport
         context = self._browser.new_context(
             viewport={"width": width, "height": height}, accept_downloads=False,
-            device_scale_factor=1)
+            device_scale_factor=1, service_workers="block")
         context.set_default_timeout(self.action_timeout_s * 1000)
         context.set_default_navigation_timeout(self.navigation_timeout_s * 1000)
-        if self.allowed_origins is not None:
-            context.route("**/*", self._route)
+        context.route("**/*", self._route)
+        context.route_web_socket("**/*", self._route_web_socket)
+        context.on("request", self._on_request)
         context.add_init_script(_COUNT_OPENED_JS)
         context.on("page", self._on_new_page)
         self._context = context
@@ -454,12 +444,62 @@ class BrowserEnv(gym.Env):
         self._downloads.append(download.url)  # the context refuses it (accept_downloads=False)
 
     def _route(self, route: Route) -> None:
+        """Every request the page or its workers make: abort it unless allowed.
+
+        Playwright does not route the hops of a redirect, so an http(s) request is
+        fetched here without following redirects and each `Location` is checked
+        before the response is handed to the page.
+        """
         url = route.request.url
-        if is_allowed(url, self.allowed_origins):
-            route.fallback()
+        try:
+            if not is_allowed(url, self.allowed_origins):
+                self._block(url)
+                route.abort("blockedbyclient")
+            elif urlsplit(url).scheme not in ("http", "https"):
+                route.fallback()
+            else:
+                response = route.fetch(max_redirects=0)
+                forbidden = self._forbidden_redirect(route, url, response)
+                if forbidden is None:
+                    route.fulfill(response=response)
+                else:
+                    self._block(forbidden)
+                    route.abort("blockedbyclient")
+        except Exception as e:
+            if not _is_playwright_error(e):
+                raise
+            # The fetch failed (refused, reset, context closing): the page sees a network error.
+            _abort_quietly(route)
+
+    def _forbidden_redirect(self, route: Route, url: str, response: APIResponse) -> str | None:
+        """The first redirect target of a response's chain that is not allowed, or None."""
+        for _ in range(MAX_REDIRECTS):
+            location = response.headers.get("location")
+            if not 300 <= response.status < 400 or location is None:
+                return None
+            url = urljoin(url, location)
+            if not is_allowed(url, self.allowed_origins):
+                return url
+            method = route.request.method if response.status in (307, 308) else "GET"
+            response = route.fetch(url=url, method=method, max_redirects=0)
+        return url
+
+    def _route_web_socket(self, ws: WebSocketRoute) -> None:
+        if is_allowed(ws.url, self.allowed_origins):
+            ws.connect_to_server()
         else:
+            self._block(ws.url)
+            ws.close(code=1008, reason="blocked: origin not allowed")
+
+    def _on_request(self, request: Request) -> None:
+        # Redirect hops are not routed; one that still reaches a forbidden origin (the
+        # server answered differently the second time) is reported and the page blanked.
+        if not is_allowed(request.url, self.allowed_origins):
+            self._block(request.url)
+
+    def _block(self, url: str) -> None:
+        if url not in self._blocked:
             self._blocked.append(url)
-            route.abort("blockedbyclient")
 
     # -- stepping --------------------------------------------------------------------
 
@@ -467,8 +507,11 @@ class BrowserEnv(gym.Env):
         """Parse and run one action, then validate; returns (reward, error, timings)."""
         timings = StepTimings()
         try:
+            if isinstance(action_text, str):
+                axtree = (self._last_obs or {}).get("axtree", "")
+                action_text = self.task.translate_action(action_text, axtree)
             action = parse_action(action_text)
-        except ActionParseError as e:
+        except (ActionParseError, ValueError, LookupError) as e:
             return 0.0, str(e), timings
         error = self._check(action)
         if error is not None:
@@ -505,8 +548,9 @@ class BrowserEnv(gym.Env):
             except ValueError:
                 return f"goto needs an absolute URL, not {action.value!r}"
             if not is_allowed(action.value, self.allowed_origins):
-                return (f"goto refused: {origin_of(action.value)} is not an allowed origin "
-                        f"({', '.join(self.allowed_origins or ())})")
+                self._block(action.value)
+                return (f"goto refused: {action.value} is outside the allowed origins "
+                        f"({', '.join(self.allowed_origins)})")
         return None
 
     def _run(self, action: BrowserAction) -> str | None:
@@ -546,6 +590,11 @@ class BrowserEnv(gym.Env):
             # Actions wait for the navigations they start to commit; then let the new
             # document parse before it is observed.
             self.page.wait_for_load_state("domcontentloaded", timeout=self.navigation_timeout_s * 1000)
+        if not is_allowed(self.page.url, self.allowed_origins):
+            escaped = self.page.url
+            self._block(escaped)
+            self.page.goto("about:blank")
+            return f"{kind}: the page left the allowed origins ({escaped}); it was replaced by about:blank"
         return None
 
     def _follow_new_tab(self, page: Page) -> None:
@@ -636,10 +685,11 @@ class BrowserEnv(gym.Env):
         return obs
 
     def _info(self) -> dict[str, Any]:
-        axtree = (self._last_obs or {}).get("axtree", "")
+        obs = self._last_obs or {}
+        refs = interactive_refs(obs.get("axtree", ""))
         info = {
             "goal": self._goal,
-            "available_actions": interactive_refs(axtree),
+            "available_actions": self.task.available_actions(obs["url"], refs) if obs else refs,
             "error": None,
             "blocked_requests": list(self._blocked),
             "blocked_downloads": list(self._downloads),
@@ -675,3 +725,11 @@ def _first_difference(expected: str, actual: str) -> str:
         if x != y:
             return f"First difference at line {i + 1}: expected {x.strip()!r}, got {y.strip()!r}."
     return f"Expected {len(a)} lines, got {len(b)}."
+
+
+def _abort_quietly(route: Route) -> None:
+    try:
+        route.abort("failed")
+    except Exception as e:
+        if not _is_playwright_error(e):
+            raise  # a bug, not a closed context

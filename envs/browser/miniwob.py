@@ -1,11 +1,13 @@
 """MiniWoB++ tasks from the `miniwob` PyPI package, as `webgrove/miniwob.<task>-v0`.
 
 Each task is one HTML page shipped in the package: `html/miniwob/<task>.html`, loaded
-over file://, or a FlightWoB page `html/flight/<site>/wrapper.html` (id
+over file:// (the page may read the package's `html/` folder and nothing else), or a FlightWoB page `html/flight/<site>/wrapper.html` (id
 `miniwob.flight.<site>`), served over http://127.0.0.1 because it loads its form in
 an iframe. An episode is seeded with `Math.seedrandom(seed)` then
 `core.startEpisodeReal()`; the goal is `core.getUtterance()`, the reward
 `WOB_RAW_REWARD_GLOBAL` (in [-1, 1]) and the end `WOB_DONE_GLOBAL`.
+
+This module is light: listing the tasks (`miniwob_task_names`) imports no browser.
 """
 from __future__ import annotations
 
@@ -13,14 +15,11 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from webgrove.envs.browser.env import BrowserEnv
 from webgrove.envs.browser.static_server import StaticServer
 from webgrove.envs.browser.task import Task
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
-
-    from webgrove.envs.browser.chromium import Chromium
 
 FLIGHT_PREFIX = "flight."
 VIEWPORT = (500, 320)  # the miniwob package's window
@@ -63,22 +62,27 @@ def miniwob_task_names() -> list[str]:
 
 
 class MiniWoBTask(Task):
-    """One MiniWoB++ task page.
+    """One MiniWoB++ task page (`webgrove/miniwob.<task>-v0`).
+
+    The reward is MiniWoB's raw reward (1 for success, down to -1 for failure), given
+    when the task ends the episode. See `BrowserEnv` for spaces, actions and info.
 
     Args:
-        name: the task, e.g. "click-test" or "flight.AA" (see `miniwob_task_names()`).
+        task_name: the task, e.g. "click-test" or "flight.AA" (see `miniwob_task_names()`).
         episode_time_limit_s: MiniWoB's in-page episode timer; None (default) turns it
             off, so an episode ends only when the task says so.
         data_mode: MiniWoB's problem distribution, "train" or "test" (flight tasks).
     """
 
-    def __init__(self, name: str, episode_time_limit_s: float | None = None,
+    def __init__(self, task_name: str, episode_time_limit_s: float | None = None,
                  data_mode: str = "train") -> None:
         html = miniwob_html_dir()
         if html is None:
             raise ImportError("MiniWoB tasks need the miniwob package: pip install 'webgrove[browser]'")
+        name = task_name
         if name not in miniwob_task_names():
-            raise ValueError(f"unknown MiniWoB task {name!r}; see envs.browser.miniwob.miniwob_task_names()")
+            raise ValueError(f"unknown MiniWoB task {task_name!r}; see "
+                             "webgrove.envs.browser.miniwob.miniwob_task_names()")
         if data_mode not in ("train", "test"):
             raise ValueError(f"data_mode must be 'train' or 'test', not {data_mode!r}")
         if episode_time_limit_s is not None and not 0 < episode_time_limit_s * 1000 < NO_TIME_LIMIT_MS:
@@ -95,7 +99,7 @@ class MiniWoBTask(Task):
             self.viewport = FLIGHT_VIEWPORT
         else:
             self.url = (html / "miniwob" / f"{name}.html").as_uri()
-            self.allowed_origins = ("file://",)
+            self.allowed_origins = (html.as_uri() + "/",)  # its own task folder only
             self.viewport = VIEWPORT
 
     def setup(self, page: Page, *, seed: int, options: dict[str, Any]) -> str:
@@ -122,42 +126,3 @@ class MiniWoBTask(Task):
         if self._server is not None:
             self._server.close()
             self._server = None
-
-
-class MiniWoBEnv(BrowserEnv):
-    """A MiniWoB++ task in Chromium (`webgrove/miniwob.<task>-v0`).
-
-    See `BrowserEnv` for spaces, actions and info; the reward is MiniWoB's raw reward
-    (1 for success, down to -1 for failure), given when the task ends the episode.
-
-    Args:
-        task_name: the task, e.g. "click-test" or "flight.AA".
-        episode_time_limit_s: MiniWoB's in-page timer; None (default) turns it off.
-        data_mode: "train" or "test" problem distribution (flight tasks).
-        screenshot, html, dom_text, viewport, action_timeout_s, navigation_timeout_s,
-        allowed_origins, browser, headless, render_mode: as in `BrowserEnv`.
-    """
-
-    def __init__(
-        self,
-        task_name: str,
-        *,
-        episode_time_limit_s: float | None = None,
-        data_mode: str = "train",
-        screenshot: bool = False,
-        html: bool = False,
-        dom_text: bool = False,
-        viewport: tuple[int, int] | None = None,
-        action_timeout_s: float = 5.0,
-        navigation_timeout_s: float = 15.0,
-        allowed_origins: list[str] | None = None,
-        browser: Chromium | None = None,
-        headless: bool = True,
-        render_mode: str | None = None,
-    ) -> None:
-        super().__init__(
-            MiniWoBTask(task_name, episode_time_limit_s=episode_time_limit_s, data_mode=data_mode),
-            screenshot=screenshot, html=html, dom_text=dom_text, viewport=viewport,
-            action_timeout_s=action_timeout_s, navigation_timeout_s=navigation_timeout_s,
-            allowed_origins=allowed_origins, browser=browser, headless=headless,
-            render_mode=render_mode)

@@ -1,11 +1,23 @@
-"""Origins, and which URLs a page may load or visit."""
+"""Allowed origins: which URLs a page may load or visit.
+
+An allow-list holds web origins (`scheme://host[:port]`; WebSockets `ws://`/`wss://`
+count as their `http://`/`https://` origin) and local files or folders
+(`file:///abs/page.html`, `file:///abs/folder/`, a trailing slash allowing everything
+below). `file://` as a whole would expose the whole filesystem and is refused.
+"""
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import os
+from urllib.parse import unquote, urlsplit
 
 # Schemes that never leave the browser; always allowed.
 LOCAL_SCHEMES = ("about", "data", "blob", "javascript")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+_WEB_SCHEME_OF = {"ws": "http", "wss": "https"}
+WHOLE_FILESYSTEM_ERROR = (
+    "allowed_origins may not hold file:// as a whole: it lets the page read every file on "
+    "this machine. Allow one file or folder (file:///path/page.html, file:///path/folder/) "
+    "or serve the pages over http from 127.0.0.1 (envs/browser/static_server.py).")
 
 
 def origin_of(url: str) -> str:
@@ -28,23 +40,67 @@ def origin_of(url: str) -> str:
     return f"{scheme}://{host}:{port}"
 
 
-def normalize_origins(origins: list[str] | tuple[str, ...] | None) -> tuple[str, ...] | None:
-    """The allowed origins in canonical form (each entry may be any URL of the origin)."""
+def _file_path(url: str) -> str:
+    """The real absolute path a file:// URL names (`..`, `%2e` and symlinks resolved)."""
+    parts = urlsplit(url.strip())
+    if parts.netloc not in ("", "localhost"):
+        raise ValueError(f"file URLs on other hosts are not allowed: {url!r}")
+    path = unquote(parts.path)
+    if not path.startswith("/"):
+        raise ValueError(f"not an absolute file URL: {url!r}")
+    return os.path.realpath(path)
+
+
+def allowed_entry(entry: str) -> str:
+    """One allow-list entry in canonical form: an origin, or `file://` + a real path.
+
+    Raises ValueError for `file://` as a whole and for relative URLs.
+    """
+    if urlsplit(entry.strip()).scheme.lower() != "file":
+        return _web_origin(entry)
+    path = _file_path(entry) if urlsplit(entry.strip()).path else "/"
+    if path == "/":
+        raise ValueError(WHOLE_FILESYSTEM_ERROR)
+    folder = entry.rstrip().endswith("/") or os.path.isdir(path)
+    return "file://" + path + ("/" if folder else "")
+
+
+def normalize_origins(origins: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The allow-list in canonical form (each origin may be given as any URL of it)."""
     if origins is None:
-        return None
+        raise ValueError("allowed_origins must be listed explicitly (there is no allow-all)")
     if isinstance(origins, str):
         raise TypeError("allowed_origins is a list of origins, not a string")
-    return tuple(dict.fromkeys(origin_of(o) for o in origins))
+    if not origins:
+        raise ValueError("allowed_origins is empty: list at least the start page's origin")
+    return tuple(dict.fromkeys(allowed_entry(o) for o in origins))
 
 
-def is_allowed(url: str, allowed: tuple[str, ...] | None) -> bool:
-    """Whether a page may load or visit `url` when only `allowed` origins are (None: any)."""
-    if allowed is None:
-        return True
+def is_allowed(url: str, allowed: tuple[str, ...]) -> bool:
+    """Whether a page may load or visit `url` when only the `allowed` entries are."""
     scheme = urlsplit(url).scheme.lower()
     if scheme in LOCAL_SCHEMES:
         return True
     try:
-        return origin_of(url) in allowed
+        if scheme == "file":
+            path = _file_path(url)
+            return any(_file_allows(entry[len("file://"):], path)
+                       for entry in allowed if entry.startswith("file://"))
+        return _web_origin(url) in allowed
     except ValueError:
         return False
+
+
+def _web_origin(url: str) -> str:
+    """The origin, with a WebSocket's `ws`/`wss` as the `http`/`https` of its server."""
+    origin = origin_of(url)
+    scheme = origin.split(":", 1)[0]
+    if scheme in _WEB_SCHEME_OF:
+        return _WEB_SCHEME_OF[scheme] + origin[len(scheme):]
+    return origin
+
+
+def _file_allows(entry_path: str, path: str) -> bool:
+    if entry_path.endswith("/"):
+        return path.startswith(entry_path) or path + "/" == entry_path
+    return path == entry_path

@@ -2,33 +2,38 @@
 
 Same catalog, goals, splits and reward as `webgrove/WebShop-v0`: the site is
 `envs/shop/server.py` over the same engine, and the reward is the engine's
-purchase score for the session. `text_action_to_browser` maps a text-env action
-(`search[q]`, `click[label]`) to the browser action on the matching element, so
-text-env agents (e.g. the oracle) can drive the browser env.
+purchase score for the session. The env takes the text env's actions too
+(`search[q]`, `click[label]`, see `envs/shop/actions.py`): `text_action_to_browser`
+turns each into the browser action on the matching element, so every shop agent
+(scripted, trained on the text env) drives the browser shop unchanged.
 """
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 
 from webgrove.envs.browser.axtree import parse_axtree
-from webgrove.envs.browser.env import BrowserEnv
 from webgrove.envs.browser.task import Task
+from webgrove.envs.shop.actions import SEARCH, InvalidAction, is_shop_action, parse_action
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-    from webgrove.envs.browser.chromium import Chromium
     from webgrove.envs.shop.server import ShopServer
 
 SEARCH_BOX_NAME = "Search query"
-_TEXT_ACTION = re.compile(r"^\s*(search|click)\[(.*)\]\s*$", re.IGNORECASE | re.DOTALL)
+ACTION_LISTS = ("text", "refs")
 
 
 class ShopTask(Task):
-    """A shop goal in a fresh session of a shop server.
+    """A shop goal in a fresh session of a shop server (`webgrove/WebShopBrowser-v0`).
+
+    Goals, splits and reward are those of `webgrove/WebShop-v0`: `reset(seed=s)` picks
+    the same goal as the text env, `options={"goal_id": i}` a given one. The reward is
+    WebShop's, earned on the purchase page; `info["reward_info"]` holds its components.
+    Actions: the browser grammar (`click [e12]`) or the text env's (`click[buy now]`).
 
     Args:
         split: "train" or "test" goals.
@@ -36,16 +41,20 @@ class ShopTask(Task):
         data_dir, goals: the original WebShop files instead ("synthetic" or "human" goals).
         server: a running `ShopServer` over the same catalog to share; default: the
             task starts its own on 127.0.0.1 (closed with the task).
+        available_actions: what `info["available_actions"]` lists: "text" (default)
+            the text env's actions for the page shown, "refs" the element refs.
     """
 
     viewport = (1280, 720)
 
     def __init__(self, split: str = "train", num_products: int | None = 1000, catalog_seed: int = 0,
                  data_dir: str | None = None, goals: str = "synthetic",
-                 server: ShopServer | None = None) -> None:
+                 server: ShopServer | None = None, available_actions: str = "text") -> None:
         from webgrove.envs.shop.engine import get_engine
         from webgrove.envs.shop.server import ShopServer
 
+        if available_actions not in ACTION_LISTS:
+            raise ValueError(f"available_actions must be one of {ACTION_LISTS}, not {available_actions!r}")
         if server is None:
             engine = get_engine(data_dir=data_dir, goals=goals, num_products=num_products,
                                 catalog_seed=catalog_seed)
@@ -61,19 +70,15 @@ class ShopTask(Task):
         self.split = split
         self.goals = server.goals
         self.allowed_origins = (server.url,)
+        self.action_list = available_actions
         self._session: str | None = None
         self.goal_id = 0
 
     def episode_options(self, options: dict[str, Any], np_random: np.random.Generator) -> dict[str, Any]:
         """Pick the goal as `webgrove/WebShop-v0` does: options["goal_id"], else a seeded draw."""
-        if "goal_id" in options:
-            goal_id = int(options["goal_id"])
-            if not 0 <= goal_id < len(self.goals):
-                raise ValueError(f"goal_id {goal_id} out of range for split {self.split!r} "
-                                 f"({len(self.goals)} goals)")
-        else:
-            goal_id = int(np_random.integers(len(self.goals)))
-        return {**options, "goal_id": goal_id}
+        from webgrove.envs.shop.env import pick_goal_id
+
+        return {**options, "goal_id": pick_goal_id(options, len(self.goals), self.split, np_random)}
 
     @property
     def goal(self):
@@ -96,6 +101,25 @@ class ShopTask(Task):
             return 0.0, False, {}
         return session.purchase.reward, True, dict(session.purchase.reward_info)
 
+    def translate_action(self, action: str, axtree: str) -> str:
+        """Text-env actions become browser actions; browser actions pass unchanged."""
+        return text_action_to_browser(action, axtree) if is_shop_action(action) else action
+
+    def available_actions(self, url: str, refs: list[str]) -> list[str]:
+        if self.action_list == "refs":
+            return refs
+        from webgrove.envs.shop.pages import url_to_state
+
+        parts = urlsplit(url)
+        base = urlsplit(self.server.url)
+        if (parts.scheme, parts.netloc) != (base.scheme, base.netloc):
+            return []  # not a shop page (about:blank after a crash)
+        try:
+            state = url_to_state(self.engine, parts.path, dict(parse_qsl(parts.query)))
+        except InvalidAction:
+            return []
+        return self.engine.available_actions(state)
+
     def teardown(self) -> None:
         if self._session is not None:
             self.server.end_session(self._session)
@@ -106,56 +130,6 @@ class ShopTask(Task):
             self.server.close()
 
 
-class WebShopBrowserEnv(BrowserEnv):
-    """The shop site in Chromium (`webgrove/WebShopBrowser-v0`).
-
-    Goals, splits and reward are those of `webgrove/WebShop-v0` (same `split`,
-    `num_products`, `catalog_seed`, `data_dir`, `goals` arguments; `reset(seed=s)` picks
-    the same goal as the text env, `options={"goal_id": i}` a given one). The reward is
-    WebShop's, earned on the purchase page; `info["reward_info"]` holds its components.
-    See `BrowserEnv` for spaces, actions and info.
-
-    Args:
-        split, num_products, catalog_seed, data_dir, goals, server: as in `ShopTask`.
-        screenshot, html, dom_text, viewport, action_timeout_s, navigation_timeout_s,
-        browser, headless, render_mode: as in `BrowserEnv`.
-    """
-
-    def __init__(
-        self,
-        split: str = "train",
-        num_products: int | None = 1000,
-        catalog_seed: int = 0,
-        data_dir: str | None = None,
-        goals: str = "synthetic",
-        *,
-        server: ShopServer | None = None,
-        screenshot: bool = False,
-        html: bool = False,
-        dom_text: bool = False,
-        viewport: tuple[int, int] | None = None,
-        action_timeout_s: float = 5.0,
-        navigation_timeout_s: float = 15.0,
-        browser: Chromium | None = None,
-        headless: bool = True,
-        render_mode: str | None = None,
-    ) -> None:
-        task = ShopTask(split, num_products, catalog_seed, data_dir, goals, server)
-        super().__init__(
-            task, screenshot=screenshot, html=html, dom_text=dom_text, viewport=viewport,
-            action_timeout_s=action_timeout_s, navigation_timeout_s=navigation_timeout_s,
-            browser=browser, headless=headless, render_mode=render_mode)
-
-    @property
-    def goal(self):
-        """The current goal as a `Goal` (what scripted shop agents read)."""
-        return self.task.goal
-
-    @property
-    def catalog(self):
-        return self.task.catalog
-
-
 def text_action_to_browser(action: str, axtree: str) -> str:
     """The browser action for a `webgrove/WebShop-v0` action on this page.
 
@@ -163,12 +137,9 @@ def text_action_to_browser(action: str, axtree: str) -> str:
     the link or button whose name is the label (case-insensitive, as the text env).
     Raises LookupError if the page has no such element, ValueError for other strings.
     """
-    m = _TEXT_ACTION.match(action)
-    if m is None:
-        raise ValueError(f"not a shop action: {action!r}")
-    verb, arg = m[1].lower(), m[2].strip()
+    verb, arg = parse_action(action)
     nodes = parse_axtree(axtree)
-    if verb == "search":
+    if verb == SEARCH:
         for n in nodes:
             if n.ref and n.role in ("textbox", "searchbox") and n.name == SEARCH_BOX_NAME:
                 return f"type [{n.ref}] [{arg}] [enter]"

@@ -1,35 +1,39 @@
 """Tasks: what to do on a page and how well it was done. The env owns the browser.
 
 A task sets up a fresh page at the start of an episode and returns the goal, then
-judges the page after every step. Tasks hold no browser; they get the page.
+judges the page after every step (BrowserGym's `setup(page) -> goal`,
+`validate(page) -> reward, done, info`). Tasks hold no browser; they get the page.
+Register a task as a Gymnasium id with `webgrove.envs.browser.registry.register_browser_task`.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import numpy as np
     from playwright.sync_api import Page
 
 
-@runtime_checkable
 class BrowserTask(Protocol):
     """The contract between `BrowserEnv` and a task.
 
     Attributes:
-        allowed_origins: origins (`scheme://host[:port]`, or `file://`) the page may
-            load from and `goto` may visit; None allows every origin.
+        allowed_origins: what the page may load and `goto` may visit, listed explicitly:
+            origins (`http://127.0.0.1:8080`, `https://example.com`) and files or folders
+            (`file:///path/page.html`, `file:///path/folder/`). `file://` as a whole is
+            refused; every request kind (documents, subresources, redirects, workers,
+            WebSockets) is checked against this list.
         viewport: (width, height) in CSS pixels of the task's page.
     """
 
-    allowed_origins: tuple[str, ...] | None
+    allowed_origins: tuple[str, ...]
     viewport: tuple[int, int]
 
     def episode_options(self, options: dict[str, Any], np_random: np.random.Generator) -> dict[str, Any]:
-        """Complete reset's options from the env's seeded RNG (e.g. draw a goal id).
+        """Check and complete reset's options from the env's seeded RNG (e.g. draw a goal id).
 
         Called once per reset, before the page seed is drawn; the result is what
-        `setup` receives and what `get_state` records.
+        `setup` receives and what `get_state` records. Raises ValueError for bad options.
         """
         ...
 
@@ -48,6 +52,17 @@ class BrowserTask(Protocol):
         """
         ...
 
+    def translate_action(self, action: str, axtree: str) -> str:
+        """The browser action for an action in the task's own vocabulary (e.g. the shop's
+        `click[buy now]`); browser actions come back unchanged. Raises ValueError or
+        LookupError when the action names nothing on the page (a no-op with an error)."""
+        ...
+
+    def available_actions(self, url: str, refs: list[str]) -> list[str]:
+        """`info["available_actions"]` on the page at `url`: by default `refs`, the refs
+        that can be acted on."""
+        ...
+
     def teardown(self) -> None:
         """End the episode (called before the next setup and on close)."""
         ...
@@ -58,9 +73,13 @@ class BrowserTask(Protocol):
 
 
 class Task:
-    """A base class with the optional parts of `BrowserTask` filled in."""
+    """A base class with the optional parts of `BrowserTask` filled in.
 
-    allowed_origins: tuple[str, ...] | None = None
+    Subclasses set `allowed_origins` (required: there is no allow-everything default)
+    and implement `setup` and `validate`.
+    """
+
+    allowed_origins: tuple[str, ...]
     viewport: tuple[int, int] = (1280, 720)
 
     def episode_options(self, options: dict[str, Any], np_random: np.random.Generator) -> dict[str, Any]:
@@ -71,6 +90,12 @@ class Task:
 
     def validate(self, page: Page, answer: str | None) -> tuple[float, bool, dict[str, Any]]:
         raise NotImplementedError
+
+    def translate_action(self, action: str, axtree: str) -> str:
+        return action
+
+    def available_actions(self, url: str, refs: list[str]) -> list[str]:
+        return refs
 
     def teardown(self) -> None:
         return None

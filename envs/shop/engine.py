@@ -10,30 +10,17 @@ snapshots for tree search are cheap and exact.
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
+from webgrove.envs.shop.actions import (BACK_TO_SEARCH, BUY_NOW, NEXT_PAGE, PREV_PAGE, RESERVED_LABELS,  # noqa: F401
+                                        SEARCH_ACTION, SUB_PAGE_LABELS, InvalidAction, parse_action)
 from webgrove.envs.shop.catalog import Catalog, Goal, Product
 from webgrove.envs.shop.search import RESULTS_PER_PAGE, SearchIndex
 
 # Page kinds
 SEARCH, RESULTS, ITEM, SUB, DONE = "search", "results", "item", "item_sub", "done"
-SUB_PAGES = ("description", "features", "reviews", "attributes")
-
-# Button labels, as WebShop prints them.
-BACK_TO_SEARCH = "Back to Search"
-NEXT_PAGE = "Next >"
-PREV_PAGE = "< Prev"
-BUY_NOW = "Buy Now"
-SUB_PAGE_LABELS = {"description": "Description", "features": "Features",
-                   "reviews": "Reviews", "attributes": "Attributes"}
-RESERVED_LABELS = frozenset(
-    x.lower() for x in (BACK_TO_SEARCH, NEXT_PAGE, PREV_PAGE, BUY_NOW, *SUB_PAGE_LABELS.values())
-)
-SEARCH_ACTION = "search[...]"  # stands for "any query" in available_actions
-
-_ACTION = re.compile(r"^\s*(search|click)\[(.*)\]\s*$", re.IGNORECASE | re.DOTALL)
+SUB_PAGES = tuple(SUB_PAGE_LABELS)
 
 
 class ShopState(NamedTuple):
@@ -48,21 +35,6 @@ class ShopState(NamedTuple):
 
     def selected(self) -> dict[str, str]:
         return dict(self.options)
-
-
-class InvalidAction(ValueError):
-    """The action is not valid on the current page (the env turns this into info['error'])."""
-
-
-def parse_action(action: str) -> tuple[str, str]:
-    """Split 'search[q]' / 'click[label]' into (verb, argument). Raises InvalidAction."""
-    if not isinstance(action, str):
-        raise InvalidAction(f"actions are strings like 'search[query]' or 'click[label]', got {type(action).__name__}")
-    m = _ACTION.match(action)
-    if m is None:
-        raise InvalidAction(
-            f"cannot parse action {action[:80]!r}: expected 'search[query]' or 'click[label]'")
-    return m.group(1).lower(), m.group(2).strip()
 
 
 @dataclass

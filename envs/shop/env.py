@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gymnasium as gym
+import numpy as np
 
 from webgrove.envs.shop.catalog import Goal
 from webgrove.envs.shop.engine import DONE, InvalidAction, Purchase, ShopEngine, ShopState, get_engine
@@ -10,6 +11,22 @@ from webgrove.envs.spaces import AnyText
 
 OBSERVATION_MODES = ("text", "text_rich", "html")
 MAX_TEXT = 1_000_000
+
+
+def pick_goal_id(options: dict, num_goals: int, split: str, np_random: np.random.Generator) -> int:
+    """reset's goal: `options["goal_id"]` (an int in range), else a draw from the env's RNG.
+
+    Raises ValueError for a goal id that is not an integer (1.7, "3", True) or out of range,
+    as Gymnasium envs do for bad reset options.
+    """
+    if "goal_id" not in options:
+        return int(np_random.integers(num_goals))
+    goal_id = options["goal_id"]
+    if isinstance(goal_id, (bool, np.bool_)) or not isinstance(goal_id, (int, np.integer)):
+        raise ValueError(f"options['goal_id'] must be an integer, not {goal_id!r}")
+    if not 0 <= goal_id < num_goals:
+        raise ValueError(f"goal_id {goal_id} out of range for split {split!r} ({num_goals} goals)")
+    return int(goal_id)
 
 
 class ShopEnv(gym.Env):
@@ -73,15 +90,7 @@ class ShopEnv(gym.Env):
     # -- Gymnasium API -------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        options = options or {}
-        if "goal_id" in options:
-            goal_id = int(options["goal_id"])
-            if not 0 <= goal_id < len(self.goals):
-                raise ValueError(f"goal_id {goal_id} out of range for split {self.split!r} "
-                                 f"({len(self.goals)} goals)")
-        else:
-            goal_id = int(self.np_random.integers(len(self.goals)))
-        self.goal_id = goal_id
+        self.goal_id = pick_goal_id(options or {}, len(self.goals), self.split, self.np_random)
         self.state = ShopState()
         self.purchase = None
         return self.observe()

@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 
+from webgrove.envs.shop.actions import price_clause
 from webgrove.envs.shop.catalog import Catalog, Goal, Product, Review, make_splits
 from webgrove.envs.shop.vocab import (
     ATTRIBUTE_BULLETS,
@@ -433,7 +434,7 @@ def _make_goals(d: _Draws, ptype: ProductType, target: Product, signature: str, 
     wanted = 3 + d.below(2)
     options = target.options
     secondary = [name for name in options if name != primary]
-    price_text = f", and price lower than {limit:.2f} dollars" if limit < NO_PRICE_LIMIT else ""
+    price_text = price_clause(limit) if limit < NO_PRICE_LIMIT else ""
     goals: list[Goal] = []
     seen = set()
     for _ in range(4 * wanted):

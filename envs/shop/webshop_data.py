@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from webgrove.envs.shop.actions import price_clause
 from webgrove.envs.shop.catalog import Catalog, Goal, Product, Review, make_splits
 from webgrove.envs.shop.synthetic import NO_PRICE_LIMIT, PRICE_RANGE
 
@@ -431,7 +432,7 @@ def _price_limit(rng: np.random.Generator, price: float) -> tuple[float, str]:
         return NO_PRICE_LIMIT, ""
     i, j = rng.choice(len(candidates), size=2, replace=False)
     limit = max(candidates[i], candidates[j])
-    return limit, f", and price lower than {limit:.2f} dollars"
+    return limit, price_clause(limit)
 
 
 def _goal(product: Product, instruction: str, attributes: list[str], goal_options: dict[str, str],

@@ -107,9 +107,38 @@ def test_origins():
     assert not is_allowed("http://127.0.0.1:8081/", allowed)
     assert not is_allowed("https://example.com/", allowed)
     assert is_allowed("data:text/plain,hi", allowed)
-    assert is_allowed("https://anything.example/", None)
+    assert is_allowed("ws://127.0.0.1:8080/socket", allowed)  # a WebSocket counts as its http origin
+    assert not is_allowed("ws://127.0.0.1:8081/socket", allowed)
+    assert not is_allowed("file:///etc/passwd", allowed)
     with pytest.raises(TypeError):
         normalize_origins("http://127.0.0.1:8080")
+    with pytest.raises(ValueError, match="explicitly"):
+        normalize_origins(None)
+
+
+@pytest.mark.parametrize("entry", ["file://", "file:///", "file:///tmp/../", "FILE:///"])
+def test_the_whole_filesystem_is_refused(entry):
+    with pytest.raises(ValueError, match="every file on this machine"):
+        normalize_origins([entry])
+
+
+def test_file_entries_allow_one_file_or_one_folder(tmp_path):
+    (tmp_path / "site").mkdir()
+    page = tmp_path / "site" / "page.html"
+    page.write_text("hi")
+    (tmp_path / "secret.txt").write_text("no")
+    folder = normalize_origins([(tmp_path / "site").as_uri() + "/"])
+    assert is_allowed(page.as_uri(), folder)
+    assert is_allowed((tmp_path / "site" / "deeper" / "x.js").as_uri(), folder)
+    assert not is_allowed((tmp_path / "secret.txt").as_uri(), folder)
+    assert not is_allowed(page.as_uri() + "/../../secret.txt", folder)
+    assert not is_allowed(f"file://{tmp_path}/site/%2e%2e/secret.txt", folder)
+    assert not is_allowed((tmp_path / "site2" / "x").as_uri(), folder)  # a sibling with the same prefix
+    (tmp_path / "site" / "link").symlink_to(tmp_path / "secret.txt")
+    assert not is_allowed((tmp_path / "site" / "link").as_uri(), folder)
+    one = normalize_origins([page.as_uri()])
+    assert is_allowed(page.as_uri(), one)
+    assert not is_allowed((tmp_path / "site" / "other.html").as_uri(), one)
 
 
 SNAPSHOT = """- generic [active] [ref=e1]:

@@ -117,7 +117,7 @@ def test_click_type_select_press_scroll_back(site, chromium):
 @pytest.mark.parametrize("action, message", [
     ("clik [e1]", "unknown action"),
     ("click [e9999]", "unknown or stale ref e9999"),
-    ("goto [https://example.com/]", "goto refused: https://example.com is not an allowed origin"),
+    ("goto [https://example.com/]", "goto refused: https://example.com/ is outside the allowed origins"),
     ("goto [page2.html]", "absolute URL"),
     ("press [NoSuchKey]", "press failed"),
 ])

@@ -34,8 +34,9 @@ def test_every_task_page_of_the_package_has_an_id():
     assert {"flight.AA", "flight.Alaska"} <= names
     for name in names:
         spec = registry[f"webgrove/miniwob.{name}-v0"]
-        assert spec.entry_point == "webgrove.envs.browser.miniwob:MiniWoBEnv"
-        assert spec.kwargs == {"task_name": name}
+        assert spec.entry_point == "webgrove.envs.browser.registry:make_browser_env"
+        assert spec.kwargs == {"task_entry_point": "webgrove.envs.browser.miniwob:MiniWoBTask",
+                               "task_name": name}
 
 
 @pytest.mark.slow

@@ -72,14 +72,14 @@ def test_same_seed_picks_the_same_goal_as_the_text_env(pair):
         _, tinfo = text.reset(seed=seed)
         bobs, _ = browser.reset(seed=seed)
         assert bobs["goal"] == tinfo["goal"]
-        assert browser.unwrapped.goal is text.unwrapped.goal
+        assert browser.unwrapped.task.goal is text.unwrapped.goal
 
 
 def test_restore_by_replay_on_the_shop(pair):
     text, browser = pair
     env = browser.unwrapped
     bobs, _ = browser.reset(options={"goal_id": 5})
-    goal = env.goal
+    goal = env.task.goal
     bobs, *_ = browser.step(text_action_to_browser(f"search[{goal.instruction}]", bobs["axtree"]))
     bobs, *_ = browser.step(text_action_to_browser(f"click[{goal.asin}]", bobs["axtree"]))
     state = env.get_state()
@@ -104,7 +104,7 @@ def test_envs_share_one_server_with_separate_sessions(chromium):
             oa, _ = a.reset(options={"goal_id": 0})
             ob, _ = b.reset(options={"goal_id": 1})
             assert oa["goal"] != ob["goal"] and oa["url"] == ob["url"] == server.url
-            goal = a.unwrapped.goal
+            goal = a.unwrapped.task.goal
             for action in (f"search[{goal.instruction}]", f"click[{goal.asin}]", "click[buy now]"):
                 oa, reward, terminated, *_ = a.step(text_action_to_browser(action, oa["axtree"]))
             assert terminated
