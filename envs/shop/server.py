@@ -238,7 +238,7 @@ class ShopServeConfig:
         "help": "address to bind; 0.0.0.0 exposes the shop to the network"})
     data_dir: str | None = field(default=None, metadata={
         "help": "folder with the original WebShop data files (default: the synthetic catalog)"})
-    goals: str = field(default="synthetic", metadata={
+    goal_set: str = field(default="synthetic", metadata={
         "help": "goals of the WebShop files: synthetic or human", "choices": ["synthetic", "human"]})
     num_products: int = field(default=1000, metadata={"help": "products in the synthetic catalog"})
     catalog_seed: int = field(default=0, metadata={"help": "seed of the synthetic catalog"})
@@ -252,7 +252,7 @@ class ShopServeConfig:
 
 
 def run_shop_serve(config: ShopServeConfig) -> int:
-    engine = get_engine(data_dir=config.data_dir, goals=config.goals,
+    engine = get_engine(data_dir=config.data_dir, goals=config.goal_set,
                         num_products=config.num_products, catalog_seed=config.catalog_seed)
     server = ShopServer(engine, split=config.split, host=config.host, port=config.port,
                         seed=config.seed, start=False)
