@@ -70,3 +70,32 @@ def plot_methods(methods: dict[str, dict], path: str | Path, title: str = "") ->
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_attempts(curves: dict[str, dict], path: str | Path, title: str = "") -> Path:
+    """Success rate and score at each attempt t = 1..T, one line per curve (RISE's evaluation).
+
+    `curves` maps a name (e.g. "base sequential", "rise parallel") to {"success_rate": [...],
+    "score": [...]}, one value per attempt.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, (key, label, scale) in zip(axes, METRICS):
+        for name, curve in curves.items():
+            ys = [float(y) * scale for y in curve[key]]
+            ax.plot(range(1, len(ys) + 1), ys, marker="o", label=name,
+                    linestyle="--" if "parallel" in name else "-")
+        ax.set_xlabel("attempt t")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.set_xticks(range(1, 1 + max((len(c[key]) for c in curves.values()), default=1)))
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(loc="best", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

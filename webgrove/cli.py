@@ -50,6 +50,16 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str, str]] = {
                          "merge a LoRA adapter into its base model as a plain model directory"),
     ("shop", "serve"): ("webgrove.envs.shop.server", "ShopServeConfig", "run_shop_serve",
                         "serve the shop on 127.0.0.1 to use in a browser (the purchase page shows the reward)"),
+    ("rise", "collect"): ("webgrove.training.rise", "RiseCollectConfig", "run_rise_collect",
+                          "RISE data: multi-attempt rollouts with feedback and improved next attempts"),
+    ("rise", "rows"): ("webgrove.training.rise", "RiseRowsConfig", "run_rise_rows",
+                       "RISE rows: filter candidates (all/better/best/successful), weight exp(r/tau)"),
+    ("rise", "train"): ("webgrove.training.weighted_sft", "WeightedSFTConfig", "run_weighted_sft",
+                        "reward-weighted SFT on prompt/completion/weight rows"),
+    ("rise", "eval"): ("webgrove.training.rise_eval", "RiseEvalConfig", "run_rise_eval",
+                       "success by attempt t=1..T: sequential with feedback vs parallel, with/without oracle"),
+    ("rise", "improve"): ("webgrove.training.rise", "RiseImproveConfig", "run_rise_improve_command",
+                          "RISE loop: collect -> rows -> weighted SFT -> success by attempt, N times (resumable)"),
 }
 
 # Commands that are gone, and what to type instead (`eval` merged into `rollout`).
