@@ -591,11 +591,19 @@ class BrowserEnv(gym.Env):
             # document parse before it is observed.
             self.page.wait_for_load_state("domcontentloaded", timeout=self.navigation_timeout_s * 1000)
         if not is_allowed(self.page.url, self.allowed_origins):
-            escaped = self.page.url
-            self._block(escaped)
-            self.page.goto("about:blank")
-            return f"{kind}: the page left the allowed origins ({escaped}); it was replaced by about:blank"
+            return self._leave_forbidden_page(kind)
         return None
+
+    def _leave_forbidden_page(self, kind: str) -> str:
+        """Back to the last allowed page after a navigation that was blocked (Chromium's
+        error page) or that escaped the filter; about:blank if there is none."""
+        escaped = self.page.url
+        if not escaped.startswith("chrome-error:"):
+            self._block(escaped)
+        self.page.go_back(wait_until="domcontentloaded")
+        if not is_allowed(self.page.url, self.allowed_origins):
+            self.page.goto("about:blank")
+        return f"{kind}: the page left the allowed origins (blocked: {', '.join(self._blocked) or escaped})"
 
     def _follow_new_tab(self, page: Page) -> None:
         """If the action opened a tab whose `page` event has not arrived yet, wait for it."""
