@@ -211,6 +211,15 @@ class _Handler(BaseHTTPRequestHandler):
             srv.requests.append((self.path, body, self.headers.get("Authorization")))
             fail = srv.fail_first > 0
             srv.fail_first -= int(fail)
+            srv.active += 1
+            srv.max_active = max(srv.max_active, srv.active)
+        try:
+            self._answer(srv, body, fail)
+        finally:
+            with srv.lock:
+                srv.active -= 1
+
+    def _answer(self, srv: "ApiServer", body: dict, fail: bool) -> None:
         if srv.delay:
             time.sleep(srv.delay)
         if fail:
@@ -221,6 +230,8 @@ class _Handler(BaseHTTPRequestHandler):
         args = (int(body.get("n", 1)), float(body.get("temperature", 1.0)), int(body.get("max_tokens", 16)),
                 body.get("stop") or [], seed)
         if self.path == "/v1/completions":
+            if srv.one_prompt and isinstance(body["prompt"], list):  # as `transformers serve` does
+                return self._send(400, {"detail": "prompt must be a string."})
             prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
             choices = []
             for p in prompts:
@@ -243,9 +254,12 @@ class _Handler(BaseHTTPRequestHandler):
 class ApiServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, lm, model_name: str = "test-model", fail_first: int = 0, delay: float = 0.0):
+    def __init__(self, lm, model_name: str = "test-model", fail_first: int = 0, delay: float = 0.0,
+                 one_prompt: bool = False):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.lm, self.model_name, self.fail_first, self.delay = lm, model_name, fail_first, delay
+        self.one_prompt = one_prompt  # refuse lists of prompts (HTTP 400)
+        self.active = self.max_active = 0  # requests being answered now, and the most at once
         self.lock = threading.Lock()
         self.requests: list[tuple[str, dict, str | None]] = []
 
@@ -284,7 +298,7 @@ def toy_lm():
 
 @pytest.fixture
 def serve():
-    """`with serve(lm, fail_first=0, delay=0.0) as server:` runs an API server on 127.0.0.1."""
+    """`with serve(lm, fail_first=0, delay=0.0, one_prompt=False) as server:` runs an API server on 127.0.0.1."""
     return _serving
 
 
