@@ -26,7 +26,8 @@ stored reference must equal) and `choice_logprob`.
 
 `propose` returns distinct candidates ordered by Gumbel-top-k sampling on the choice
 log-probabilities divided by `temperature` (sampling without replacement); with
-temperature 0 it is the top k. All randomness comes from the `rng` argument: the Gumbel
+temperature 0 it is the top k. `sample` draws one action from the same distribution at
+any temperature (what MCTS rollouts follow). All randomness comes from the `rng` argument: the Gumbel
 noise directly, `generate` through a forked torch RNG seeded from it.
 """
 from __future__ import annotations
@@ -139,15 +140,32 @@ class HFPolicy:
         """Up to k distinct actions with their log-probabilities, the preferred one first."""
         if k < 1:
             return []
+        return self._draw(ctx, k, 2 * k, self.temperature, rng)
+
+    def sample(self, ctx: StepContext, temperature: float, rng: np.random.Generator) -> Proposal | None:
+        """One action drawn from the policy's own distribution at `temperature` (0: the greedy one).
+
+        The draw is over every available action -- softmax(choice log-prob / T), with one
+        query generated at T where search is available -- not over a top-k shortlist:
+        what a rollout must follow. None when there is nothing to choose from.
+        """
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        drawn = self._draw(ctx, 1, 1, temperature, rng)
+        return drawn[0] if drawn else None
+
+    def _draw(self, ctx: StepContext, k: int, n_queries: int, temperature: float,
+              rng: np.random.Generator) -> list[Proposal]:
+        """k distinct candidates by Gumbel-top-k on choice log-probs / T, queries generated at T."""
         prompt = policy_prompt(ctx)
         actions = _dedupe([a for a in ctx.available_actions if not is_search_template(a)])
         if any(is_search_template(a) for a in ctx.available_actions):
-            n = 2 * k if self.temperature > 0 else 1
-            actions = _dedupe(actions + search_actions(self.sample_queries(prompt, n, rng)))
+            n = n_queries if temperature > 0 else 1
+            actions = _dedupe(actions + search_actions(self.sample_queries(prompt, n, rng, temperature)))
         if not actions:
             return []
         scores, choice = self.score_choices(prompt, [action_completion(a) for a in actions])
-        order = gumbel_top_k(choice, k, self.temperature, rng)
+        order = gumbel_top_k(choice, k, temperature, rng)
         return [Proposal(actions[i], scores[i], choice[i]) for i in order]
 
     def logprobs(self, ctx: StepContext, actions: list[str]) -> list[float]:
@@ -261,25 +279,28 @@ class HFPolicy:
 
     # -- query sampling -------------------------------------------------------
 
-    def sample_queries(self, prompt: str, n: int, rng: np.random.Generator) -> list[str]:
+    def sample_queries(self, prompt: str, n: int, rng: np.random.Generator,
+                       temperature: float | None = None) -> list[str]:
         """n search queries written by the model after `prompt` + " search[" (may repeat).
 
-        Sampled at `self.temperature` (greedy, one query, at 0) with `generate`; each is
-        cleaned by `webgrove.agents.prompts.clean_query`. Seeded from `rng`.
+        Sampled at `temperature` (default `self.temperature`; greedy, one query, at 0) with
+        `generate`; each is cleaned by `webgrove.agents.prompts.clean_query`. Seeded from `rng`.
         """
         import torch
+
+        temperature = self.temperature if temperature is None else temperature
 
         seed = int(rng.integers(0, 2**31 - 1))
         prefix_ids = self.tokenizer(prompt + QUERY_PREFIX)["input_ids"]
         prefix_ids = prefix_ids[-(self.max_positions - self.max_query_tokens):]
         ids = torch.tensor([prefix_ids], device=self.device)
-        sample = self.temperature > 0
+        sample = temperature > 0
         gen_kwargs: dict[str, Any] = dict(
             max_new_tokens=self.max_query_tokens, do_sample=sample, num_return_sequences=n if sample else 1,
             pad_token_id=self.pad_id, eos_token_id=self.tokenizer.eos_token_id,
             stop_strings=["]", "\n"], tokenizer=self.tokenizer)
         if sample:
-            gen_kwargs.update(temperature=self.temperature, top_k=0, top_p=1.0)
+            gen_kwargs.update(temperature=temperature, top_k=0, top_p=1.0)
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.inference_mode(), torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)

@@ -348,11 +348,16 @@ class MCTS:
         """The policy's move in a rollout (untimed: the rollout loop times it)."""
         if self._scripted:
             return self.policy.act(ctx, self.rng)
-        temperature = self.config.rollout_temperature
-        proposals = self.policy.propose(ctx, 1 if temperature == 0 else self.config.k, self.rng)
-        if not proposals:
+        # One draw from the policy's own distribution over every valid action, at the
+        # rollout temperature (`HFPolicy.sample`); never a second draw among k Gumbel
+        # proposals, which over-weights unlikely actions. Other policies: their own top-1
+        # draw, at their temperature.
+        sample = getattr(self.policy, "sample", None)
+        drawn = sample(ctx, self.config.rollout_temperature, self.rng) if sample else \
+            next(iter(self.policy.propose(ctx, 1, self.rng)), None)
+        if drawn is None:
             raise ValueError(f"policy {type(self.policy).__name__} proposed no action in a rollout")
-        return proposals[sample_index([p.rank_score for p in proposals], temperature, self.rng)].action
+        return drawn.action
 
     # -- tree bookkeeping ----------------------------------------------------
 

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from webgrove.agents.base import Policy, Proposal
+from webgrove.agents.base import Policy, Proposal, StepContext
 from webgrove.agents.hf import HFPolicy, gumbel_top_k
 from webgrove.agents.prompts import action_completion, policy_prompt, search_actions, search_query
 
@@ -206,4 +206,39 @@ def test_plays_the_shop_env(hf_policy):
         if terminated or truncated:
             break
     assert len(history) >= 2
+    env.close()
+
+
+
+def test_sample_draws_once_from_the_choice_distribution_over_every_action(hf_policy, item_ctx):
+    """One Gumbel-top-1 draw over every available action (so softmax(choice / T), see
+    test_gumbel_top_k_samples_the_softmax), not over a shortlist; greedy at T = 0."""
+    actions = item_ctx.available_actions
+    _, choice = hf_policy.score_choices(policy_prompt(item_ctx), [action_completion(a) for a in actions])
+    for temperature in (1.0, 0.5):
+        for seed in range(5):
+            want = actions[gumbel_top_k(choice, 1, temperature, np.random.default_rng(seed))[0]]
+            assert hf_policy.sample(item_ctx, temperature, np.random.default_rng(seed)).action == want
+    greedy = actions[int(np.argmax(choice))]
+    assert hf_policy.sample(item_ctx, 0.0, np.random.default_rng(1)).action == greedy
+    assert hf_policy.sample(StepContext("g", "o", []), 1.0, np.random.default_rng(0)) is None
+    with pytest.raises(ValueError, match="temperature"):
+        hf_policy.sample(item_ctx, -1.0, np.random.default_rng(0))
+
+
+def test_mcts_rollouts_draw_from_the_policys_own_distribution(hf_policy, item_ctx):
+    """A rollout step is the policy's own draw, not a second draw among k Gumbel proposals
+    (which over-weights unlikely actions: each enters the shortlist more often than it is drawn)."""
+    import gymnasium as gym
+
+    import webgrove.envs  # noqa: F401  (registers the ids)
+    from webgrove.search.mcts import MCTS, SearchConfig
+
+    env = gym.make("webgrove/WebShop-v0")
+    env.reset(seed=0)
+    mcts = MCTS(env, hf_policy, None, SearchConfig(k=2, rollout_temperature=1.0))
+    for seed in range(8):
+        mcts.rng = np.random.default_rng(seed)
+        want = hf_policy.sample(item_ctx, 1.0, np.random.default_rng(seed)).action
+        assert mcts._rollout_action(item_ctx) == want
     env.close()
