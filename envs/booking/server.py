@@ -507,7 +507,7 @@ class _BookingHandler(BaseHTTPRequestHandler):
         try:
             parts = urlsplit(self.path)
             params = dict(parse_qsl(parts.query, keep_blank_values=True, max_num_fields=50))
-            form = self._form() if method == "POST" else {}
+            form = self._form()  # read on GET too: an unread body would poison the kept-alive connection
             sid = self._cookie()
             if parts.path == "/new" or self.site._session(sid) is None:
                 return self._new_session(parts.path, params)
@@ -521,6 +521,7 @@ class _BookingHandler(BaseHTTPRequestHandler):
     def _form(self) -> dict[str, str]:
         length = self.headers.get("Content-Length", "0")
         if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+            self.close_connection = True  # the rest of the body stays unread
             raise HTTPError(413, "The form is too large.")
         body = self.rfile.read(int(length)).decode("utf-8", errors="replace")
         return dict(parse_qsl(body, keep_blank_values=True, max_num_fields=50))
