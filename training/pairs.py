@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from webgrove.agents.prompts import ACTION_CUE, action_completion
+from webgrove.training.choice import sibling_candidates
 from webgrove.io import write_jsonl_atomic
 from webgrove.search.tree import NodeRecord, TreeIndex, read_tree
 
@@ -102,12 +103,15 @@ def agentq_pairs(records: TreeRecords, theta: float = 0.1, min_visits: int = 1,
             continue
         prompt = _sibling_prompt(tree, kids)
         values = [_value(tree.nodes[k], value_key) for k in kids]
+        siblings = [tree.nodes[k] for k in tree.children[parent_id]]  # the choice set, for choice-level losses
+        choice_set = sibling_candidates([n.action for n in siblings], [
+            _value(n, value_key) if n.visits >= min_visits else None for n in siblings])
         for a, b in value_gap_pairs(values, theta):
             chosen, rejected = tree.nodes[kids[a]], tree.nodes[kids[b]]
             if chosen.action == rejected.action:
                 continue
-            rows.append(_pair_row(tree, prompt, chosen, rejected, values[a], values[b],
-                                  tree.nodes[parent_id].depth))
+            rows.append({**_pair_row(tree, prompt, chosen, rejected, values[a], values[b],
+                                     tree.nodes[parent_id].depth), **choice_set})
     return rows
 
 

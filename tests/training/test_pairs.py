@@ -19,6 +19,11 @@ def pair(prompt, chosen, rejected, lc, lr, qc, qr, depth):
             "ref_rejected_logps": lr, "q_chosen": qc, "q_rejected": qr, "goal_id": 17, "depth": depth}
 
 
+def no_choice_set(rows):
+    """Rows without the choice-set fields (checked on their own in test_agentq_pairs_carry_the_choice_set)."""
+    return [{k: v for k, v in r.items() if k not in ("candidates", "candidate_q")} for r in rows]
+
+
 def sft(prompt, action, depth, **extra):
     return {"prompt": prompt, "completion": C(action), "goal_id": 17, "depth": depth, **extra}
 
@@ -40,22 +45,30 @@ def test_trajectory_ends_and_outcomes():
 
 
 def test_agentq_pairs_exact_rows():
-    assert agentq_pairs(hand_tree(), theta=0.1) == [
+    assert no_choice_set(agentq_pairs(hand_tree(), theta=0.1)) == [
         pair(P1, "click[b01]", "click[b02]", -0.5, -0.7, 0.9, 0.2, 1),
         pair(P2, "click[b04]", "click[b03]", -0.4, -0.3, 1.0, 0.0, 1),
     ]
 
 
 def test_agentq_pairs_small_theta_adds_root_pair_and_skips_unvisited():
-    rows = agentq_pairs(hand_tree(), theta=0.01)
+    rows = no_choice_set(agentq_pairs(hand_tree(), theta=0.01))
     assert rows[0] == pair(P0, "search[red shoes]", "search[shoes]", -1.0, -2.0, 0.60, 0.55, 0)
     assert len(rows) == 3
     # counting unvisited siblings pairs the never-tried search[x] with both searches too
     assert len(agentq_pairs(hand_tree(), theta=0.01, min_visits=0)) == 5
 
 
+def test_agentq_pairs_carry_the_choice_set():
+    rows = agentq_pairs(hand_tree(), theta=0.01)
+    # every sibling proposal at the root, the never-visited search[x] with no value
+    assert rows[0]["candidates"] == [C("search[red shoes]"), C("search[shoes]"), C("search[x]")]
+    assert rows[0]["candidate_q"] == [0.60, 0.55, None]
+    assert rows[1]["candidates"] == [C("click[b01]"), C("click[b02]")] and rows[1]["candidate_q"] == [0.9, 0.2]
+
+
 def test_agentq_pairs_by_critic_value_flips_the_root_pair():
-    rows = agentq_pairs(hand_tree(), theta=0.1, value_key="q_critic")
+    rows = no_choice_set(agentq_pairs(hand_tree(), theta=0.1, value_key="q_critic"))
     assert rows[0] == pair(P0, "search[shoes]", "search[red shoes]", -2.0, -1.0, 0.9, 0.2, 0)
 
 
