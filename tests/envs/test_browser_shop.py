@@ -125,3 +125,53 @@ def test_text_action_mapping_errors():
         text_action_to_browser("click[buy now]", tree)
     with pytest.raises(ValueError):
         text_action_to_browser("buy it", tree)
+
+
+def test_scripted_policies_drive_the_browser_shop_with_text_actions(chromium):
+    """No translation by the caller: the env lists and takes the text env's actions."""
+    from webgrove.agents.base import context_from
+
+    with gym.make("webgrove/WebShopBrowser-v0", split="test", browser=chromium) as env:
+        oracle = OraclePolicy(env)
+        rewards = []
+        for goal_id in range(3):
+            obs, info = env.reset(options={"goal_id": goal_id})
+            assert info["available_actions"] == ["search[...]"]
+            history, terminated, truncated, reward = [], False, False, 0.0
+            while not (terminated or truncated):
+                action = oracle.act(context_from(obs, info, history))
+                history.append(action)
+                obs, reward, terminated, truncated, info = env.step(action)
+                assert info["error"] is None, (action, info["error"])
+            rewards.append(reward)
+        assert rewards == [1.0, 1.0, 1.0]
+
+
+def test_a_text_action_naming_nothing_on_the_page_is_a_noop(chromium):
+    with gym.make("webgrove/WebShopBrowser-v0", split="test", browser=chromium,
+                  available_actions="refs") as env:
+        obs, info = env.reset(options={"goal_id": 0})
+        assert all(a.startswith("e") for a in info["available_actions"])
+        obs2, reward, terminated, truncated, info = env.step("click[buy now]")
+        assert "no link or button 'buy now'" in info["error"]
+        assert obs2["url"] == obs["url"] and not terminated
+
+
+@pytest.mark.parametrize("goal_id", [1.7, "1", True, -1, 10**9])
+def test_a_bad_goal_id_is_refused_at_reset(goal_id, chromium):
+    with gym.make("webgrove/WebShopBrowser-v0", split="test", browser=chromium) as env:
+        with pytest.raises(ValueError, match="goal_id"):
+            env.reset(options={"goal_id": goal_id})
+
+
+def test_webgrove_rollout_with_the_oracle_on_the_browser_shop(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "oracle.json"
+    subprocess.run([sys.executable, "-m", "webgrove", "rollout", "--env", "webgrove/WebShopBrowser-v0",
+                    "--policy", "oracle", "--split", "test", "--episodes", "2", "--json", str(out)],
+                   check=True, timeout=300, capture_output=True)
+    summary = json.loads(out.read_text())
+    assert summary["success_rate"] == 1.0

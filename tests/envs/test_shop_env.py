@@ -2,6 +2,7 @@
 import pickle
 
 import gymnasium as gym
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -212,3 +213,11 @@ def test_get_state_is_small():
     env = gym.make("webgrove/WebShop-v0", split="test")
     _goto_item(env, goal_id=0)
     assert len(pickle.dumps(env.unwrapped.get_state())) < 1000
+
+
+@pytest.mark.parametrize("goal_id", [1.7, "1", True, -1, 10**9])
+def test_a_bad_goal_id_is_refused_at_reset(goal_id):
+    env = gym.make("webgrove/WebShop-v0", split="test")
+    with pytest.raises(ValueError, match="goal_id"):
+        env.reset(options={"goal_id": goal_id})
+    assert env.reset(options={"goal_id": np.int64(1)})[1]["goal_id"] == 1
