@@ -1,0 +1,135 @@
+"""RISE data on hand-built attempts and trees (exact rows), success-by-attempt metrics, and the loop."""
+import json
+import math
+
+import pytest
+
+from training_fixtures import node
+from webgrove.agents.base import StepContext
+from webgrove.agents.prompts import policy_prompt
+from webgrove.training.rise import candidate, rise_rows, search_candidate, select_candidates
+from webgrove.training.rise_eval import attempt_curves, majority_reward
+
+FAILED = {"attempt": 1, "actions": ["search[shoes]", "click[b03]", "click[buy now]"], "reward": 0.5,
+          "success": False, "feedback": "failed, reward 0.50: wrong options (want color: red)", "answer": "B03"}
+
+
+def steps(*actions):
+    return [{"prompt": f"p{i}", "action": a} for i, a in enumerate(actions)]
+
+
+def hand_candidates():
+    own1 = candidate(7, 11, [], "own", steps("search[shoes]", "click[b03]", "click[buy now]"), 0.5)
+    own2 = candidate(7, 11, [FAILED], "own", steps("search[shoes]", "click[buy now]"), 0.25)
+    self_a = candidate(7, 11, [FAILED], "self", steps("search[red shoes]", "click[buy now]"), 1.0)
+    self_b = candidate(7, 11, [FAILED], "self", steps("search[shoes]", "click[b03]", "click[buy now]"), 0.5)
+    other = candidate(8, 12, [], "own", steps("search[hat]", "click[buy now]"), 0.0)
+    return [own1, own2, self_a, self_b, other]
+
+
+def test_candidates_carry_their_state_and_baseline():
+    own1, own2, *_ = hand_candidates()
+    assert (own1["attempt"], own1["baseline"], own1["history"]) == (1, None, [])
+    assert (own2["attempt"], own2["baseline"], own2["history"]) == (2, 0.5, [FAILED])
+
+
+@pytest.mark.parametrize("rule,kept", [("all", [0, 1, 2, 3, 4]), ("better", [0, 2]), ("best", [0, 2, 4]),
+                                       ("successful", [2])])
+def test_filters_keep_the_documented_candidates(rule, kept):
+    cands = hand_candidates()
+    assert select_candidates(cands, rule) == [cands[i] for i in kept]
+
+
+def test_rows_of_the_best_filter_are_exact():
+    rows = rise_rows(hand_candidates(), "best", tau=0.4)
+    raw = {0.5: math.exp(0.5 / 0.4), 1.0: math.exp(1.0 / 0.4), 0.0: 1.0}
+    rewards = [0.5, 0.5, 0.5, 1.0, 1.0, 0.0, 0.0]
+    mean = sum(raw[r] for r in rewards) / len(rewards)
+    expected = [
+        ("p0", " search[shoes]", 0.5, None, 7, 1, 0, "own"), ("p1", " click[b03]", 0.5, None, 7, 1, 1, "own"),
+        ("p2", " click[buy now]", 0.5, None, 7, 1, 2, "own"),
+        ("p0", " search[red shoes]", 1.0, 0.5, 7, 2, 0, "self"), ("p1", " click[buy now]", 1.0, 0.5, 7, 2, 1, "self"),
+        ("p0", " search[hat]", 0.0, None, 8, 1, 0, "own"), ("p1", " click[buy now]", 0.0, None, 8, 1, 1, "own"),
+    ]
+    keys = ("prompt", "completion", "reward", "baseline", "goal_id", "attempt", "depth", "source")
+    assert [tuple(r[k] for k in keys) for r in rows] == expected
+    assert [r["weight"] for r in rows] == pytest.approx([raw[r] / mean for r in rewards])
+    with pytest.raises(ValueError, match="filter"):
+        rise_rows(hand_candidates(), "top")
+
+
+def _ctx(page, history):
+    return StepContext("i need red shoes", page, ["search[...]"] if not history else ["click[b01]", "click[buy now]"],
+                       history)
+
+
+def test_search_candidate_is_the_best_terminal_path_with_attempt_lines():
+    p0 = policy_prompt(_ctx("WebShop [SEP] Search", []))
+    p1 = policy_prompt(_ctx("results", ["search[red shoes]"]))
+    p2 = policy_prompt(_ctx("item b01", ["search[red shoes]", "click[b01]"]))
+    records = [
+        {"type": "tree", "env_id": "webgrove/WebShop-v0", "goal_id": 7, "goal": "i need red shoes", "seed": 3,
+         "policy": "test", "config": {}, "created": "now"},
+        node(0, None, 0, visits=4, q=0.5),
+        node(1, 0, 1, "search[red shoes]", p0, -1.0, visits=3, q=0.7),
+        node(2, 1, 2, "click[b01]", p1, -0.5, visits=2, q=0.9),
+        node(3, 2, 3, "click[buy now]", p2, -0.1, visits=1, q=1.0, reward=1.0, terminal=True),
+        node(4, 1, 2, "click[b02]", p1, -0.6, visits=1, q=0.3, reward=0.3, terminal=True),
+        node(5, 0, 1, "search[shoes]", p0, -2.0, visits=1, q=1.0),  # a rolled-out leaf: not a whole attempt
+    ]
+    found = search_candidate(records, [FAILED], seed=11)
+    with_history = [policy_prompt(StepContext(c.goal, c.observation, c.available_actions, c.history, [FAILED]))
+                    for c in (_ctx("WebShop [SEP] Search", []), _ctx("results", ["search[red shoes]"]),
+                              _ctx("item b01", ["search[red shoes]", "click[b01]"]))]
+    assert found == {"goal_id": 7, "seed": 11, "attempt": 2, "source": "search", "history": [FAILED],
+                     "reward": 1.0, "baseline": 0.5,
+                     "steps": [{"prompt": with_history[0], "action": "search[red shoes]"},
+                               {"prompt": with_history[1], "action": "click[b01]"},
+                               {"prompt": with_history[2], "action": "click[buy now]"}]}
+    assert "Attempt 1: search[shoes] > click[b03] > click[buy now] => failed" in found["steps"][0]["prompt"]
+    no_terminal = records[:3]
+    assert search_candidate(no_terminal, [FAILED], seed=11) is None
+
+
+def test_majority_and_attempt_curves_on_hand_outcomes():
+    assert majority_reward([0.5, 1.0, 0.5], ["a", "b", "a"]) == 0.5
+    assert majority_reward([0.5, 1.0], ["a", "b"]) == 1.0  # a tie goes to the latest answer
+    outcomes = [
+        {"sequential": [0.5, 1.0], "sequential_none": {"rewards": [0.5, 1.0, 0.5], "answers": ["a", "b", "a"]},
+         "parallel": {"rewards": [0.2, 0.2, 1.0], "answers": ["c", "c", "d"]}},
+        {"sequential": [0.0, 0.0, 0.0], "sequential_none": {"rewards": [0.0, 0.0, 1.0], "answers": ["x", "x", "y"]},
+         "parallel": {"rewards": [1.0, 0.0, 0.0], "answers": ["z", "w", "w"]}},
+    ]
+    c = attempt_curves(outcomes, 3)
+    assert c["sequential_oracle"] == {"success_rate": [0.0, 0.5, 0.5], "score": [25.0, 50.0, 50.0]}
+    assert c["sequential_last"] == {"success_rate": [0.0, 0.5, 0.5], "score": [25.0, 50.0, 75.0]}
+    assert c["sequential_majority"]["success_rate"] == [0.0, 0.5, 0.0]
+    assert c["parallel_oracle"]["success_rate"] == [0.5, 0.5, 1.0]
+    assert c["parallel_majority"]["success_rate"] == [0.5, 0.0, 0.0]
+    assert c["parallel_first"]["success_rate"] == [0.5, 0.5, 0.5]
+
+
+@pytest.mark.slow
+def test_improve_rise_runs_two_iterations_and_resumes(tiny_model_dir, tmp_path, capsys):
+    from webgrove.training.rise import RiseImproveConfig, run_rise_improve
+
+    cfg = RiseImproveConfig(model=str(tiny_model_dir), out=str(tmp_path / "rise"), iterations=2,
+                            goals_per_iteration=1, attempts=2, samples=1, improve="self,teacher", teacher="oracle",
+                            filter="all", epochs=1.0, batch_size=4, eval_goals=1, num_products=200, progress=False)
+    metrics = run_rise_improve(cfg)
+    assert [r["iteration"] for r in metrics["iterations"]] == [0, 1, 2]
+    it1 = metrics["iterations"][1]
+    assert it1["rows"]["rows"] > 0 and it1["rows"]["by_source"]["teacher"] > 0 and it1["train"]["steps"] >= 1
+    assert len(it1["eval"]["sequential_oracle"]["success_rate"]) == 2
+    assert (tmp_path / "rise" / "success_by_attempt.png").stat().st_size > 0
+    candidates = [json.loads(line) for line in (tmp_path / "rise" / "iter_1" / "candidates.jsonl").open()]
+    assert {c["goal_id"] for c in candidates} == {0}
+    # rerun: every iteration is skipped and the same metrics come back
+    (tmp_path / "rise" / "iter_2" / "done.json").unlink()  # iteration 2 unfinished: its parts are reused
+    (tmp_path / "rise" / "iter_2" / "eval.json").unlink()
+    stamp = (tmp_path / "rise" / "iter_2" / "model" / "config.json").stat().st_mtime
+    again = run_rise_improve(cfg)
+    assert "iteration 1 already finished" in capsys.readouterr().out
+    assert (tmp_path / "rise" / "iter_2" / "model" / "config.json").stat().st_mtime == stamp
+    assert again["iterations"][1] == metrics["iterations"][1]
+    assert again["iterations"][2]["eval"] == metrics["iterations"][2]["eval"]
