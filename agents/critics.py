@@ -4,33 +4,44 @@
   candidates (`webgrove.agents.prompts.critic_prompt`) and asked which best advances the goal;
   the pick is removed and the question repeats on the rest until every candidate has
   a rank. Rank r (0 = picked first) of n maps to value 1 - r / (n - 1); a single
-  candidate gets 1.0.
-- `LexicalCritic`: a cheap baseline from word overlap with the goal (rules in its doc).
+  candidate gets 1.0. An untrained model answers by list position (the last-listed
+  candidate won 48 of 60 states in issue 10), so by default the ranking is averaged over
+  the candidates in a canonical order and reversed (`orders=2`): a pure position
+  preference then cancels to 0.5 for everyone; `orders=1` is the raw critique.
+- `LearnedCritic`: the same model family trained on the Q-values of earlier trees
+  (`webgrove.training.critic_train`) to answer " good" / " bad" after the policy prompt
+  and the action; the value is p(good) / (p(good) + p(bad)).
+- `LexicalCritic`: a hand-written baseline from word overlap with the goal (rules in its
+  doc); no model, and not Agent Q's AI feedback.
 - `NoCritic`: 0.5 for everything.
 
-`LLMCritic` and `LexicalCritic` cache values per (state, action), the state being a hash
-of (goal, observation, history); `cache_hits` / `cache_misses` count lookups per call.
+`LLMCritic`, `LearnedCritic` and `LexicalCritic` cache values per (state, candidate set),
+the state being a hash of (goal, observation, history): a rank means something only
+within the set it was computed over. `cache_hits` / `cache_misses` count lookups per call.
 """
 from __future__ import annotations
 
 import hashlib
+import json
+import random
 import re
+from pathlib import Path
 from typing import Any
 
 from webgrove.agents.base import StepContext
-from webgrove.agents.prompts import critic_completion, critic_prompt, parse_critic_answer, search_query
-from webgrove.agents.scripted import click_label
+from webgrove.agents.prompts import (action_completion, critic_completion, critic_prompt, parse_critic_answer,
+                                     policy_prompt, search_query)
+from webgrove.envs.shop.actions import BUY_NOW, NAVIGATION_LABELS, SUB_PAGE_CLICKS, click_label, is_product_id, split_page
 
 CRITIC_SYSTEM = "Reply with the number of the best action only."
 
 _WORD = re.compile(r"[a-z0-9]+")
-_ASIN = re.compile(r"b[0-9a-z]{9}")
 _STOPWORDS = frozenset(
     "a an and the for of to in on with i im need want looking am is are be it that this my me "
     "by at as or from its please find buy get".split())
-NAVIGATION = frozenset({"back to search", "next >", "< prev"})
-SUB_PAGES = frozenset({"description", "features", "reviews", "attributes"})
-BUY = "buy now"
+NAVIGATION = NAVIGATION_LABELS
+SUB_PAGES = SUB_PAGE_CLICKS
+BUY = BUY_NOW.lower()
 
 
 def state_key(ctx: StepContext) -> str:
@@ -50,35 +61,48 @@ def rank_values(n: int) -> list[float]:
 
 
 class _CachedCritic:
-    """Per-(state, action) cache around `_values(ctx, actions)`."""
+    """Per-(state, candidate set) cache around `_values(ctx, actions)`."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, str], float] = {}
+        self._cache: dict[tuple[str, frozenset[str]], dict[str, float]] = {}
         self.cache_hits = 0
         self.cache_misses = 0
 
     def rank(self, ctx: StepContext, actions: list[str]) -> list[float]:
         """A value in [0, 1] per action; higher is better.
 
-        Values already known for this state are reused; when any action is new, the
-        whole set is valued again (a rank is relative to the set) and the new values are
-        stored, without overwriting the old ones.
+        Values are computed once per state and set of distinct actions (in the order first
+        seen) and reused whatever order the set comes in; a different set is valued anew.
         """
         if not actions:
             return []
-        key = state_key(ctx)
-        if all((key, a) in self._cache for a in actions):
-            self.cache_hits += 1
-            return [self._cache[(key, a)] for a in actions]
-        self.cache_misses += 1
         unique = list(dict.fromkeys(actions))
-        values = dict(zip(unique, self._values(ctx, unique)))
-        for a, v in values.items():
-            self._cache.setdefault((key, a), v)
-        return [self._cache[(key, a)] for a in actions]
+        key = (state_key(ctx), frozenset(unique))
+        values = self._cache.get(key)
+        if values is None:
+            self.cache_misses += 1
+            values = self._cache[key] = dict(zip(unique, self._values(ctx, unique)))
+        else:
+            self.cache_hits += 1
+        return [values[a] for a in actions]
 
     def _values(self, ctx: StepContext, actions: list[str]) -> list[float]:
         raise NotImplementedError
+
+
+def orderings(actions: list[str], orders: int, seed: str) -> list[list[str]]:
+    """The orders a position-debiased critique lists `actions` in: as given (orders=1), or
+    sorted and reversed, then orders-2 more shuffles seeded by `seed` (the state key)."""
+    if orders < 1:
+        raise ValueError(f"orders must be >= 1, got {orders}")
+    if orders == 1:
+        return [list(actions)]
+    base = sorted(actions)
+    out = [base, base[::-1]]
+    rng = random.Random(seed)
+    for _ in range(orders - 2):
+        out.append(rng.sample(base, len(base)))
+    return out
 
 
 class LLMCritic(_CachedCritic):
@@ -88,21 +112,35 @@ class LLMCritic(_CachedCritic):
         backend: `HFPolicy` or `OpenAIPolicy` (anything with `score_completions(prompt,
             completions)`; `complete(...)` is used when the backend cannot score, e.g. an
             OpenAI server without log-probabilities).
+        orders: candidate orders the ranking is averaged over (`orderings`); 1 = the raw,
+            position-biased critique in the order given.
 
     Each round picks the candidate whose answer (" 1", " 2", ...) the model finds most
     likely; without scores, the model's greedy answer is parsed with
     `parse_critic_answer`, and an unparseable answer picks the first remaining candidate
-    (counted in `parse_failures`). n candidates take n - 1 rounds.
+    (counted in `parse_failures`). n candidates take n - 1 rounds per order.
     """
 
-    def __init__(self, backend: Any):
+    def __init__(self, backend: Any, orders: int = 2):
         super().__init__()
         if not hasattr(backend, "score_completions"):
             raise TypeError(f"{type(backend).__name__} cannot critique: it has no model to ask")
+        if orders < 1:
+            raise ValueError(f"orders must be >= 1, got {orders}")
         self.backend = backend
+        self.orders = orders
         self.parse_failures = 0
 
     def _values(self, ctx: StepContext, actions: list[str]) -> list[float]:
+        total = dict.fromkeys(actions, 0.0)
+        runs = orderings(actions, self.orders, state_key(ctx))
+        for listed in runs:
+            for a, v in zip(listed, self._ranked(ctx, listed)):
+                total[a] += v
+        return [total[a] / len(runs) for a in actions]
+
+    def _ranked(self, ctx: StepContext, actions: list[str]) -> list[float]:
+        """Rank values of `actions` listed in this order (one elimination critique)."""
         remaining = list(actions)
         order: list[str] = []
         while len(remaining) > 1:
@@ -129,6 +167,80 @@ class LLMCritic(_CachedCritic):
             return pick
 
 
+# -- the learned self-critic ----------------------------------------------------------
+
+VALUE_CUE = "\nVerdict:"
+VERDICTS = (" good", " bad")  # their first tokens are what the learned critic reads
+LEARNED_CRITIC_FILE = "critic.json"  # marks a learned critic's model directory
+
+
+def value_prompt(policy_prompt_text: str, action: str) -> str:
+    """The learned critic's input: the policy prompt, the action as the policy writes it, the cue."""
+    return policy_prompt_text + action_completion(action) + VALUE_CUE
+
+
+def verdict_token_ids(tokenizer) -> tuple[int, int]:
+    """First token ids of " good" and " bad". Raises ValueError if the tokenizer cannot tell them apart."""
+    good, bad = (tokenizer(v, add_special_tokens=False)["input_ids"][0] for v in VERDICTS)
+    if good == bad:
+        raise ValueError("the tokenizer gives ' good' and ' bad' the same first token")
+    return good, bad
+
+
+def verdict_logits(model, tokenizer, prompts: list[str]):
+    """(N,) logit of " good" minus logit of " bad" after each prompt (gradients kept).
+
+    Prompts too long for the model keep their last tokens; the batch is right-padded.
+    """
+    import torch
+
+    good, bad = verdict_token_ids(tokenizer)
+    limit = int(getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", 1024))
+    ids = [tokenizer(p)["input_ids"][-limit:] for p in prompts]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    width = max(len(x) for x in ids)
+    device = next(model.parameters()).device
+    batch = torch.tensor([x + [pad] * (width - len(x)) for x in ids], device=device)  # (N, T)
+    mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids], device=device)
+    logits = model(input_ids=batch, attention_mask=mask).logits  # (N, T, V)
+    last = logits[torch.arange(len(ids), device=device), mask.sum(dim=1) - 1]  # (N, V)
+    return last[:, good] - last[:, bad]
+
+
+class LearnedCritic(_CachedCritic):
+    """The learned self-critic: a model directory written by `webgrove train critic`.
+
+    Args:
+        model_dir: the critic's directory (it holds `critic.json`).
+        device: "cuda", "cpu", ...; CPU unless given.
+        batch_size: (state, action) prompts per forward call.
+    """
+
+    def __init__(self, model_dir: str | Path, device: str = "cpu", batch_size: int = 16):
+        super().__init__()
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = Path(model_dir)
+        if not (path / LEARNED_CRITIC_FILE).is_file():
+            raise FileNotFoundError(f"{path} is not a learned critic (no {LEARNED_CRITIC_FILE}); "
+                                    "train one with `webgrove train critic --trees DIR --model MODEL --out DIR`")
+        self.info = json.loads((path / LEARNED_CRITIC_FILE).read_text())
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True).to(device).eval()
+        self.batch_size = batch_size
+
+    def _values(self, ctx: StepContext, actions: list[str]) -> list[float]:
+        import torch
+
+        prompt = policy_prompt(ctx)
+        prompts = [value_prompt(prompt, a) for a in actions]
+        out: list[float] = []
+        with torch.inference_mode():
+            for i in range(0, len(prompts), self.batch_size):
+                out += torch.sigmoid(verdict_logits(self.model, self.tokenizer, prompts[i:i + self.batch_size]).float()).tolist()
+        return out
+
+
 def _words(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1}
 
@@ -141,9 +253,9 @@ def _overlap(text: str, goal_words: set[str]) -> float:
 
 def _result_title(label: str, observation: str) -> str:
     """The text shown right after a product id on a results page (its title), else ""."""
-    if not _ASIN.fullmatch(label):
+    if not is_product_id(label):
         return ""
-    parts = [p.strip() for p in observation.split("[SEP]")]
+    parts = split_page(observation)
     for i, p in enumerate(parts[:-1]):
         if p.lower() == label:
             return parts[i + 1]
@@ -151,7 +263,7 @@ def _result_title(label: str, observation: str) -> str:
 
 
 class LexicalCritic(_CachedCritic):
-    """Word overlap with the goal; a baseline that needs no model.
+    """A hand-written baseline, not Agent Q's AI feedback: word overlap with the goal, no model.
 
     Content words are lower-case alphanumerics minus a few stopwords. Per action:
 
@@ -171,7 +283,7 @@ class LexicalCritic(_CachedCritic):
         labels = [click_label(a) for a in ctx.available_actions]
         matching_options = [
             lab for lab in labels
-            if lab and lab not in NAVIGATION | SUB_PAGES | {BUY} and not _ASIN.fullmatch(lab)
+            if lab and lab not in NAVIGATION | SUB_PAGES | {BUY} and not is_product_id(lab)
             and _overlap(lab, goal_words) > 0]
         return [self._value(a, ctx, goal_words, clicked, matching_options) for a in actions]
 
