@@ -195,3 +195,41 @@ def test_the_wrapper_wraps_an_env_object_too():
             make_multi_attempt(inner, split="test")
     finally:
         env.close()
+
+
+# -- browser envs, in real Chromium (through the stable gym ids) ----------------------
+
+@pytest.mark.browser
+def test_miniwob_task_restarts_the_same_page_and_succeeds_on_attempt_two(chromium):
+    from webgrove.envs.browser.axtree import find_ref
+    from webgrove.envs.browser.miniwob_solutions import SOLUTIONS, plan_step_to_action
+
+    with make_multi_attempt("webgrove/miniwob.enter-text-v0", attempts=3, browser=chromium) as env:
+        first, info = env.reset(seed=4)
+        env.step(f"type [{find_ref(first['axtree'], 'textbox')}] [surely not the word]")
+        obs, reward, terminated, _, info = env.step(f"click [{find_ref(first['axtree'], 'button', 'Submit')}]")
+        assert (reward, terminated, info["attempt"]) == (0.0, False, 2)
+        assert obs["goal"] == first["goal"] and obs["axtree"] == first["axtree"]  # same seed, same page
+        assert info["attempt_rewards"] == [-1.0]
+        assert info["attempts"][0]["feedback"].startswith("failed, reward -1.00: wrong result")
+        state = env.get_state()
+        for step in SOLUTIONS["enter-text"](obs["goal"]):
+            _, reward, terminated, _, info = env.step(plan_step_to_action(step, obs["axtree"]))
+        assert (reward, terminated, info["attempt"], info["attempt_rewards"]) == (1.0, True, 2, [-1.0, 1.0])
+        env.set_state(state)  # back to the start of attempt 2, by replay
+        restored, again = env.observe()
+        assert restored["axtree"] == obs["axtree"] and again["attempt"] == 2 and again["attempt_rewards"] == [-1.0]
+
+
+@pytest.mark.browser
+def test_shop_site_attempt_feedback_from_the_reward_components(chromium):
+    from webgrove.envs.browser.shop import text_action_to_browser
+
+    with make_multi_attempt("webgrove/WebShopBrowser-v0", attempts=2, split="test", browser=chromium) as env:
+        obs, info = env.reset(seed=0, options={"goal_id": 0})
+        goal = obs["goal"]
+        for action in WRONG:
+            obs, reward, terminated, _, info = env.step(text_action_to_browser(action, obs["axtree"]))
+        assert (reward, terminated, info["attempt"]) == (0.0, False, 2) and obs["goal"] == goal
+        assert info["attempt_rewards"] == [pytest.approx(0.8)]
+        assert info["attempts"][0]["feedback"] == "failed, reward 0.80: wrong options (0 of 1 matched)"
