@@ -41,6 +41,18 @@ class Proposal:
 
 @runtime_checkable
 class Policy(Protocol):
+    """What search and training call on a policy.
+
+    Two optional members refine how search treats a policy (read with
+    `policy_input` and `rolls_out_by_act`, never by testing concrete classes):
+
+    - `prompt(ctx) -> str`: the exact input the policy chooses its action from,
+      recorded in tree nodes and used as the training prompt; default the shared
+      format of `webgrove.agents.prompts.policy_prompt`.
+    - `rollout_by_act: bool`: True when rollouts should take the policy's own
+      deterministic `act(ctx, rng)` (scripted agents) instead of sampling.
+    """
+
     def propose(self, ctx: StepContext, k: int, rng: np.random.Generator) -> list[Proposal]:
         """Up to k distinct candidate actions, the policy's preferred one first."""
         ...
@@ -70,3 +82,18 @@ def context_from(obs, info: dict, history: list[str]) -> StepContext:
     return StepContext(goal=info.get("goal", ""), observation=text,
                        available_actions=list(info.get("available_actions", [])),
                        history=list(history), attempts=list(info.get("attempts", [])))
+
+
+def policy_input(policy: Policy, ctx: StepContext) -> str:
+    """The exact text `policy` chooses its action from at `ctx` (see `Policy`)."""
+    prompt = getattr(policy, "prompt", None)
+    if callable(prompt):
+        return prompt(ctx)
+    from webgrove.agents.prompts import policy_prompt  # the agents' one prompt format, shared with training
+
+    return policy_prompt(ctx)
+
+
+def rolls_out_by_act(policy: Policy) -> bool:
+    """Whether rollouts take the policy's own `act` (its `rollout_by_act` flag, see `Policy`)."""
+    return bool(getattr(policy, "rollout_by_act", False)) and callable(getattr(policy, "act", None))

@@ -34,6 +34,7 @@ class ScriptedPolicy:
 
     name = "scripted"
     choice_prob = 0.9
+    rollout_by_act = True  # tree search rolls out with `act` (see `Policy`)
 
     def act(self, ctx: StepContext, rng: np.random.Generator | None = None) -> str:
         raise NotImplementedError

@@ -29,8 +29,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from webgrove.agents.base import Critic, Policy, Proposal, StepContext, context_from
+from webgrove.agents.base import Critic, Policy, Proposal, StepContext, context_from, policy_input, rolls_out_by_act
 from webgrove.envs import is_success
+from webgrove.envs.protocols import SnapshotEnv
 from webgrove.search.tree import NodeRecord, committed_child, path_to
 
 
@@ -264,15 +265,7 @@ def env_step_limit(env: Any) -> int | None:
 
 def is_scripted(policy: Any) -> bool:
     """Scripted agents roll out with their own `act`; model policies sample proposals."""
-    from webgrove.agents.scripted import ScriptedPolicy
-
-    return isinstance(policy, ScriptedPolicy)
-
-
-def _policy_prompt(ctx: StepContext) -> str:
-    from webgrove.agents.prompts import policy_prompt  # the agents' one prompt format, shared with training
-
-    return policy_prompt(ctx)
+    return rolls_out_by_act(policy)
 
 
 class MCTS:
@@ -290,7 +283,7 @@ class MCTS:
 
     def __init__(self, env: Any, policy: Policy, critic: Critic | None, config: SearchConfig,
                  history: Sequence[str] = ()) -> None:
-        self.env = env.unwrapped
+        self.env: SnapshotEnv = env.unwrapped
         for method in ("get_state", "set_state", "observe"):
             if not callable(getattr(self.env, method, None)):
                 raise TypeError(f"{type(self.env).__name__} has no {method}(); MCTS needs snapshots "
@@ -377,7 +370,7 @@ class MCTS:
         t1 = time.perf_counter()
         ctx = context_from(obs, info, list(node.history))
         proposals = dedupe(self.policy.propose(ctx, self.config.k, self.rng))[: self.config.k]
-        prompt = _policy_prompt(ctx) if proposals else None
+        prompt = policy_input(self.policy, ctx) if proposals else None
         t2 = time.perf_counter()
         self.timings.env_s += t1 - t0
         self.timings.policy_s += t2 - t1

@@ -2,8 +2,11 @@
 import json
 import math
 
+import gymnasium as gym
 import numpy as np
 import pytest
+
+import webgrove.envs  # noqa: F401  (registers the ids)
 
 from webgrove.agents.base import Policy, StepContext
 from webgrove.agents.scripted import OraclePolicy, RandomPolicy, RulePolicy, instruction_query
@@ -86,3 +89,26 @@ def test_rollout_command_writes_summary(tmp_path, capsys):
         assert key in summary
     assert summary["episodes"] == 20 and 0 <= summary["success_rate"] <= 1 and 0 <= summary["score"] <= 100
     assert "success rate" in capsys.readouterr().out
+
+
+class _PromptedRule(RulePolicy):
+    """A scripted policy with its own model input and sampled rollouts."""
+
+    rollout_by_act = False
+
+    def prompt(self, ctx):
+        return f"custom input for {len(ctx.history)} earlier actions"
+
+
+def test_search_reads_the_policy_input_and_rollout_flag_from_the_policy():
+    from webgrove.agents.base import policy_input, rolls_out_by_act
+    from webgrove.search.mcts import SearchConfig, search_episode
+
+    env = gym.make("webgrove/WebShop-v0", split="test")
+    env.reset(options={"goal_id": 0})
+    tree = search_episode(env, _PromptedRule(), None, SearchConfig(simulations=2, k=2, max_depth=4))
+    prompts = {n.prompt for n in tree.nodes[1:]}
+    assert prompts and all(p.startswith("custom input for ") for p in prompts)
+    assert rolls_out_by_act(RulePolicy()) and not rolls_out_by_act(_PromptedRule())
+    ctx = StepContext("goal", "page", ["search[...]"], [])
+    assert policy_input(RulePolicy(), ctx).startswith("Goal: goal")  # the shared prompt format
