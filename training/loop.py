@@ -112,7 +112,7 @@ def collect_config(cfg: ImproveConfig, policy: str, goals: str, out: str | Path)
     """The `webgrove collect` settings the loop uses (the demo collects its baselines' trees alike)."""
     from webgrove.search.collect import CollectConfig
 
-    return CollectConfig(env=cfg.env, policy=policy, split="train", goals=goals,
+    return CollectConfig(env=cfg.env, policy=policy, split="train", goal_range=goals,
                          out=str(out), workers=cfg.workers, **group_values(cfg, SearchArgs), seed=cfg.seed,
                          num_products=cfg.num_products, progress=cfg.progress)
 
