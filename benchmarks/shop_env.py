@@ -3,7 +3,9 @@
 Measures, per catalog size (each in a fresh subprocess so memory is its own):
 catalog + index build time, steps/s with the oracle and the random agent,
 resets/s, get_state/set_state time, uncached search latency p50/p99, and the
-process's resident memory. Prints a table and writes benchmarks/results/shop_env.json.
+process's resident memory. Then the shop website's (envs/shop/server.py) requests/s on
+one keep-alive connection and with a new connection per request. Prints a table and
+writes benchmarks/results/shop_env.json.
 
     python benchmarks/shop_env.py                # 1,000 and 100,000 products
     python benchmarks/shop_env.py --sizes 1000   # one size
@@ -97,6 +99,34 @@ def measure(num_products: int, episodes: int) -> dict:
     }
 
 
+def measure_server(requests: int = 500) -> dict:
+    """Requests/s of the shop site: one keep-alive connection vs a new connection each time."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    from webgrove.envs.shop.engine import get_engine
+    from webgrove.envs.shop.server import SESSION_COOKIE, ShopServer
+
+    with ShopServer(get_engine(), split="test") as server:
+        netloc = urlsplit(server.url).netloc
+        headers = {"Cookie": f"{SESSION_COOKIE}={server.new_session(0)}"}
+        paths = [f"/search?q=shirt+{i % 20}&page=1" for i in range(requests)]
+        rates = {}
+        for mode in ("warm_up", "keep_alive", "new_connection"):  # warm-up: search results cached
+            conn = http.client.HTTPConnection(netloc, timeout=10)
+            t0 = time.perf_counter()
+            for path in paths:
+                if mode == "new_connection":
+                    conn.close()
+                    conn = http.client.HTTPConnection(netloc, timeout=10)
+                conn.request("GET", path, headers=headers)
+                conn.getresponse().read()
+            rates[f"{mode}_requests_per_s"] = round(requests / (time.perf_counter() - t0))
+            conn.close()
+    del rates["warm_up_requests_per_s"]
+    return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 100000])
@@ -125,8 +155,11 @@ def main() -> None:
         for key, target in TARGETS.get(r["num_products"], {}).items():
             ok = r[key] >= target if key.endswith("per_s") else r[key] <= target
             print(f"target {r['num_products']} products {key}: {r[key]} vs {target} -> {'met' if ok else 'MISSED'}")
+    site = measure_server()
+    print(f"shop site, one client: {site['keep_alive_requests_per_s']} requests/s keep-alive, "
+          f"{site['new_connection_requests_per_s']} requests/s with a new connection each")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"command": " ".join(["python"] + sys.argv), "rows": rows,
+    RESULTS.write_text(json.dumps({"command": " ".join(["python"] + sys.argv), "rows": rows, "site": site,
                                    "targets": {str(k): v for k, v in TARGETS.items()}}, indent=2))
     print(f"wrote {RESULTS}")
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
@@ -26,6 +27,8 @@ from webgrove.envs.shop.pages import build_page, to_html, url_to_state
 
 SESSION_COOKIE = "webgrove_session"
 NEW_SESSION_PATH = "/new"  # /new?goal_id=N starts a new session (a random goal without N)
+SESSION_IDLE_S = 3600.0  # a session unused this long is dropped
+MAX_PENDING_SESSIONS = 1000  # sessions handed to cookieless requests, not yet seen back
 
 
 @dataclass
@@ -37,12 +40,14 @@ class Session:
         goal: the goal.
         purchase: the first purchase, once made (the episode ends there).
         state: the state of the last page served.
+        last_used: `time.monotonic()` of the last request (for the idle timeout).
     """
 
     goal_id: int
     goal: Goal
     purchase: Purchase | None = None
     state: ShopState = field(default_factory=ShopState)
+    last_used: float = field(default_factory=time.monotonic)
 
 
 class ShopServer:
@@ -53,19 +58,25 @@ class ShopServer:
         split: the goal split sessions draw from ("train" or "test").
         host: the address to bind; 127.0.0.1 keeps the shop off the network.
         port: 0 picks a free port.
-        max_sessions: the oldest sessions are dropped beyond this many.
+        max_sessions: the least recently used sessions are dropped beyond this many.
+        session_idle_s: sessions unused this long are dropped.
         seed: seeds the random goal of sessions started without a goal_id.
         start: serve right away in a background thread (else call `serve_forever`).
     """
 
     def __init__(self, engine: ShopEngine, split: str = "test", host: str = "127.0.0.1",
                  port: int = 0, max_sessions: int = 10_000, seed: int | None = None,
-                 start: bool = True) -> None:
+                 start: bool = True, session_idle_s: float = SESSION_IDLE_S) -> None:
         self.engine = engine
         self.split = split
         self.goals = engine.catalog.split_goals(split)
         self.max_sessions = max_sessions
+        self.session_idle_s = session_idle_s
+        # Sessions in use, least recently used first. A cookieless request gets a pending
+        # session, kept apart until its cookie comes back, so a client that never keeps
+        # cookies churns only the pending ones and cannot evict sessions in use.
         self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._pending: OrderedDict[str, Session] = OrderedDict()
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
@@ -88,8 +99,11 @@ class ShopServer:
 
     # -- sessions ----------------------------------------------------------------------
 
-    def new_session(self, goal_id: int | None = None) -> str:
-        """Start a session for goal `goal_id` of the split (random if None); returns its id."""
+    def new_session(self, goal_id: int | None = None, pending: bool = False) -> str:
+        """Start a session for goal `goal_id` of the split (random if None); returns its id.
+
+        `pending=True` (a cookieless web request) keeps it apart until it is first used.
+        """
         with self._lock:
             if goal_id is None:
                 goal_id = self._rng.randrange(len(self.goals))
@@ -97,19 +111,40 @@ class ShopServer:
                 raise ValueError(f"goal_id {goal_id} out of range for split {self.split!r} "
                                  f"({len(self.goals)} goals)")
             sid = secrets.token_hex(12)
-            self._sessions[sid] = Session(goal_id, self.goals[goal_id])
-            while len(self._sessions) > self.max_sessions:
-                self._sessions.popitem(last=False)
+            table, limit = (self._pending, MAX_PENDING_SESSIONS) if pending else (self._sessions, self.max_sessions)
+            table[sid] = Session(goal_id, self.goals[goal_id])
+            self._drop_idle()
+            while len(table) > limit:
+                table.popitem(last=False)
             return sid
 
     def session(self, sid: str | None) -> Session | None:
-        """The session with this id, or None."""
+        """The session with this id (now marked used), or None."""
+        if not sid:
+            return None
         with self._lock:
-            return self._sessions.get(sid) if sid else None
+            session = self._sessions.get(sid) or self._pending.pop(sid, None)
+            if session is None or time.monotonic() - session.last_used > self.session_idle_s:
+                self._sessions.pop(sid, None)
+                return None
+            session.last_used = time.monotonic()
+            self._sessions[sid] = session
+            self._sessions.move_to_end(sid)
+            while len(self._sessions) > self.max_sessions:
+                self._sessions.popitem(last=False)
+            return session
 
     def end_session(self, sid: str) -> None:
         with self._lock:
             self._sessions.pop(sid, None)
+            self._pending.pop(sid, None)
+
+    def _drop_idle(self) -> None:
+        """Drop sessions idle past the timeout (the tables are in order of last use)."""
+        cutoff = time.monotonic() - self.session_idle_s
+        for table in (self._sessions, self._pending):
+            while table and next(iter(table.values())).last_used < cutoff:
+                table.popitem(last=False)
 
     # -- pages -------------------------------------------------------------------------
 
@@ -161,6 +196,11 @@ class _ShopHandler(BaseHTTPRequestHandler):
     shop: ShopServer
     protocol_version = "HTTP/1.1"
     log_requests = False
+    # Keep-alive answers must not wait for Nagle + the client's delayed ACK (~40 ms):
+    # send at once, and buffer the response so headers and body leave in one write
+    # (handle_one_request flushes after each request).
+    disable_nagle_algorithm = True
+    wbufsize = -1
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
         if self.log_requests:
@@ -177,7 +217,7 @@ class _ShopHandler(BaseHTTPRequestHandler):
         if path == NEW_SESSION_PATH or session is None:
             try:
                 goal_id = int(params["goal_id"]) if "goal_id" in params else None
-                session_id = self.shop.new_session(goal_id)
+                session_id = self.shop.new_session(goal_id, pending=True)
             except ValueError as e:
                 return self._send(400, "text/html", _error_page(str(e)))
             target = "/" if path == NEW_SESSION_PATH else self.path

@@ -82,6 +82,50 @@ def test_a_visit_without_a_session_gets_one(server):
     assert resp.status == 400
 
 
+def test_keep_alive_requests_answer_without_the_nagle_delay(server):
+    """50 sequential requests on one keep-alive connection: ~45 ms each with Nagle plus
+    delayed ACK (over 2 s in all), well under a millisecond each without."""
+    import time
+
+    sid = server.new_session(0)
+    conn = http.client.HTTPConnection(urlsplit(server.url).netloc, timeout=10)
+    headers = {"Cookie": f"{SESSION_COOKIE}={sid}"}
+    t0 = time.perf_counter()
+    for i in range(50):
+        conn.request("GET", f"/search?q=shirt+{i}&page=1", headers=headers)
+        resp = conn.getresponse()
+        assert resp.status == 200 and resp.read()
+    elapsed = time.perf_counter() - t0
+    conn.close()
+    assert elapsed < 1.0, f"50 keep-alive requests took {elapsed:.2f} s"
+
+
+def test_cookieless_requests_cannot_evict_sessions_in_use():
+    with ShopServer(get_engine(), split="test", max_sessions=5) as server:
+        kept = [server.new_session(i) for i in range(5)]
+        for _ in range(30):  # a client that never sends its cookie back
+            resp, _ = get(server, "/")
+            assert resp.status == 303
+        assert all(server.session(sid) is not None for sid in kept)
+        resp, _ = get(server, "/")  # a browser that keeps the cookie: its session is used
+        sid = resp.getheader("Set-Cookie").split(";")[0].split("=", 1)[1]
+        resp, _ = get(server, "/", sid)
+        assert resp.status == 200 and server.session(sid) is not None
+
+
+def test_idle_sessions_expire():
+    import time
+
+    with ShopServer(get_engine(), split="test", session_idle_s=0.2) as server:
+        idle, busy = server.new_session(0), server.new_session(1)
+        for _ in range(4):
+            time.sleep(0.1)
+            assert server.session(busy) is not None
+        assert server.session(idle) is None
+        server.new_session(2)  # creating a session sweeps the expired ones
+        assert idle not in server._sessions
+
+
 def test_serve_config_validates_port():
     with pytest.raises(ValueError, match="port"):
         ShopServeConfig(port=70000)
