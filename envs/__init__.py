@@ -5,6 +5,7 @@ Registration imports nothing heavy: entry points are strings, resolved by
 """
 from gymnasium.envs.registration import register, registry
 
+from webgrove.envs.booking import register_booking_env
 from webgrove.envs.browser import register_browser_envs
 
 SUCCESS_REWARD = 1.0  # the reward of a solved task (WebShop's full match; MiniWoB and Browser-v0 alike)
@@ -24,6 +25,7 @@ def _register_all() -> None:
         max_episode_steps=15,
     )
     register_browser_envs()
+    register_booking_env()
 
 
 _register_all()

@@ -7,3 +7,14 @@ pages.py    the HTML of every page (no JavaScript)
 server.py   the HTTP site on 127.0.0.1, sessions and their snapshots; `webgrove booking serve`
 task.py     the browser task (setup, validate, snapshot/restore for forking)
 """
+
+
+MAX_EPISODE_STEPS = 40  # the oracle needs 13 to 26 steps
+
+
+def register_booking_env() -> None:
+    """Register `webgrove/Booking-v0` (imports nothing heavy: the task loads when made)."""
+    from webgrove.envs.browser.registry import register_browser_task
+
+    register_browser_task("webgrove/Booking-v0", "webgrove.envs.booking.task:BookingTask",
+                          max_episode_steps=MAX_EPISODE_STEPS)

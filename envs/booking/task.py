@@ -2,9 +2,10 @@
 
 The reward comes from the server's booking records for the episode's session
 (`envs/booking/reward.py`), never from the page. The episode ends when a booking is
-confirmed (or on `stop`). The task can fork an episode: `snapshot(page)` copies the
-server session, the page URL and the form values the page holds, and
-`restore(page, snapshot)` rebuilds them with one navigation (see `BrowserEnv.set_state`).
+confirmed (or on `stop`). The task can fork an episode: `save_site(page)` copies the
+server session and `load_site` starts a new session from the copy; `BrowserEnv`
+adds the page URL and form values and restores all with one navigation
+(`envs/browser/fork.py`).
 """
 from __future__ import annotations
 
@@ -20,34 +21,6 @@ from webgrove.envs.browser.task import Task
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
-
-MAX_EPISODE_STEPS = 40
-# Form controls whose value differs from the page's own default, by position among
-# the page's visible controls: [index, value] for text and selects, [index, checked].
-_READ_FIELDS_JS = """() => {
-  const out = [];
-  document.querySelectorAll('input:not([type=hidden]), select, textarea').forEach((el, i) => {
-    if (el.type === 'checkbox' || el.type === 'radio') {
-      if (el.checked !== el.defaultChecked) out.push([i, el.checked]);
-    } else if (el.tagName === 'SELECT') {
-      const d = Array.from(el.options).findIndex(o => o.defaultSelected);
-      if (el.selectedIndex !== (d < 0 ? 0 : d)) out.push([i, el.value]);
-    } else if (el.value !== el.defaultValue) {
-      out.push([i, el.value]);
-    }
-  });
-  return out;
-}"""
-_WRITE_FIELDS_JS = """(fields) => {
-  const els = document.querySelectorAll('input:not([type=hidden]), select, textarea');
-  for (const [i, v] of fields) {
-    const el = els[i];
-    if (!el) return false;
-    if (typeof v === 'boolean') el.checked = v; else el.value = v;
-  }
-  return true;
-}"""
-
 
 class BookingTask(Task):
     """A booking goal in a fresh session of a booking server.
@@ -105,13 +78,13 @@ class BookingTask(Task):
 
     def setup(self, page: Page, *, seed: int, options: dict[str, Any]) -> str:
         self.goal_id = int(options["goal_id"])
-        self._open(page, self.server.new_session(self.goal_id), "/")
+        self._use_session(page, self.server.new_session(self.goal_id))
+        page.goto(self.server.url, wait_until="domcontentloaded")
         return self.goal.instruction
 
-    def _open(self, page: Page, sid: str, path: str) -> None:
+    def _use_session(self, page: Page, sid: str) -> None:
         self._session = sid
         page.context.add_cookies([{"name": SESSION_COOKIE, "value": sid, "url": self.server.url}])
-        page.goto(self.server.url.rstrip("/") + path, wait_until="domcontentloaded")
 
     def validate(self, page: Page, answer: str | None) -> tuple[float, bool, dict[str, Any]]:
         bookings = self.server.bookings(self._session)
@@ -120,27 +93,20 @@ class BookingTask(Task):
         reward, info = booking_reward(self.goal, bookings)
         return reward, True, info
 
-    # -- forking (used by BrowserEnv.get_state / set_state) ----------------------------
+    # -- forking (BrowserEnv.get_state / set_state, see envs/browser/fork.py) ----------
 
-    def snapshot(self, page: Page) -> dict[str, Any] | None:
-        """{"session": the server session's snapshot, "path": the page's path and query,
-        "fields": form values that differ from the page's defaults}; None when the page
-        cannot be rebuilt by one GET (a POST's error page, another origin)."""
-        if self._session is None:
-            return None
+    def save_site(self, page: Page) -> dict[str, Any] | None:
+        """The server session's snapshot; None when the page cannot be rebuilt by one GET
+        (the error page of a POST, another origin)."""
         url = urlsplit(page.url)
-        if f"{url.scheme}://{url.netloc}" not in self.allowed_origins or url.path in _POST:
+        if self._session is None or f"{url.scheme}://{url.netloc}" not in self.allowed_origins or url.path in _POST:
             return None
-        path = url.path + (f"?{url.query}" if url.query else "")
-        return {"session": self.server.snapshot(self._session), "path": path,
-                "fields": page.evaluate(_READ_FIELDS_JS)}
+        return self.server.snapshot(self._session)
 
-    def restore(self, page: Page, snapshot: dict[str, Any], *, seed: int, options: dict[str, Any]) -> str:
-        """Rebuild a snapshot in a new session: one navigation, then the form values."""
+    def load_site(self, page: Page, site: dict[str, Any], *, seed: int, options: dict[str, Any]) -> str:
+        """A new session holding a copy of `site` for this page (no navigation); returns the goal."""
         self.goal_id = int(options["goal_id"])
-        self._open(page, self.server.restore(snapshot["session"]), snapshot["path"])
-        if snapshot["fields"] and not page.evaluate(_WRITE_FIELDS_JS, snapshot["fields"]):
-            raise RuntimeError("the restored page has fewer form fields than the snapshot")
+        self._use_session(page, self.server.restore(site))
         return self.goal.instruction
 
     def teardown(self) -> None:

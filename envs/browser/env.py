@@ -13,6 +13,7 @@ from gymnasium import spaces
 from webgrove.envs.browser.actions import MAX_ACTION_CHARS, ActionParseError, BrowserAction, parse_action
 from webgrove.envs.browser.axtree import interactive_refs, refs_in
 from webgrove.envs.browser.chromium import Chromium
+from webgrove.envs.browser.fork import Fork, capture, rebuild
 from webgrove.envs.browser.options import BrowserOptions
 from webgrove.envs.browser.origins import is_allowed, normalize_origins, origin_of
 from webgrove.envs.browser.task import BrowserTask
@@ -113,12 +114,15 @@ class BrowserState:
         options: reset's options (e.g. {"goal_id": 3}).
         actions: every action string stepped since reset, invalid ones included.
         axtree: the aria snapshot at the time of `get_state`, checked after replay.
+        fork: for tasks that can copy their site's state (`save_site`/`load_site`),
+            the page as a `Fork`; `set_state` restores it with one navigation.
     """
 
     seed: int
     options: dict[str, Any] = field(default_factory=dict)
     actions: tuple[str, ...] = ()
     axtree: str = ""
+    fork: Fork | None = None
 
 
 class BrowserEnv(gym.Env):
@@ -313,14 +317,17 @@ class BrowserEnv(gym.Env):
             raise RuntimeError("call reset() before get_state()")
         axtree = (self._last_obs or {}).get("axtree", "")
         return BrowserState(self._episode.seed, dict(self._episode.options),
-                            tuple(self._actions), axtree)
+                            tuple(self._actions), axtree, self._capture_fork(axtree))
 
     def set_state(self, state: BrowserState) -> None:
-        """Rebuild a recorded state: reset with its seed, replay its actions, compare pages.
+        """Rebuild a recorded state: from its fork when it has one (one navigation), else
+        reset with its seed and replay its actions; then compare pages.
 
         Raises StateDivergedError if the page after replay differs from the recorded
         axtree (the site is not deterministic), BrowserCrashed if the browser died.
         """
+        if state.fork is not None and self._restore_fork(state):
+            return
         self._start_episode(state.seed, dict(state.options))
         for action in state.actions:
             if self._terminated or self._truncated:
@@ -338,6 +345,24 @@ class BrowserEnv(gym.Env):
             raise StateDivergedError(
                 f"replaying {len(state.actions)} actions from seed {state.seed} gave a "
                 f"different page; the site is not deterministic. {_first_difference(state.axtree, now)}")
+
+    def _capture_fork(self, axtree: str) -> Fork | None:
+        save_site = getattr(self.task, "save_site", None)
+        if save_site is None or self._crash is not None or self._page is None:
+            return None
+        site = save_site(self.page)
+        return None if site is None else capture(self.page, axtree, site, self._terminated, self._reward_info)
+
+    def _restore_fork(self, state: BrowserState) -> bool:
+        """Restore from `state.fork`; False (replay instead) if the page is not the recorded one."""
+        self._start_episode(state.seed, dict(state.options), fork=state.fork)
+        self._actions = list(state.actions)
+        self._terminated = state.fork.terminated
+        self._reward_info = dict(state.fork.reward_info)
+        self.observe()
+        if self._crash is not None:
+            raise BrowserCrashed(self._crash)
+        return not state.axtree or self._last_obs["axtree"] == state.axtree
 
     def _replay_snapshot(self) -> None:
         try:
@@ -370,11 +395,13 @@ class BrowserEnv(gym.Env):
 
     # -- episode setup -----------------------------------------------------------------
 
-    def _start_episode(self, seed: int, options: dict[str, Any]) -> None:
+    def _start_episode(self, seed: int, options: dict[str, Any], fork: Fork | None = None) -> None:
         if self._closed:
             raise RuntimeError("this env is closed")
         self.task.teardown()
-        self._close_context()
+        keep_context = fork is not None and self._context is not None and self._alive()
+        if not keep_context:
+            self._close_context()
         self._episode = BrowserState(seed, options)
         self._actions = []
         self._refs = set()
@@ -384,10 +411,17 @@ class BrowserEnv(gym.Env):
         self._terminated = self._truncated = False
         self._reward_info: dict[str, Any] = {}
         self._last_obs = None
-        self._open_context()
+        if keep_context:
+            self._fresh_page()
+        else:
+            self._open_context()
         with self._browser.watchdog(self.step_deadline_s) as fired:
             try:
-                self._goal = self.task.setup(self.page, seed=seed, options=options)
+                if fork is None:
+                    self._goal = self.task.setup(self.page, seed=seed, options=options)
+                else:
+                    self._goal = self.task.load_site(self.page, fork.site, seed=seed, options=options)
+                    rebuild(self.page, fork)
             except Exception as e:
                 if fired.is_set() or not self._alive():
                     raise BrowserCrashed(f"the browser died while setting up the task: {e}") from e
@@ -409,6 +443,14 @@ class BrowserEnv(gym.Env):
         self._pages = []
         self._page = None
         self._on_new_page(context.new_page())
+
+    def _fresh_page(self) -> None:
+        """A new page in the current context, the old ones closed: a fork restores into a
+        fresh page (its own history and ref numbering) without a new context's cost."""
+        old = list(self._pages)
+        self._on_new_page(self._context.new_page())
+        for page in old:
+            page.close()
 
     def _close_context(self) -> None:
         context, self._context = self._context, None
