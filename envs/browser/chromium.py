@@ -75,6 +75,26 @@ def _acquire_playwright() -> Playwright:
     return driver.playwright
 
 
+def _replace_dead_driver(dead: Playwright) -> Playwright:
+    """A new driver for this thread when `dead`'s process has gone (killed, crashed).
+
+    Other `Chromium` objects still holding `dead` get the new one the same way.
+    """
+    driver = getattr(_drivers, "driver", None)
+    if driver is not None and driver.playwright is dead:
+        _drivers.driver = None
+        try:
+            dead.stop()
+        except Exception:
+            pass  # its connection is closed: only the event loop is left to close
+    return _acquire_playwright()
+
+
+def _driver_gone(e: Exception) -> bool:
+    """Whether a Playwright call failed because the driver process is gone."""
+    return "connection closed" in str(e).lower()
+
+
 def _release_playwright() -> None:
     driver = getattr(_drivers, "driver", None)
     if driver is None or driver.pid != os.getpid():
@@ -114,7 +134,7 @@ class Chromium:
     """One headless Chromium process; hands out browser contexts.
 
     If the process has died (crash, kill, watchdog), the next `new_context` launches
-    a new one. `close()` is safe to call twice; a `Chromium` is a context manager.
+    a new one; if the Playwright driver has died too, a new driver first. `close()` is safe to call twice; a `Chromium` is a context manager.
     Like all Playwright sync objects it must be used from the thread that made it.
 
     Args:
@@ -141,9 +161,13 @@ class Chromium:
             self._playwright = _acquire_playwright()
         executable = self.executable or chromium_executable(self._playwright)
         try:
-            browser = self._playwright.chromium.launch(
-                executable_path=executable, headless=self.headless,
-                args=[*LAUNCH_ARGS, *self.extra_args])
+            try:
+                browser = self._launch_browser(executable)
+            except Exception as e:
+                if not _driver_gone(e):
+                    raise
+                self._playwright = _replace_dead_driver(self._playwright)
+                browser = self._launch_browser(executable)
         except Exception as e:
             raise BrowserLaunchError(
                 f"could not launch Chromium ({executable or 'Playwright default'}): "
@@ -151,6 +175,10 @@ class Chromium:
         self._browser = browser
         self._pid = _browser_pid(browser)
         self.launches += 1
+
+    def _launch_browser(self, executable: str | None) -> Browser:
+        return self._playwright.chromium.launch(
+            executable_path=executable, headless=self.headless, args=[*LAUNCH_ARGS, *self.extra_args])
 
     def new_context(self, **options: Any) -> BrowserContext:
         """A fresh browser context (own cookies, storage and history); Playwright's options."""
