@@ -63,6 +63,8 @@ def rank_values(n: int) -> list[float]:
 class _CachedCritic:
     """Per-(state, candidate set) cache around `_values(ctx, actions)`."""
 
+    relative = True  # values depend on the whole set (ranks); False: each action is valued on its own
+
     def __init__(self) -> None:
         self._cache: dict[tuple[str, frozenset[str]], dict[str, float]] = {}
         self.cache_hits = 0
@@ -71,19 +73,24 @@ class _CachedCritic:
     def rank(self, ctx: StepContext, actions: list[str]) -> list[float]:
         """A value in [0, 1] per action; higher is better.
 
-        Values are computed once per state and set of distinct actions (in the order first
-        seen) and reused whatever order the set comes in; a different set is valued anew.
+        A relative critic's values are computed once per state and set of distinct actions
+        (in the order first seen) and reused whatever order the set comes in; another set
+        is valued anew. Other critics cache each action's value on its own.
         """
         if not actions:
             return []
+        state = state_key(ctx)
         unique = list(dict.fromkeys(actions))
-        key = (state_key(ctx), frozenset(unique))
-        values = self._cache.get(key)
-        if values is None:
-            self.cache_misses += 1
-            values = self._cache[key] = dict(zip(unique, self._values(ctx, unique)))
-        else:
-            self.cache_hits += 1
+        groups = [unique] if self.relative else [[a] for a in unique]
+        missing = [g for g in groups if (state, frozenset(g)) not in self._cache]
+        self.cache_misses += bool(missing)
+        self.cache_hits += not missing
+        if missing:
+            todo = [a for g in missing for a in g]
+            for a, v in zip(todo, self._values(ctx, todo)):
+                key = (state, frozenset(unique if self.relative else [a]))
+                self._cache.setdefault(key, {})[a] = v
+        values = {a: v for g in groups for a, v in self._cache[(state, frozenset(g))].items()}
         return [values[a] for a in actions]
 
     def _values(self, ctx: StepContext, actions: list[str]) -> list[float]:
@@ -276,6 +283,8 @@ class LexicalCritic(_CachedCritic):
     - a product id on a results page: share of its title's words found in the goal;
     - any other click (an option): share of the label's words found in the goal.
     """
+
+    relative = False  # each action's value is its own
 
     def _values(self, ctx: StepContext, actions: list[str]) -> list[float]:
         goal_words = _words(ctx.goal)

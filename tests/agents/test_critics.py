@@ -24,7 +24,7 @@ def test_state_key_covers_goal_observation_history(item_ctx):
 
 
 def test_llm_critic_on_the_tiny_model(hf_policy, item_ctx):
-    critic = LLMCritic(hf_policy)
+    critic = LLMCritic(hf_policy, orders=1)  # the raw critique, in the order given
     assert isinstance(critic, Critic)
     cands = ["click[small]", "click[large]", "click[red]", "click[buy now]"]
     values = critic.rank(item_ctx, cands)
@@ -36,8 +36,35 @@ def test_llm_critic_on_the_tiny_model(hf_policy, item_ctx):
     rest = [c for c, v in zip(cands, values) if v < 1.0]
     scores2 = hf_policy.score_completions(critic_prompt(item_ctx, rest), [critic_completion(i) for i in range(3)])
     assert values[cands.index(rest[int(np.argmax(scores2))])] == pytest.approx(2 / 3)
-    assert critic.rank(item_ctx, ["click[buy now]"]) == [values[3]]  # cached value, same state
-    assert LLMCritic(hf_policy).rank(item_ctx, ["click[buy now]"]) == [1.0]  # alone: 1.0
+    assert critic.rank(item_ctx, ["click[buy now]"]) == [1.0]  # alone: 1.0, whatever it was among others
+
+
+def test_llm_critic_cache_is_per_candidate_set(hf_policy, item_ctx):
+    """A rank only means something within its set: a subset is valued anew, not read from
+    the values the bigger set gave (a middle rank 0.5 cannot appear among two candidates)."""
+    critic = LLMCritic(hf_policy, orders=1)
+    cands = ["click[small]", "click[large]", "click[red]"]
+    values = critic.rank(item_ctx, cands)
+    middle = cands[values.index(0.5)]
+    other = next(c for c in cands if c != middle)
+    assert sorted(critic.rank(item_ctx, [middle, other])) == [0.0, 1.0]
+    assert critic.rank(item_ctx, [middle, other]) == LLMCritic(hf_policy, orders=1).rank(item_ctx, [middle, other])
+    assert critic.cache_misses == 2
+
+
+def test_debiased_critique_averages_over_orders(hf_policy, item_ctx):
+    from webgrove.agents.critics import orderings
+
+    cands = ["click[small]", "click[large]", "click[red]", "click[buy now]"]
+    assert orderings(cands, 2, "s") == [sorted(cands), sorted(cands)[::-1]]
+    assert len(orderings(cands, 4, "s")) == 4 and orderings(cands, 4, "s") == orderings(cands, 4, "s")
+    values = LLMCritic(hf_policy, orders=2).rank(item_ctx, cands)
+    raw = [LLMCritic(hf_policy, orders=1).rank(item_ctx, listed) for listed in orderings(cands, 2, "s")]
+    want = [(dict(zip(orderings(cands, 2, "s")[0], raw[0]))[a] + dict(zip(orderings(cands, 2, "s")[1], raw[1]))[a]) / 2
+            for a in cands]
+    assert values == pytest.approx(want)
+    # the values depend on the set, not on the order it is given in
+    assert LLMCritic(hf_policy).rank(item_ctx, cands[::-1]) == pytest.approx(values[::-1])
 
 
 def test_llm_critic_cache(hf_policy, item_ctx):
@@ -57,7 +84,7 @@ def test_llm_critic_cache(hf_policy, item_ctx):
 def test_llm_critic_over_a_server_with_logprobs(serve, tiny_lm, hf_policy, item_ctx):
     cands = ["click[small]", "click[large]", "click[red]"]
     with serve(tiny_lm) as server:
-        values = LLMCritic(OpenAIPolicy(server.base_url, server.model_name)).rank(item_ctx, cands)
+        values = LLMCritic(OpenAIPolicy(server.base_url, server.model_name), orders=1).rank(item_ctx, cands)
         assert all(body.get("echo") for _, body, _ in server.requests)
         assert len(server.requests) == 2  # n - 1 rounds
     assert sorted(values) == [0.0, 0.5, 1.0]
@@ -71,7 +98,7 @@ def test_llm_critic_over_a_server_without_logprobs(serve, toy_lm, item_ctx):
     # ToyLM answers the candidate with most goal words, ties to the first: large, red, blue, small
     cands = ["click[blue]", "click[large]", "click[red]", "click[small]"]
     with serve(toy_lm) as server:
-        critic = LLMCritic(OpenAIPolicy(server.base_url, server.model_name, backoff=0.01))
+        critic = LLMCritic(OpenAIPolicy(server.base_url, server.model_name, backoff=0.01), orders=1)
         values = critic.rank(item_ctx, cands)
     assert values == pytest.approx([1 / 3, 1.0, 2 / 3, 0.0])
     assert critic.parse_failures == 0
