@@ -55,6 +55,9 @@ _PRODUCT_FIELDS = ("name", "category", "query", "product_category", "full_descri
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
+MAX_PRICE = 1e9  # dollars; a larger "price" is a broken record, not a product
+
+
 class WebShopDataError(ValueError):
     """A WebShop data file is missing, unreadable or malformed.
 
@@ -193,6 +196,9 @@ def _read_json(path: Path):
             return json.load(f)
     except json.JSONDecodeError as e:
         raise WebShopDataError(path, f"not valid JSON (line {e.lineno}, column {e.colno}): {e.msg}") from e
+    except RecursionError:
+        raise WebShopDataError(path, "nested too deeply to read (thousands of levels of arrays or "
+                                     "objects): not a WebShop data file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise WebShopDataError(path, f"cannot be read: {e}") from e
 
@@ -342,19 +348,29 @@ def _parse_pricing(raw, fail) -> list[float]:
                  for piece in (item.split("$")[1:] or [item] if isinstance(item, str) else [item])]
     else:
         raise fail("pricing", f"expected a string or a list, got {type(raw).__name__}")
-    prices = []
-    for part in parts[:2]:
-        if isinstance(part, (int, float)) and not isinstance(part, bool):
-            prices.append(float(part))
-            continue
-        if not isinstance(part, str):
-            raise fail("pricing", f"expected prices, got {raw!r}")
+    prices = [_read_price(part, raw, fail) for part in parts[:2]]
+    if len(prices) == 2 and prices[1] < prices[0]:
+        raise fail("pricing", f"the range {raw!r} ends below where it starts")
+    return prices
+
+
+def _read_price(part, raw, fail) -> float:
+    """One price of a pricing field: a number, or a string like "1,299.00"."""
+    if isinstance(part, (int, float)) and not isinstance(part, bool):
+        price = float(part)
+    elif isinstance(part, str):
+        if part.strip().startswith("-"):
+            raise fail("pricing", f"negative price in {raw!r}")
         digits = re.sub(r"[^\d.]", "", part)  # "$1,299.00 " -> "1299.00", as WebShop does
         try:
-            prices.append(float(Decimal(digits)))
+            price = float(Decimal(digits))
         except InvalidOperation:
             raise fail("pricing", f"cannot read a price in {raw!r}") from None
-    return prices
+    else:
+        raise fail("pricing", f"expected prices, got {raw!r}")
+    if not 0 <= price <= MAX_PRICE:  # also catches inf and nan
+        raise fail("pricing", f"price {str(raw)[:40]!r} is outside 0..{MAX_PRICE:,.0f}")
+    return price
 
 
 def _parse_options(raw, fail) -> tuple[dict[str, list[str]], int]:

@@ -231,6 +231,15 @@ def test_bad_json_names_the_file(data_copy):
     assert err.value.path == path
 
 
+@pytest.mark.parametrize("name", [PRODUCTS, ATTRIBUTES])
+def test_deep_nesting_names_the_file(data_copy, name):
+    path = data_copy / name
+    path.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    with pytest.raises(WebShopDataError, match="nested too deeply") as err:
+        load_webshop(data_copy)
+    assert err.value.path == path
+
+
 @pytest.mark.parametrize(
     ("change", "field", "message"),
     [
@@ -245,6 +254,10 @@ def test_bad_json_names_the_file(data_copy):
         (lambda r: r.update(pricing="$abc"), "pricing", "cannot read a price"),
         (lambda r: r.update(pricing="$1.2.3 to $4"), "pricing", "cannot read a price"),
         (lambda r: r.update(pricing=12.99), "pricing", "expected a string or a list"),
+        (lambda r: r.update(pricing="$20.00 to $3.00"), "pricing", "ends below where it starts"),
+        (lambda r: r.update(pricing="$-5.00"), "pricing", "negative price"),
+        (lambda r: r.update(pricing=[-5.0]), "pricing", "outside 0.."),
+        (lambda r: r.update(pricing="$" + "9" * 400), "pricing", "outside 0.."),
         (lambda r: r.update(Reviews=[{"title": "no stars"}]), "Reviews[0].score", "expected a star rating"),
         (lambda r: r.update(average_rating="great"), "average_rating", "expected a number"),
     ],
