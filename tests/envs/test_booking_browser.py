@@ -1,0 +1,118 @@
+"""webgrove/Booking-v0 in real headless Chromium: the oracle, forking, bad input."""
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import webgrove.envs  # noqa: F401  (registers the ids)
+from webgrove.agents.base import context_from
+from webgrove.agents.booking_scripted import BookingOraclePolicy, BookingRandomPolicy, BookingRulePolicy
+from webgrove.envs.booking.goals import split_goals
+from webgrove.envs.browser.axtree import parse_axtree
+
+pytestmark = pytest.mark.browser
+
+
+def _goal_ids():
+    """One goal of each kind, together needing the next month, the alternatives, seating and occasion."""
+    goals = split_goals("test")
+    pick = [next(g for g in goals if g.kind == "specified" and g.date >= "2026-04" and g.seating and g.request),
+            next(g for g in goals if g.kind == "earliest" and g.time != g.search_time and g.occasion),
+            next(g for g in goals if g.kind == "best_rated")]
+    return [g.goal_id for g in pick]
+
+
+@pytest.fixture(scope="module")
+def env(chromium):
+    env = gym.make("webgrove/Booking-v0", split="test", browser=chromium)
+    yield env
+    env.close()
+
+
+def run(env, policy, goal_id, states=None, rng=None, max_steps=40):
+    """One episode; returns (reward, info, actions, names of the elements acted on)."""
+    obs, info = env.reset(options={"goal_id": goal_id})
+    history, touched = [], []
+    for _ in range(max_steps):
+        if states is not None:
+            states.append((env.unwrapped.get_state(), obs))
+        action = policy.act(context_from(obs, info, history), rng)
+        names = {n.ref: f"{n.role} {n.name}" for n in parse_axtree(obs["axtree"]) if n.ref}
+        touched.append(names.get(action.split("[")[1].split("]")[0], action))
+        history.append(action)
+        obs, reward, term, trunc, info = env.step(action)
+        assert info["error"] is None, (action, info["error"])
+        if term or trunc:
+            return reward, info, history, touched
+    return 0.0, info, history, touched
+
+
+def test_oracle_books_each_kind_through_every_widget(env):
+    oracle = BookingOraclePolicy(env)
+    touched = []
+    for goal_id in _goal_ids():
+        reward, info, _, names = run(env, oracle, goal_id)
+        assert reward == 1.0 and info["reward_info"]["success"], (goal_id, info["reward_info"])
+        assert info["reward_info"]["bookings"] == 1
+        touched += names
+    for widget in ("link Accept all cookies", "link No thanks", "button Change date", "link Next month",
+                   "combobox Time", "combobox Party size", "combobox Neighbourhood", "textbox Restaurant or cuisine",
+                   "button Find a table", "combobox Cuisine", "combobox Sort by", "button Apply filters",
+                   "link Continue as guest", "textbox First name", "textbox Phone", "textbox Email",
+                   "combobox Occasion", "textbox Special request", "button Continue to review",
+                   "button Confirm reservation"):
+        assert widget in touched, widget
+    assert any(t.startswith("radio ") for t in touched)
+    assert any(t.startswith("link ") and t.endswith(" 2026") for t in touched)  # a calendar day
+
+
+def test_fork_restores_the_same_page_at_several_depths(env):
+    u = env.unwrapped
+    states = []
+    reward, _, actions, _ = run(env, BookingOraclePolicy(env), _goal_ids()[1], states=states)
+    assert reward == 1.0
+    replays = []
+    u._apply = lambda *a, **k: replays.append(a)  # a fork must not replay anything
+    try:
+        for depth in (0, 3, 9, len(states) - 1):
+            state, obs = states[depth]
+            assert state.fork is not None
+            u.set_state(state)
+            assert u.observe()[0] == obs, depth
+    finally:
+        del u._apply
+    assert replays == []
+    state, _ = states[9]
+    u.set_state(state)
+    after, *_ = env.step(actions[9])
+    assert after == states[10][1]  # acting after a restore leads where the original went
+
+
+def test_bad_actions_and_off_site_links_lose_nothing(env):
+    oracle = BookingOraclePolicy(env)
+    goal_id = _goal_ids()[0]
+    obs, info = env.reset(options={"goal_id": goal_id})
+    history = []
+    base = obs["url"].rstrip("/")
+    for step in range(40):
+        if step == 6:
+            for bad in ("click [e99999]", "type [e1]", "select [e1] [x]", "goto [https://example.com/]",
+                        "goto [file:///etc/passwd]", "\x00\x01", "click[Find a table]", 42, "stop [x"):
+                obs, reward, term, trunc, info = env.step(bad)
+                assert info["error"] and not (term or trunc) and reward == 0.0, bad
+            for url in (f"{base}/etc/passwd", f"{base}/search?date=1999-01-01"):  # the site's error pages
+                obs, reward, term, trunc, info = env.step(f"goto [{url}]")
+                assert info["error"] is None and "Sorry" in obs["axtree"] and not term
+            obs, reward, term, trunc, info = env.step(f"goto [{base}/]")
+        action = oracle.act(context_from(obs, info, history))
+        history.append(action)
+        obs, reward, term, trunc, info = env.step(action)
+        if term or trunc:
+            break
+    assert reward == 1.0 and info["reward_info"]["bookings"] == 1
+
+
+def test_rule_and_random_baselines_run_and_do_not_succeed(env):
+    reward, info, *_ = run(env, BookingRulePolicy(), 0)
+    assert 0.0 < reward < 1.0 and info["reward_info"]["fields"]["name"]
+    reward, *_ = run(env, BookingRandomPolicy(), 1, rng=np.random.default_rng(0), max_steps=8)
+    assert reward < 1.0
