@@ -131,7 +131,7 @@ def bench_collect(model_dir: str, trees: int, simulations: int, k: int, num_prod
                   seed: int, workdir: Path) -> dict:
     from webgrove.search.collect import CollectConfig, run_collect
 
-    cfg = CollectConfig(policy=model_dir, critic="lexical", split="train", goals=f"0:{trees}",
+    cfg = CollectConfig(policy=model_dir, critic="lexical", split="train", goal_range=f"0:{trees}",
                         out=str(workdir / "trees"), simulations=simulations, k=k, seed=seed,
                         num_products=num_products, progress=False)
     summary = run_collect(cfg)

@@ -1,96 +1,130 @@
 """Tree collection over many goals: the `webgrove collect` command.
 
 One Agent Q search (`webgrove.search.mcts.search_episode`) per goal, written as
-`DIR/goal_00012.jsonl`. A tree file exists only when whole (atomic writes), so a
-crash loses only the goals in flight; a rerun of the same command skips every goal
-whose file exists and validates, and collects the rest. With `--workers N > 1`
-goals run in N spawned processes, each building its own env, policy and critic.
-`DIR/summary.json` sums up every tree of the goal range.
+`DIR/goal_00012.jsonl`. The folder DIR (`--out`) holds one collection:
+
+- `collection.json`: the configuration every tree of the folder is collected with
+  (`collection_identity`: env, split, goal set, policy fingerprint, critic, search
+  settings, seed), written once by the first run. A rerun with another configuration
+  refuses and names the differing fields; with `--force-new` it deletes the folder's
+  trees instead and starts a new collection.
+- `goal_*.jsonl`: a tree file exists only when whole (atomic writes). A rerun skips
+  every goal whose tree validates and carries this collection's configuration and
+  policy fingerprint, and collects the rest: a tree from another policy (say, the
+  model before it was retrained in place) is collected again, never reused.
+- `summary.json`: totals over the goal range of the last run.
+- `.collect.lock`: held (flock) by the run writing to DIR; a second run fails at once.
+  The kernel releases it when the run dies, however it dies.
+
+With `--workers N > 1` goals run in N spawned processes, each building its own env,
+policy and critic. Workers die with the collector, SIGKILL included (Linux's
+parent-death signal, and a parent-pid watchdog elsewhere), and SIGINT/SIGTERM stop a
+run promptly: finished trees stay, the goals in flight are abandoned with their
+temporary files removed, and a rerun collects them (temporary files a SIGKILL left
+mid-write are removed by the next run). An env that fails in a goal — it raises, or
+ends the episode on a crash report as the browser envs do — is an infrastructure
+error: the goal gets no tree (it never counts as reward 0), the summary lists it, and
+a rerun retries it.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
-import importlib
+import fcntl
+import json
 import os
-import re
+import queue
+import signal
 import sys
+import threading
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from webgrove.search.mcts import SearchConfig, search_episode
-from webgrove.io import write_json_atomic
+from webgrove.agents.specs import PolicyArgs
+from webgrove.envs.errors import UsageError
+from webgrove.envs.make import EnvArgs, OutputArgs, parse_goal_range
+from webgrove.io import stale_temp_files, write_json_atomic
+from webgrove.search.args import SearchArgs
+from webgrove.search.mcts import search_episode
 from webgrove.search.tree import TreeFormatError, TreeIndex, make_header, read_tree, with_stats, write_tree
 
+COLLECTION_FILE = "collection.json"
 SUMMARY_FILE = "summary.json"
-_OBJECT_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # "package.module:factory"
+LOCK_FILE = ".collect.lock"
+TREE_GLOB = "goal_*.jsonl"
+COLLECTION_FORMAT = 1
+# Settings that do not change what a tree is (where it goes, how fast, how it is shown).
+# The policy spec is left out too: its fingerprint says which policy it is.
+NOT_IDENTITY = ("policy", "goal_range", "out", "workers", "force_new", "progress", "json",
+                "request_timeout", "max_retries")
+INFRASTRUCTURE = "infrastructure"
 
 
 class CollectError(RuntimeError):
     """Some goals could not be collected; the trees that were finished are on disk."""
 
 
-def _search_help(name: str) -> dict:
-    """The help of SearchConfig's field `name`, so it is written once."""
-    return dict(next(f for f in dataclasses.fields(SearchConfig) if f.name == name).metadata)
+class CollectionMismatch(UsageError):
+    """The folder holds a collection made with another configuration."""
 
 
-@dataclass
-class CollectConfig:
-    """Collects one MCTS tree per goal into DIR; rerun the same command to resume."""
+class CollectionBusy(UsageError):
+    """Another run is writing to the folder."""
 
-    env: str = field(default="webgrove/WebShop-v0", metadata={"help": "Gymnasium id"})
-    policy: str = field(default="rule", metadata={
-        "help": "oracle | rule | random | a local model directory | openai | package.module:factory"})
-    critic: str = field(default="lexical", metadata={
-        "help": "none | lexical | self | package.module:factory"})
-    split: str = field(default="train", metadata={"help": "goal split", "choices": ["train", "test"]})
-    goals: str = field(default="0:10", metadata={"help": "goal ids A:B (A included, B excluded)"})
-    out: str = field(default="runs/trees", metadata={"help": "directory of the tree files"})
+
+class EnvCrashed(RuntimeError):
+    """The env failed during a goal (an infrastructure error, not the agent's failure)."""
+
+
+def _group_field(group: type, name: str, default: Any) -> Any:
+    """`group`'s field `name` (its help and choices) with another default."""
+    original = next(f for f in dataclasses.fields(group) if f.name == name)
+    return field(default=default, metadata=dict(original.metadata))
+
+
+@dataclass(kw_only=True)
+class CollectConfig(EnvArgs, PolicyArgs, SearchArgs, OutputArgs):
+    """Collects one MCTS tree per goal into --out; rerun the same command to resume.
+
+    The folder records its configuration in collection.json; a rerun with other settings
+    refuses (use another --out, or --force-new to delete the folder's trees and start over).
+    """
+
+    # collection's own defaults: trees are training data (train split), and their
+    # proposals are sampled (a model policy at temperature 0 proposes one search query)
+    split: str = _group_field(EnvArgs, "split", "train")
+    temperature: float = _group_field(PolicyArgs, "temperature", 1.0)
+    goal_range: str = field(default="0:10", metadata={"help": "goal ids A:B (A included, B excluded)"})
+    out: str = field(default="runs/trees", metadata={
+        "help": "folder of the collection: goal_*.jsonl trees, collection.json, summary.json"})
     workers: int = field(default=1, metadata={"help": "parallel worker processes (1 = this process)"})
-    simulations: int = field(default=10, metadata=_search_help("simulations"))
-    k: int = field(default=5, metadata=_search_help("k"))
-    c: float = field(default=1.0, metadata=_search_help("c"))
-    alpha: float = field(default=0.5, metadata=_search_help("alpha"))
-    max_depth: int = field(default=15, metadata=_search_help("max_depth"))
-    rollout_temperature: float = field(default=1.0, metadata=_search_help("rollout_temperature"))
-    stop_on_success: bool = field(default=False, metadata=_search_help("stop_on_success"))
-    seed: int = field(default=0, metadata={"help": "base seed; each goal's env and search seed derive from it"})
-    base_url: str | None = field(default=None, metadata={"help": "OpenAI-compatible server URL (policy openai)"})
-    model_name: str | None = field(default=None, metadata={"help": "model name on the server (policy openai)"})
-    data_dir: str | None = field(default=None, metadata={"help": "directory with the original WebShop files"})
-    goal_set: str = field(default="synthetic", metadata={
-        "help": "shop goal set with --data-dir", "choices": ["synthetic", "human"]})
-    num_products: int = field(default=1000, metadata={"help": "synthetic catalog size"})
-    progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+    force_new: bool = field(default=False, metadata={
+        "help": "when --out holds a collection made with other settings, delete its trees and start a new one "
+                "(default: refuse)"})
 
     def __post_init__(self) -> None:
-        parse_goals(self.goals)
         if self.workers < 1:
-            raise ValueError(f"--workers must be >= 1, got {self.workers}")
-        if self.policy == "openai" and not (self.base_url and self.model_name):
-            raise ValueError("--policy openai needs --base-url and --model-name")
-        self.search_config(seed=self.seed)  # validates the search settings
+            raise UsageError(f"--workers must be at least 1, got {self.workers}")
+        super().__post_init__()  # the argument groups' checks
+        self.check_goals(self.goal_ids)
 
-    def search_config(self, seed: int) -> SearchConfig:
-        return SearchConfig(simulations=self.simulations, k=self.k, c=self.c, alpha=self.alpha,
-                            max_depth=self.max_depth, rollout_temperature=self.rollout_temperature,
-                            seed=seed, stop_on_success=self.stop_on_success)
+    @property
+    def goal_ids(self) -> range:
+        return parse_goal_range(self.goal_range)
 
 
-def parse_goals(text: str) -> range:
-    """Goal ids from "A:B" (B excluded), e.g. "0:100" -> 0..99."""
-    m = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", text)
-    if m is None:
-        raise ValueError(f"--goals must look like A:B (e.g. 0:100), got {text!r}")
-    start, stop = int(m.group(1)), int(m.group(2))
-    if stop <= start:
-        raise ValueError(f"--goals {text!r} is empty: B must be greater than A")
-    return range(start, stop)
+def collection_identity(cfg: CollectConfig, policy_fingerprint: str) -> dict:
+    """What makes two trees comparable: every setting but `NOT_IDENTITY`, plus the policy's fingerprint."""
+    values = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in NOT_IDENTITY}
+    return {"policy_fingerprint": policy_fingerprint, **values}
 
 
 def goal_seed(seed: int, goal_id: int) -> int:
@@ -103,30 +137,88 @@ def tree_path(out: str | os.PathLike, goal_id: int) -> Path:
 
 
 # ---------------------------------------------------------------------------
-# Building the parties (in each worker).
+# The folder: lock, configuration record, leftovers.
 
 
-def _load_object(spec: str) -> Any:
-    module_name, name = spec.split(":")
-    return getattr(importlib.import_module(module_name), name)
+@contextlib.contextmanager
+def collection_lock(out: str | os.PathLike) -> Iterator[None]:
+    """Hold DIR's lock file for the block; raises CollectionBusy at once when another
+    process holds it. The kernel drops the lock when its holder dies."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by workers
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise CollectionBusy(f"another `webgrove collect` (pid {holder}) is writing to {out}; "
+                                 "wait for it to finish, or collect into another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
-def build_policy(spec: str, env: Any, base_url: str | None = None, model_name: str | None = None) -> Any:
-    """A policy from a spec; "package.module:factory" calls `factory(env=env)`."""
-    if _OBJECT_SPEC.match(spec):
-        return _load_object(spec)(env=env)
-    from webgrove.agents.specs import make_policy
-
-    return make_policy(spec, env=env, base_url=base_url, model_name=model_name)
+def _collection_differences(recorded: dict, identity: dict) -> list[str]:
+    keys = sorted(set(recorded) | set(identity))
+    return [f"{k}: {recorded.get(k)!r} there, {identity.get(k)!r} now" for k in keys
+            if recorded.get(k) != identity.get(k)]
 
 
-def build_critic(spec: str, policy: Any) -> Any:
-    """A critic from a spec; "package.module:factory" calls `factory(policy=policy)`."""
-    if _OBJECT_SPEC.match(spec):
-        return _load_object(spec)(policy=policy)
-    from webgrove.agents.specs import make_critic
+def _recorded_identity(path: Path) -> dict | None:
+    """The configuration recorded in collection.json, or None when there is none."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, RecursionError, ValueError) as exc:
+        return {"<collection.json>": f"unreadable ({type(exc).__name__})"}
+    return record.get("config") if isinstance(record, dict) and isinstance(record.get("config"), dict) \
+        else {"<collection.json>": "no config"}
 
-    return make_critic(spec, policy=policy)
+
+def open_collection(cfg: CollectConfig, identity: dict) -> None:
+    """Check DIR's recorded configuration against `identity` (call with the lock held);
+    record it when DIR has none, or start over with --force-new.
+
+    Raises:
+        CollectionMismatch: the folder was collected with other settings (one line naming them).
+    """
+    out = Path(cfg.out)
+    recorded = _recorded_identity(out / COLLECTION_FILE)
+    if recorded == identity:
+        return
+    if recorded is not None:
+        differences = _collection_differences(recorded, identity)
+        trees = sorted(out.glob(TREE_GLOB))
+        if not cfg.force_new:
+            raise CollectionMismatch(
+                f"{out} holds a collection made with other settings ({'; '.join(differences)}); "
+                f"collect into another --out, or add --force-new to delete its {len(trees)} trees and start over")
+        for p in [*trees, out / SUMMARY_FILE]:
+            p.unlink(missing_ok=True)
+        print(f"collect: --force-new: deleted the {len(trees)} trees of {out}'s previous collection "
+              f"({'; '.join(differences)})", file=sys.stderr)
+    write_json_atomic(out / COLLECTION_FILE, {
+        "format": COLLECTION_FORMAT, "policy": cfg.policy, "config": identity,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": " ".join(sys.argv)})
+
+
+def remove_stale_temp_files(out: str | os.PathLike) -> int:
+    """Delete temporary files that a killed run left in DIR (call with the lock held)."""
+    stale = stale_temp_files(out)
+    for p in stale:
+        p.unlink(missing_ok=True)
+    if stale:
+        print(f"collect: removed {len(stale)} temporary file(s) left by an interrupted run in {out}",
+              file=sys.stderr)
+    return len(stale)
+
+
+# ---------------------------------------------------------------------------
+# One goal.
 
 
 @dataclass
@@ -137,119 +229,245 @@ class _Parties:
 
 
 def build_parties(cfg: CollectConfig) -> _Parties:
-    from webgrove.search.rollout import make_env
+    from webgrove.agents.specs import make_critic
 
-    env = make_env(cfg.env, split=cfg.split, data_dir=cfg.data_dir, goals=cfg.goal_set,
-                   num_products=cfg.num_products)
-    policy = build_policy(cfg.policy, env, cfg.base_url, cfg.model_name)
-    return _Parties(env=env, policy=policy, critic=build_critic(cfg.critic, policy))
+    env = cfg.make()
+    policy = cfg.make_policy(env)
+    return _Parties(env=env, policy=policy, critic=make_critic(cfg.critic, policy=policy))
 
 
-def collect_goal(parties: _Parties, cfg: CollectConfig, goal_id: int) -> dict:
+class GuardedEnv:
+    """The unwrapped env as the search drives it, with failures made explicit: an
+    exception from the env, or a step that ends the episode on a crash report
+    (truncated, `info["reward_info"]["error"]` set, as the browser envs report a dead
+    browser), raises EnvCrashed instead of scoring the episode 0."""
+
+    def __init__(self, env: Any) -> None:
+        self._env = env.unwrapped
+        self.spec = env.spec  # its max_episode_steps is the search's depth limit
+
+    @property
+    def unwrapped(self) -> "GuardedEnv":
+        return self
+
+    def _call(self, method: str, *args: Any) -> Any:
+        try:
+            return getattr(self._env, method)(*args)
+        except Exception as exc:
+            raise EnvCrashed(f"the env failed in {method}(): {type(exc).__name__}: {exc}") from exc
+
+    def step(self, action: str) -> tuple:
+        out = self._call("step", action)
+        info = out[4]
+        crash = (info.get("reward_info") or {}).get("error") if out[3] else None
+        if crash:
+            raise EnvCrashed(f"the env crashed during a step: {crash}")
+        return out
+
+    def get_state(self) -> Any:
+        return self._call("get_state")
+
+    def set_state(self, state: Any) -> None:
+        self._call("set_state", state)
+
+    def observe(self) -> tuple:
+        return self._call("observe")
+
+
+def collect_goal(parties: _Parties, cfg: CollectConfig, identity: dict, goal_id: int) -> dict:
     """Search one goal and write its tree; returns its stats (flat)."""
     start = time.perf_counter()
     seed = goal_seed(cfg.seed, goal_id)
-    _, info = parties.env.reset(seed=seed, options={"goal_id": goal_id})
-    search_cfg = cfg.search_config(seed=seed)
-    tree = search_episode(parties.env, parties.policy, parties.critic, search_cfg)
+    try:
+        _, info = parties.env.reset(seed=seed, options={"goal_id": goal_id})
+    except Exception as exc:
+        raise EnvCrashed(f"the env failed in reset(): {type(exc).__name__}: {exc}") from exc
+    tree = search_episode(GuardedEnv(parties.env), parties.policy, parties.critic, cfg.search_config(seed=seed))
     records = tree.records()
     timings = tree.timings.as_dict()
     stats = {"simulations_run": timings["simulations"], "env_steps": timings["env_steps"],
              "seconds": time.perf_counter() - start,
              **{k: timings[k] for k in ("total_s", "env_s", "policy_s", "critic_s", "mcts_s")}}
-    config = {"critic": cfg.critic, "split": cfg.split, **dataclasses.asdict(search_cfg)}
     header = make_header(env_id=cfg.env, goal_id=goal_id, goal=info["goal"], seed=seed, policy=cfg.policy,
-                         config=config, best_path=tree.best_path)
+                         config=identity, best_path=tree.best_path,
+                         policy_fingerprint=identity["policy_fingerprint"])
     header = with_stats(header, records, stats)
     write_tree(tree_path(cfg.out, goal_id), header, records)
     return {"goal_id": goal_id, **header.stats}
 
 
-# Spawned workers keep their parties in this global, built once by the initializer.
-_WORKER: tuple[CollectConfig, _Parties] | None = None
-
-
-def _init_worker(cfg: CollectConfig) -> None:
-    global _WORKER
-    try:  # one torch thread per worker: N workers share the cores, and oversubscribed
-        import torch  # OpenMP threads spin-wait (measured: collection 10x slower)
-
-        torch.set_num_threads(1)
-    except ImportError:  # scripted policies need no torch
-        pass
-    _WORKER = (cfg, build_parties(cfg))
-
-
-def _collect_in_worker(goal_id: int) -> dict:
-    assert _WORKER is not None, "worker not initialized"
-    cfg, parties = _WORKER
+def collect_goal_safely(parties: _Parties, cfg: CollectConfig, identity: dict, goal_id: int) -> dict:
+    """`collect_goal`, with an exception turned into an error entry (KeyboardInterrupt still stops)."""
     try:
-        return collect_goal(parties, cfg, goal_id)
-    except Exception:  # reported to the parent, which goes on with the other goals
-        return {"goal_id": goal_id, "error": traceback.format_exc()}
+        return collect_goal(parties, cfg, identity, goal_id)
+    except EnvCrashed as exc:
+        return {"goal_id": goal_id, "error": f"{exc}\n{traceback.format_exc()}", "kind": INFRASTRUCTURE}
+    except Exception:
+        return {"goal_id": goal_id, "error": traceback.format_exc(), "kind": "error"}
+
+
+# ---------------------------------------------------------------------------
+# Worker processes.
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+class _Stop(BaseException):
+    """Raised in a worker told to stop: the goal in flight is abandoned (and its temp file removed)."""
+
+
+def _raise_stop(signum: int, frame: Any) -> None:
+    raise _Stop()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Fallback where the parent-death signal is missing: stop once reparented."""
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5.0)  # the main thread may be stuck in native code
+    os._exit(1)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Make this process get SIGTERM when `parent_pid` (its parent) dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent_pid:  # it died before the signal was armed
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watchdog", daemon=True).start()
+
+
+def _worker_main(cfg: CollectConfig, identity: dict, parent_pid: int, tasks: Any, results: Any) -> None:
+    """A worker: collect goals from `tasks` until None, sending ("start"|"done", pid, goal, result)."""
+    die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches every process; the collector decides
+    signal.signal(signal.SIGTERM, _raise_stop)
+    # one OpenMP/torch thread per worker: N workers share the cores, and oversubscribed
+    # OpenMP threads spin-wait (measured: collection 10x slower)
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    pid = os.getpid()
+    try:
+        parties = build_parties(cfg)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(1)
+        try:
+            while (goal_id := tasks.get()) is not None:
+                results.put(("start", pid, goal_id, None))
+                results.put(("done", pid, goal_id, collect_goal_safely(parties, cfg, identity, goal_id)))
+        finally:
+            parties.env.close()
+    except _Stop:  # the goal in flight is abandoned and its temp file gone; nothing else to flush
+        os._exit(0)  # now, not after the interpreter's teardown (seconds with torch loaded)
+
+
+def _stop_workers(procs: list, wait_s: float) -> None:
+    """Let workers exit for `wait_s`, then SIGTERM them (they abandon their goal), then SIGKILL."""
+    deadline = time.monotonic() + wait_s
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    deadline = time.monotonic() + 5.0
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+            p.join()
+
+
+def _dead_worker_results(procs: list, in_flight: dict[int, int]) -> list[dict]:
+    """Error entries for the goals of workers that died in them."""
+    out = []
+    for p in procs:
+        if not p.is_alive() and p.pid in in_flight:
+            goal_id = in_flight.pop(p.pid)
+            out.append({"goal_id": goal_id, "kind": INFRASTRUCTURE,
+                        "error": f"worker process {p.pid} died (exit code {p.exitcode}) in goal {goal_id}"})
+    return out
+
+
+def _run_in_workers(cfg: CollectConfig, identity: dict, todo: list[int], on_result) -> None:
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    tasks, results = context.Queue(), context.Queue()
+    for goal_id in todo:
+        tasks.put(goal_id)
+    n = min(cfg.workers, len(todo))
+    for _ in range(n):
+        tasks.put(None)
+    procs = [context.Process(target=_worker_main, args=(cfg, identity, os.getpid(), tasks, results),
+                             name=f"collect-worker-{i}", daemon=True) for i in range(n)]
+    for p in procs:
+        p.start()
+    in_flight: dict[int, int] = {}  # worker pid -> its goal
+    left = set(todo)
+    interrupted = True
+    try:
+        while left:
+            try:
+                kind, pid, goal_id, result = results.get(timeout=0.5)
+            except queue.Empty:
+                for r in _dead_worker_results(procs, in_flight):
+                    left.discard(r["goal_id"])
+                    on_result(r)
+                if not any(p.is_alive() for p in procs):
+                    for goal_id in sorted(left):
+                        on_result({"goal_id": goal_id, "kind": INFRASTRUCTURE,
+                                   "error": "not collected: every worker process had exited"})
+                    break
+                continue
+            if kind == "start":
+                in_flight[pid] = goal_id
+            else:
+                in_flight.pop(pid, None)
+                left.discard(goal_id)
+                on_result(result)
+        interrupted = False
+    finally:
+        tasks.cancel_join_thread()  # goals never started may stay queued
+        _stop_workers(procs, wait_s=0.0 if interrupted else 10.0)
+
+
+def _run_in_process(cfg: CollectConfig, identity: dict, todo: list[int], on_result) -> None:
+    parties = build_parties(cfg)
+    try:
+        for goal_id in todo:
+            on_result(collect_goal_safely(parties, cfg, identity, goal_id))
+    finally:
+        parties.env.close()
 
 
 # ---------------------------------------------------------------------------
 # The command.
 
 
-def _finished_stats(cfg: CollectConfig, goal_ids: range) -> tuple[dict[int, dict], list[int]]:
-    """Stats of the goals whose tree file exists and validates, and the goals to do."""
+def _finished_stats(cfg: CollectConfig, identity: dict) -> tuple[dict[int, dict], list[int]]:
+    """Stats of the goals whose tree validates and belongs to this collection, and the goals to do."""
     done: dict[int, dict] = {}
     todo = []
-    for goal_id in goal_ids:
+    for goal_id in cfg.goal_ids:
         path = tree_path(cfg.out, goal_id)
         try:
             header, nodes = read_tree(path)
         except FileNotFoundError:
             todo.append(goal_id)
+            continue
         except (OSError, TreeFormatError) as exc:
             print(f"collect: {exc}; collecting goal {goal_id} again", file=sys.stderr)
             todo.append(goal_id)
-        else:
-            done[goal_id] = {"goal_id": goal_id, **(header.stats or {}), **TreeIndex.build(header, nodes).stats()}
+            continue
+        if header.config != identity or header.policy_fingerprint != identity["policy_fingerprint"]:
+            print(f"collect: {path} was collected with another policy or settings "
+                  f"(policy fingerprint {header.policy_fingerprint}); collecting goal {goal_id} again",
+                  file=sys.stderr)
+            todo.append(goal_id)
+            continue
+        done[goal_id] = {"goal_id": goal_id, **(header.stats or {}), **TreeIndex.build(header, nodes).stats()}
     return done, todo
-
-
-def _advance(bar, results: list[dict]) -> None:
-    done = [r for r in results if "error" not in r]
-    bar.set_postfix(success=f"{sum(r['success'] for r in done) / max(1, len(done)):.2f}",
-                    failed=len(results) - len(done), refresh=False)
-    bar.update(1)
-
-
-def _run_in_process(cfg: CollectConfig, todo: list[int], bar) -> list[dict]:
-    parties = build_parties(cfg)
-    results = []
-    try:
-        for goal_id in todo:
-            try:
-                results.append(collect_goal(parties, cfg, goal_id))
-            except Exception:
-                results.append({"goal_id": goal_id, "error": traceback.format_exc()})
-            _advance(bar, results)
-    finally:
-        parties.env.close()
-    return results
-
-
-def _run_in_workers(cfg: CollectConfig, todo: list[int], bar) -> list[dict]:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
-
-    results = []
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(cfg.workers, len(todo)), mp_context=context,
-                             initializer=_init_worker, initargs=(cfg,)) as pool:
-        futures = {pool.submit(_collect_in_worker, g): g for g in todo}
-        for future in as_completed(futures):
-            try:
-                results.append(future.result())
-            except BrokenProcessPool as exc:
-                results.append({"goal_id": futures[future], "error": f"worker process died: {exc}"})
-            _advance(bar, results)
-    return results
 
 
 def summarize_trees(stats: list[dict]) -> dict:
@@ -263,55 +481,109 @@ def summarize_trees(stats: list[dict]) -> dict:
     }
 
 
+def _summary(cfg: CollectConfig, identity: dict, done: dict[int, dict], results: list[dict],
+             seconds: float, interrupted: bool) -> dict:
+    new = [r for r in results if "error" not in r]
+    failed = sorted((r for r in results if "error" in r), key=lambda r: r["goal_id"])
+    infra = [r["goal_id"] for r in failed if r["kind"] == INFRASTRUCTURE]
+    search_s = sum(s["total_s"] for s in new)
+    simulations_run = sum(s["simulations_run"] for s in new)
+    return {
+        **summarize_trees(sorted([*done.values(), *new], key=lambda s: s["goal_id"])),
+        "collected": len(new), "skipped": len(done), "failed": [r["goal_id"] for r in failed],
+        "infrastructure_errors": {"count": len(infra), "goal_ids": infra},
+        "errors": [{"goal_id": r["goal_id"], "kind": r["kind"], "error": r["error"].strip().splitlines()[-1]}
+                   for r in failed],
+        "interrupted": interrupted, "seconds": seconds, "simulations_run": simulations_run,
+        "simulations_per_second": simulations_run / search_s if search_s > 0 else 0.0,
+        "mcts_share": sum(s["mcts_s"] for s in new) / search_s if search_s > 0 else 0.0,
+        "env": cfg.env, "policy": cfg.policy, "critic": cfg.critic, "split": cfg.split,
+        "goal_range": cfg.goal_range, "out": cfg.out, "config": identity, "command": " ".join(sys.argv),
+    }
+
+
+def format_summary(summary: dict) -> str:
+    """The line `webgrove collect` prints."""
+    infra = summary["infrastructure_errors"]["count"]
+    return (f"collect: {summary['trees']} trees ({summary['collected']} new, {summary['skipped']} already there"
+            + (f", {len(summary['failed'])} failed ({infra} infrastructure errors)" if summary["failed"] else "")
+            + f"), {summary['nodes']} nodes, best-path success rate {summary['success_rate']:.3f} "
+            f"in {summary['seconds']:.1f}s -> {summary['out']}")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the run like Ctrl-C (main thread only; elsewhere signals stay as they are)."""
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_collect(cfg: CollectConfig) -> dict:
     """Collect the missing trees of the goal range and write DIR/summary.json.
 
     Raises:
-        CollectError: when some goals failed; every finished tree is on disk and a
-            rerun collects the rest.
+        CollectionBusy: another run holds DIR.
+        CollectionMismatch: DIR holds a collection made with other settings (see --force-new).
+        CollectError: some goals failed; every finished tree is on disk and a rerun
+            collects the rest.
+        KeyboardInterrupt: on SIGINT or SIGTERM, after the summary of what finished.
     """
     from tqdm import tqdm
 
+    from webgrove.agents.fingerprint import policy_fingerprint
+
     start = time.perf_counter()
-    goal_ids = parse_goals(cfg.goals)
-    Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    done, todo = _finished_stats(cfg, goal_ids)
-    bar = tqdm(total=len(goal_ids), initial=len(done), desc=f"collect {cfg.policy}",
-               unit="tree", disable=not cfg.progress)
-    try:
-        if not todo:
-            results = []
-        elif cfg.workers == 1:
-            results = _run_in_process(cfg, todo, bar)
-        else:
-            results = _run_in_workers(cfg, todo, bar)
-    finally:
-        bar.close()
-    new = [r for r in results if "error" not in r]
-    failed = sorted((r for r in results if "error" in r), key=lambda r: r["goal_id"])
-    all_stats = sorted([*done.values(), *new], key=lambda s: s["goal_id"])
-    seconds = time.perf_counter() - start
-    simulations_run = sum(s["simulations_run"] for s in new)
-    search_s = sum(s["total_s"] for s in new)
-    summary = {
-        **summarize_trees(all_stats),
-        "collected": len(new), "skipped": len(done), "failed": [r["goal_id"] for r in failed],
-        "seconds": seconds,
-        "simulations_run": simulations_run,
-        "simulations_per_second": simulations_run / search_s if search_s > 0 else 0.0,
-        "mcts_share": sum(s["mcts_s"] for s in new) / search_s if search_s > 0 else 0.0,
-        "env": cfg.env, "policy": cfg.policy, "critic": cfg.critic, "split": cfg.split, "goals": cfg.goals,
-        "config": dataclasses.asdict(cfg), "command": " ".join(sys.argv),
-    }
-    write_json_atomic(Path(cfg.out) / SUMMARY_FILE, summary)
-    print(f"collect: {summary['trees']} trees ({len(new)} new, {len(done)} already there), "
-          f"{summary['nodes']} nodes, best-path success rate {summary['success_rate']:.3f} "
-          f"in {seconds:.1f}s -> {cfg.out}")
-    if failed:
-        for r in failed:
-            print(f"collect: goal {r['goal_id']} failed:\n{r['error']}", file=sys.stderr)
-        raise CollectError(f"{len(failed)} goal(s) failed: {[r['goal_id'] for r in failed]}; "
-                           f"the {summary['trees']} finished trees are in {cfg.out}; "
-                           "rerun the same command to collect the rest")
+    identity = collection_identity(cfg, policy_fingerprint(cfg.policy, cfg.base_url, cfg.model_name))
+    with collection_lock(cfg.out), _sigterm_as_interrupt():
+        open_collection(cfg, identity)
+        remove_stale_temp_files(cfg.out)
+        done, todo = _finished_stats(cfg, identity)
+        results: list[dict] = []
+        bar = tqdm(total=len(cfg.goal_ids), initial=len(done), desc=f"collect {Path(cfg.policy).name}",
+                   unit="tree", disable=cfg.bar_disable)
+
+        def on_result(result: dict) -> None:
+            results.append(result)
+            if result.get("kind") == "error":  # a bug or a policy failure: its traceback, once
+                print(f"collect: goal {result['goal_id']} failed:\n{result['error']}", file=sys.stderr)
+            ok = [r for r in results if "error" not in r]
+            bar.set_postfix(success=f"{sum(r['success'] for r in ok) / max(1, len(ok)):.2f}",
+                            failed=len(results) - len(ok), refresh=False)
+            bar.update(1)
+
+        interrupted = True
+        try:
+            if todo:
+                run = _run_in_process if cfg.workers == 1 else _run_in_workers
+                run(cfg, identity, todo, on_result)
+            interrupted = False
+        finally:
+            bar.close()
+            summary = _summary(cfg, identity, done, results, time.perf_counter() - start, interrupted)
+            write_json_atomic(Path(cfg.out) / SUMMARY_FILE, summary)
+            if cfg.json:
+                write_json_atomic(cfg.json, summary)
+    _raise_for_failures(summary)
     return summary
 
+
+def _raise_for_failures(summary: dict) -> None:
+    failed = summary["failed"]
+    if not failed:
+        return
+    for e in summary["errors"]:
+        print(f"collect: goal {e['goal_id']} failed ({e['kind']}): {e['error']}", file=sys.stderr)
+    infra = summary["infrastructure_errors"]
+    raise CollectError(f"{len(failed)} goal(s) failed: {failed} ({infra['count']} infrastructure errors: "
+                       f"{infra['goal_ids']}); the {summary['trees']} finished trees are in {summary['out']}; "
+                       "rerun the same command to collect the rest")

@@ -112,9 +112,10 @@ def collect_config(cfg: ImproveConfig, policy: str, goals: str, out: str | Path)
     """The `webgrove collect` settings the loop uses (the demo collects its baselines' trees alike)."""
     from webgrove.search.collect import CollectConfig
 
+    # force_new: the loop owns its folders; trees of a model since retrained are collected anew
     return CollectConfig(env=cfg.env, policy=policy, split="train", goal_range=goals,
                          out=str(out), workers=cfg.workers, **group_values(cfg, SearchArgs), seed=cfg.seed,
-                         num_products=cfg.num_products, progress=cfg.progress)
+                         num_products=cfg.num_products, progress=cfg.progress, force_new=True)
 
 
 def dpo_config(cfg: ImproveConfig, start_model: str, pairs: str | Path, out: str | Path):

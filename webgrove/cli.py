@@ -46,10 +46,14 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str, str]] = {
                        "supervised fine-tuning on prompt/completion rows (loss on completions only)"),
     ("train", "dpo"): ("webgrove.training.dpo", "DPORunConfig", "run_dpo",
                        "off-policy DPO on preference pairs (TRL + PEFT LoRA; reference log-probs from the trees)"),
+    ("train", "critic"): ("webgrove.training.critic_train", "CriticRunConfig", "run_critic",
+                          "the learned self-critic: the policy's model trained on earlier trees' Q-values"),
     ("train", "merge"): ("webgrove.training.sft", "MergeConfig", "run_merge",
                          "merge a LoRA adapter into its base model as a plain model directory"),
     ("shop", "serve"): ("webgrove.envs.shop.server", "ShopServeConfig", "run_shop_serve",
                         "serve the shop on 127.0.0.1 to use in a browser (the purchase page shows the reward)"),
+    ("booking", "serve"): ("webgrove.envs.booking.server", "BookingServeConfig", "run_booking_serve",
+                           "serve the restaurant-booking site on 127.0.0.1 to use in a browser (/new?goal_id=N)"),
     ("rise", "collect"): ("webgrove.training.rise", "RiseCollectConfig", "run_rise_collect",
                           "RISE data: multi-attempt rollouts with feedback and improved next attempts"),
     ("rise", "rows"): ("webgrove.training.rise", "RiseRowsConfig", "run_rise_rows",
@@ -248,7 +252,13 @@ def rollout_warnings(s: dict) -> list[str]:
     return []
 
 
-FORMATTERS: dict[tuple[str, ...], Callable[[dict], str]] = {("rollout",): format_rollout}
+def format_collect(summary: dict) -> str:
+    from webgrove.search.collect import format_summary
+
+    return format_summary(summary)
+
+
+FORMATTERS: dict[tuple[str, ...], Callable[[dict], str]] = {("rollout",): format_rollout, ("collect",): format_collect}
 WARNINGS: dict[tuple[str, ...], Callable[[dict], list[str]]] = {("rollout",): rollout_warnings}
 
 

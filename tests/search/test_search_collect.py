@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from webgrove.search.collect import CollectConfig, CollectError, goal_seed, parse_goals, run_collect, tree_path
+from webgrove.envs.errors import UsageError
+from webgrove.search.collect import CollectConfig, CollectError, goal_seed, run_collect, tree_path
 from webgrove.search.tree import read_tree
 
 TOY = dict(env="toy_env:ToyTree-v0", policy="toy_env:make_policy", critic="toy_env:make_critic",
@@ -20,29 +21,26 @@ def _snapshot(out):
     return {p.name: p.read_bytes() for p in sorted(out.glob("goal_*.jsonl"))}
 
 
-def test_parse_goals_and_seeds():
-    assert parse_goals("3:7") == range(3, 7)
-    assert parse_goals(" 0 : 1 ") == range(0, 1)
-    for bad in ("5", "7:3", "2:2", "a:b", "-1:3"):
-        with pytest.raises(ValueError, match="goals"):
-            parse_goals(bad)
-    assert goal_seed(0, 1) == goal_seed(0, 1)
+def test_goal_seeds_differ_by_seed_and_goal():
     assert len({goal_seed(s, g) for s in range(3) for g in range(50)}) == 150
 
 
 def test_config_validates():
-    with pytest.raises(ValueError, match="workers"):
+    with pytest.raises(UsageError, match="workers"):
         CollectConfig(workers=0)
-    with pytest.raises(ValueError, match="alpha"):
+    with pytest.raises(UsageError, match="alpha"):
         CollectConfig(alpha=2.0)
-    with pytest.raises(ValueError, match="base-url"):
+    with pytest.raises(UsageError, match="base-url"):
         CollectConfig(policy="openai")
+    with pytest.raises(UsageError, match="goal-range"):
+        CollectConfig(goal_range="5:2")
 
 
 def test_collect_writes_one_valid_tree_per_goal(tmp_path):
-    summary = run_collect(_config(tmp_path, goals="2:5"))
+    summary = run_collect(_config(tmp_path, goal_range="2:5"))
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "goal_00002.jsonl", "goal_00003.jsonl", "goal_00004.jsonl", "summary.json"]
+        ".collect.lock", "collection.json", "goal_00002.jsonl", "goal_00003.jsonl", "goal_00004.jsonl",
+        "summary.json"]
     for goal_id in (2, 3, 4):
         header, nodes = read_tree(tree_path(tmp_path, goal_id))
         assert header.goal_id == goal_id and header.env_id == TOY["env"]
@@ -56,14 +54,14 @@ def test_collect_writes_one_valid_tree_per_goal(tmp_path):
     assert 0 <= summary["success_rate"] <= 1 and summary["simulations_per_second"] > 0
     # a rerun has nothing to do and leaves every tree as it was
     before = _snapshot(tmp_path)
-    again = run_collect(_config(tmp_path, goals="2:5"))
+    again = run_collect(_config(tmp_path, goal_range="2:5"))
     assert again["collected"] == 0 and again["skipped"] == 3 and again["trees"] == 3
     assert _snapshot(tmp_path) == before
 
 
 def test_collection_is_deterministic_for_a_fixed_seed(tmp_path):
     for name in ("a", "b"):
-        run_collect(_config(tmp_path / name, goals="0:2", seed=9))
+        run_collect(_config(tmp_path / name, goal_range="0:2", seed=9))
     for goal_id in (0, 1):
         assert read_tree(tree_path(tmp_path / "a", goal_id))[1] == read_tree(tree_path(tmp_path / "b", goal_id))[1]
 
@@ -71,7 +69,7 @@ def test_collection_is_deterministic_for_a_fixed_seed(tmp_path):
 def test_a_failing_goal_loses_nothing_and_a_rerun_resumes(tmp_path, monkeypatch):
     monkeypatch.setenv("WEBGROVE_TEST_CRASH", f"3:raise:{tmp_path / 'crashed'}")
     out = tmp_path / "trees"
-    cfg = _config(out, goals="0:6", policy="toy_env:make_crash_policy")
+    cfg = _config(out, goal_range="0:6", policy="toy_env:make_crash_policy")
     with pytest.raises(CollectError, match=r"\[3\].*rerun") as err:
         run_collect(cfg)
     assert "5 finished trees" in str(err.value)
@@ -86,10 +84,10 @@ def test_a_failing_goal_loses_nothing_and_a_rerun_resumes(tmp_path, monkeypatch)
 
 
 def test_an_invalid_tree_file_is_collected_again(tmp_path):
-    run_collect(_config(tmp_path, goals="0:2"))
+    run_collect(_config(tmp_path, goal_range="0:2"))
     path = tree_path(tmp_path, 1)
     path.write_text(path.read_text()[:-30])
-    summary = run_collect(_config(tmp_path, goals="0:2"))
+    summary = run_collect(_config(tmp_path, goal_range="0:2"))
     assert summary["collected"] == 1 and summary["skipped"] == 1
     read_tree(path)
 
@@ -99,7 +97,7 @@ def test_a_killed_worker_loses_nothing_and_a_rerun_resumes(tmp_path, monkeypatch
     """A worker process dies (os._exit) on goal 1; two spawned workers."""
     monkeypatch.setenv("WEBGROVE_TEST_CRASH", f"1:exit:{tmp_path / 'crashed'}")
     out = tmp_path / "trees"
-    cfg = _config(out, goals="0:4", workers=2, policy="toy_env:make_crash_policy")
+    cfg = _config(out, goal_range="0:4", workers=2, policy="toy_env:make_crash_policy")
     with pytest.raises(CollectError, match="rerun"):
         run_collect(cfg)
     assert (tmp_path / "crashed").exists()
@@ -117,7 +115,7 @@ def test_the_collect_command(tmp_path, capsys):
     from webgrove.cli import main
 
     argv = ["collect", "--env", TOY["env"], "--policy", TOY["policy"], "--critic", TOY["critic"],
-            "--goals", "0:2", "--simulations", "3", "--k", "2", "--out", str(tmp_path), "--no-progress"]
+            "--goal-range", "0:2", "--simulations", "3", "--k", "2", "--out", str(tmp_path), "--no-progress"]
     assert main(argv) == 0
     assert "2 trees (2 new" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.glob("goal_*")) == ["goal_00000.jsonl", "goal_00001.jsonl"]
@@ -131,7 +129,7 @@ def test_collect_on_the_shop_with_the_rule_policy_and_lexical_critic(tmp_path):
     from webgrove.search.tree import TreeIndex
 
     cfg = CollectConfig(env="webgrove/WebShop-v0", policy="rule", critic="lexical", split="train",
-                        goals="0:2", simulations=3, k=3, out=str(tmp_path), progress=False)
+                        goal_range="0:2", simulations=3, k=3, out=str(tmp_path), progress=False)
     summary = run_collect(cfg)
     assert summary["trees"] == 2 and summary["failed"] == []
     env = make_env("webgrove/WebShop-v0", split="train")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import string
+import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -96,8 +97,21 @@ class ToyEnv(gym.Env):
         self.goal_id, self.picks, self.done = state
 
 
+class CrashingToyEnv(ToyEnv):
+    """ToyEnv whose "browser" dies in goal 1: its first step ends the episode truncated with a
+    crash report (as the browser envs report a dead browser), reward 0."""
+
+    def step(self, action: str):
+        if self.goal_id == 1:
+            obs, info = self.observe()
+            info.update(error="the browser died", reward_info={"error": "the browser died"})
+            return obs, 0.0, False, True, info
+        return super().step(action)
+
+
 if ENV_ID not in registry:
     register(id=ENV_ID, entry_point=ToyEnv, max_episode_steps=5)
+    register(id="ToyTreeCrash-v0", entry_point=CrashingToyEnv, max_episode_steps=5)
 
 
 class ToyPolicy(ScriptedPolicy):
@@ -169,9 +183,34 @@ class CrashOncePolicy(ToyPolicy):
         return super().propose(ctx, k, rng)
 
 
+class SlowPolicy(ToyPolicy):
+    """ToyPolicy that thinks for `WEBGROVE_TEST_SLOW` seconds (default 0.02) per proposal, so that
+    a collection lasts long enough to be interrupted."""
+
+    def propose(self, ctx, k, rng):
+        time.sleep(float(os.environ.get("WEBGROVE_TEST_SLOW", "0.02")))
+        return super().propose(ctx, k, rng)
+
+
 # Factories for `webgrove collect --policy toy_env:make_policy --critic toy_env:make_critic`.
 def make_policy(env=None):
     return ToyPolicy()
+
+
+def make_slow_policy(env=None):
+    return SlowPolicy()
+
+
+def make_versioned_policy(env=None):
+    return ToyPolicy()
+
+
+def _version() -> str:
+    """The "weights" of the versioned policy: what `WEBGROVE_TEST_POLICY_VERSION` says."""
+    return os.environ.get("WEBGROVE_TEST_POLICY_VERSION", "1")
+
+
+make_versioned_policy.fingerprint = _version
 
 
 def make_crash_policy(env=None):
