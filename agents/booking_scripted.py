@@ -264,3 +264,15 @@ class BookingOraclePolicy(BookingScripted):
         more = page.find("link", "Next page")
         return click(more) if more else None
 
+
+
+def booking_policy(spec: str, env) -> ScriptedPolicy | None:
+    """The booking agent a scripted spec ("oracle", "rule", "random") names for a booking
+    env; None when `env` is not one (then the shop's agents apply)."""
+    from webgrove.envs.booking.task import BookingTask
+
+    if not isinstance(getattr(getattr(env, "unwrapped", env), "task", None), BookingTask):
+        return None
+    if spec == "oracle":
+        return BookingOraclePolicy(env)
+    return {"rule": BookingRulePolicy, "random": BookingRandomPolicy}[spec]()

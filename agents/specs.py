@@ -113,7 +113,10 @@ def make_policy(spec: str, env: Any = None, base_url: str | None = None, model_n
 
         if opts:
             raise UsageError(f"policy {spec!r} is scripted and takes no options (got {', '.join(sorted(opts))})")
+        from webgrove.agents.booking_scripted import booking_policy
 
+        if (booking := booking_policy(spec, env)) is not None:  # webgrove/Booking-v0 pages
+            return booking
         if spec == "oracle":
             if env is None:
                 raise UsageError("policy 'oracle' needs the env (it reads the target product from it)")
