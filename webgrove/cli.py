@@ -54,8 +54,6 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str, str]] = {
                         "serve the shop on 127.0.0.1 to use in a browser (the purchase page shows the reward)"),
     ("booking", "serve"): ("webgrove.envs.booking.server", "BookingServeConfig", "run_booking_serve",
                            "serve the restaurant-booking site on 127.0.0.1 to use in a browser (/new?goal_id=N)"),
-    ("booking", "serve"): ("webgrove.envs.booking.server", "BookingServeConfig", "run_booking_serve",
-                           "serve the restaurant-booking site on 127.0.0.1 to use in a browser (/new?goal_id=N)"),
     ("rise", "collect"): ("webgrove.training.rise", "RiseCollectConfig", "run_rise_collect",
                           "RISE data: multi-attempt rollouts with feedback and improved next attempts"),
     ("rise", "rows"): ("webgrove.training.rise", "RiseRowsConfig", "run_rise_rows",
