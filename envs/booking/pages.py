@@ -236,7 +236,7 @@ def _availability(r: Restaurant, query: Query, free: list[int], hours: tuple[int
     else:
         before = [m for m in free if m < t]
         after = [m for m in free if m > t]
-        alts = [m for m in (before[-1:] + after[:1])]
+        alts = before[-1:] + after[:1]
         if alts:
             links = " or ".join(f'<a href="{e(slot_url(r, query.date, m, query.party))}">{format_time(m)}</a>'
                                 for m in alts)

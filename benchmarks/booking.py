@@ -1,0 +1,221 @@
+"""webgrove/Booking-v0: oracle and random success, fork vs replay restore, 8 envs in parallel.
+
+    python benchmarks/booking.py --oracle-goals 200 --random-goals 50 --depth 10 --parallel 8
+
+Prints a table and writes benchmarks/results/booking.json with the exact command.
+Timings are taken while other work may share the CPU: compare the ratios within one run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import webgrove.envs  # noqa: F401  (registers the ids)
+from webgrove.agents.base import context_from
+from webgrove.agents.booking_scripted import BookingOraclePolicy, BookingRandomPolicy
+
+RESULTS = Path(__file__).parent / "results" / "booking.json"
+
+
+def episodes(env, policy, goal_ids, seed=0) -> dict:
+    rng = np.random.default_rng(seed)
+    rewards, steps, t0 = [], 0, time.perf_counter()
+    for goal_id in goal_ids:
+        obs, info = env.reset(seed=seed + goal_id, options={"goal_id": goal_id})
+        history, reward = [], 0.0
+        while True:
+            action = policy.act(context_from(obs, info, history), rng)
+            obs, reward, term, trunc, info = env.step(action)
+            history.append(action)
+            steps += 1
+            if term or trunc:
+                break
+        rewards.append(float(reward))
+    seconds = time.perf_counter() - t0
+    return {"episodes": len(rewards), "success_rate": sum(r >= 1.0 for r in rewards) / len(rewards),
+            "score": 100 * statistics.mean(rewards), "steps": steps, "steps_per_second": steps / seconds,
+            "failed_goals": [g for g, r in zip(goal_ids, rewards) if r < 1.0][:20]}
+
+
+def restore_timing(env, depth: int, goal_ids, repeats: int = 3) -> dict:
+    """Median seconds to restore the state at `depth` by fork and by replay; observations compared."""
+    u = env.unwrapped
+    oracle = BookingOraclePolicy(env)
+    fork_s, replay_s, identical = [], [], True
+    for goal_id in goal_ids:
+        obs, info = env.reset(options={"goal_id": goal_id})
+        history = []
+        for _ in range(depth):
+            action = oracle.act(context_from(obs, info, history))
+            history.append(action)
+            obs, _, term, _, info = env.step(action)
+        state = u.get_state()
+        replay_state = type(state)(state.seed, state.options, state.actions, state.axtree)
+        for _ in range(repeats):
+            for s, out in ((state, fork_s), (replay_state, replay_s)):
+                t0 = time.perf_counter()
+                u.set_state(s)
+                out.append(time.perf_counter() - t0)
+                identical &= u.observe()[0] == obs
+    fork, replay = statistics.median(fork_s), statistics.median(replay_s)
+    return {"depth": depth, "fork_median_s": fork, "replay_median_s": replay, "speedup": replay / fork,
+            "identical_observations": identical, "restores": len(fork_s)}
+
+
+def _worker(index: int, steps: int, barrier, queue) -> None:
+    import gymnasium as gym
+
+    env = gym.make("webgrove/Booking-v0", split="test")
+    policy = BookingRandomPolicy()
+    rng = np.random.default_rng(index)
+    obs, info = env.reset(options={"goal_id": index})
+    barrier.wait()
+    t0, history = time.perf_counter(), []
+    for i in range(steps):
+        action = policy.act(context_from(obs, info, history), rng)
+        obs, _, term, trunc, info = env.step(action)
+        history.append(action)
+        if i == steps // 2:
+            queue.put(("mid", index, os.getpid()))
+        if term or trunc:
+            obs, info = env.reset(options={"goal_id": index})
+            history = []
+    seconds = time.perf_counter() - t0
+    env.close()
+    queue.put(("done", index, steps / seconds))
+
+
+def _tree_rss_mb(root: int) -> float:
+    """Resident memory of a process and all its descendants (MB), from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+            rss[int(entry.name)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack += children.get(pid, [])
+    return total / 2**20
+
+
+def _chromium_descendants(root: int) -> int:
+    count = 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"chrom" in (entry / "cmdline").read_bytes().lower() and _descends(int(entry.name), root):
+                    count += 1
+            except OSError:
+                continue
+    return count
+
+
+def _descends(pid: int, root: int) -> bool:
+    while pid > 1:
+        if pid == root:
+            return True
+        try:
+            pid = int((Path(f"/proc/{pid}/stat")).read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+    return False
+
+
+def parallel(n: int, steps: int) -> dict:
+    """n processes, each one env with its own Chromium, stepping a random agent at once."""
+    ctx = mp.get_context("spawn")
+    barrier, queue = ctx.Barrier(n), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(i, steps, barrier, queue)) for i in range(n)]
+    for p in procs:
+        p.start()
+    mids, rates, memory = [], [], []
+    t0 = time.perf_counter()
+    while len(rates) < n:
+        kind, index, value = queue.get(timeout=600)
+        if kind == "mid":
+            mids.append(value)
+            if len(mids) == n:
+                memory = [_tree_rss_mb(pid) for pid in mids]
+        else:
+            rates.append(value)
+    wall = time.perf_counter() - t0
+    for p in procs:
+        p.join(timeout=30)
+    left = _chromium_descendants(os.getpid())
+    return {"envs": n, "steps_per_env": steps, "total_steps_per_second": n * steps / wall,
+            "mean_env_steps_per_second": statistics.mean(rates),
+            "memory_per_env_mb": statistics.mean(memory) if memory else None,
+            "chromium_left_after_close": left}
+
+
+def print_table(results: dict) -> None:
+    rows = []
+    for name in ("oracle", "random"):
+        if name in results:
+            r = results[name]
+            rows.append((f"{name} success (test goals 0..{r['episodes'] - 1})", f"{100 * r['success_rate']:.1f}%",
+                         f"score {r['score']:.1f}, {r['steps_per_second']:.1f} steps/s"))
+    if "restore" in results:
+        r = results["restore"]
+        rows.append((f"restore at depth {r['depth']}: fork vs replay", f"{r['speedup']:.1f}x",
+                     f"{1000 * r['fork_median_s']:.0f} ms vs {1000 * r['replay_median_s']:.0f} ms median, "
+                     f"identical observations: {r['identical_observations']}"))
+    if "parallel" in results:
+        r = results["parallel"]
+        rows.append((f"{r['envs']} envs in parallel", f"{r['total_steps_per_second']:.1f} steps/s",
+                     f"{r['memory_per_env_mb']:.0f} MB per env, Chromium left after close: "
+                     f"{r['chromium_left_after_close']}"))
+    width = max(len(r[0]) for r in rows)
+    for label, value, detail in rows:
+        print(f"{label:<{width}}  {value:>12}  {detail}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--oracle-goals", type=int, default=200, help="test goals for the oracle (0 skips)")
+    parser.add_argument("--random-goals", type=int, default=50, help="test goals for the random agent (0 skips)")
+    parser.add_argument("--depth", type=int, default=10, help="restore depth for fork vs replay (0 skips)")
+    parser.add_argument("--restore-goals", type=int, default=5, help="goals to time restores on")
+    parser.add_argument("--parallel", type=int, default=8, help="envs in parallel (0 skips)")
+    parser.add_argument("--parallel-steps", type=int, default=40, help="random steps per parallel env")
+    parser.add_argument("--out", default=str(RESULTS), help="JSON output")
+    args = parser.parse_args()
+    import gymnasium as gym
+
+    results: dict = {"command": "python " + " ".join(sys.argv), "note": "timings on a shared CPU: compare ratios"}
+    env = gym.make("webgrove/Booking-v0", split="test")
+    try:
+        if args.oracle_goals:
+            results["oracle"] = episodes(env, BookingOraclePolicy(env), range(args.oracle_goals))
+        if args.random_goals:
+            results["random"] = episodes(env, BookingRandomPolicy(), range(args.random_goals))
+        if args.depth:
+            results["restore"] = restore_timing(env, args.depth, range(args.restore_goals))
+    finally:
+        env.close()
+    if args.parallel:
+        results["parallel"] = parallel(args.parallel, args.parallel_steps)
+    print_table(results)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
