@@ -42,14 +42,15 @@ def run_episode(env, act: Actor, goal_id: int, seed: int) -> EpisodeResult:
                          steps=len(history), actions=history, errors=errors)
 
 
-def summarize(results: list[EpisodeResult], seconds: float) -> dict:
-    """WebShop's metrics: success rate (0-1) and score (100 x mean reward), plus speed."""
+def summarize(results: list[EpisodeResult], seconds: float, seed: int = 0) -> dict:
+    """WebShop's metrics: success rate (0-1) and score (100 x mean reward), each with its 95%
+    interval (`webgrove.stats.outcome_summary`), plus speed."""
+    from webgrove.stats import outcome_summary
+
     n = len(results)
     steps = sum(r.steps for r in results)
     return {
-        "episodes": n,
-        "success_rate": sum(r.success for r in results) / n if n else 0.0,
-        "score": 100.0 * sum(r.reward for r in results) / n if n else 0.0,
+        **outcome_summary([r.reward for r in results], [r.success for r in results], seed=seed),
         "mean_steps": steps / n if n else 0.0,
         "steps_per_second": steps / seconds if seconds > 0 else 0.0,
         "seconds": seconds,

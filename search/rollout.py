@@ -11,7 +11,6 @@ processes. Results carry WebShop's metrics (`webgrove.agents.episode.summarize`)
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,6 +23,7 @@ from webgrove.envs.errors import UsageError
 from webgrove.envs.make import EnvArgs, OutputArgs
 from webgrove.envs.make import make_env as _make_env
 from webgrove.search.args import SearchArgs
+from webgrove.io import write_json_atomic
 
 
 def make_env(env_id: str, split: str = "test", data_dir: str | None = None, goals: str = "synthetic",
@@ -150,18 +150,32 @@ def run_many(cfgs: list[RolloutConfig], workers: int = 1) -> tuple[list[list[Epi
     return [sorted(r, key=lambda e: e.goal_id) for r in results], seconds
 
 
+def policy_fingerprint_of(cfg: RolloutConfig) -> str | None:
+    """The evaluated policy's fingerprint (`webgrove.agents.fingerprint`); None if it has none."""
+    from webgrove.agents.fingerprint import policy_fingerprint
+
+    try:
+        return policy_fingerprint(cfg.policy, cfg.base_url, cfg.model_name)
+    except UsageError:
+        return None
+
+
 def summarize_rollout(cfg: RolloutConfig, results: list[EpisodeResult], seconds: float) -> dict:
-    """WebShop's metrics of one rollout and what it ran; written to `cfg.json` when set."""
-    summary = summarize(results, seconds)
-    summary.update(policy=cfg.policy, env=cfg.env, split=cfg.split, mcts=cfg.mcts,
-                   simulations=cfg.simulations if cfg.mcts else 0, critic=cfg.critic if cfg.mcts else None,
-                   goal_ids=[r.goal_id for r in results], rewards=[r.reward for r in results])
+    """WebShop's metrics of one rollout with their 95% intervals, the per-goal outcomes (so two
+    rollouts on the same goals compare goal by goal, `webgrove.stats.paired_comparison`), and
+    what ran: seeds, the policy's fingerprint, package versions and the command. Written to
+    `cfg.json` when set."""
+    from webgrove.provenance import provenance
+
+    summary = summarize(results, seconds, seed=cfg.seed)
+    summary.update(policy=cfg.policy, policy_fingerprint=policy_fingerprint_of(cfg), env=cfg.env,
+                   split=cfg.split, mcts=cfg.mcts, simulations=cfg.simulations if cfg.mcts else 0,
+                   critic=cfg.critic if cfg.mcts else None, seed=cfg.seed,
+                   episode_seeds=[cfg.seed + i for i in range(len(results))],
+                   goal_ids=[r.goal_id for r in results], rewards=[r.reward for r in results],
+                   successes=[r.success for r in results], provenance=provenance())
     if cfg.json:
-        path = Path(cfg.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(dict(summary, config=asdict(cfg)), indent=2) + "\n")
-        os.replace(tmp, path)
+        write_json_atomic(cfg.json, dict(summary, config=asdict(cfg)), allow_nan=True)
     return summary
 
 

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from webgrove.agents.prompts import ACTION_CUE, action_completion
+from webgrove.envs.shop.actions import (RESERVED_LABELS, SEARCH, click_label, is_product_id, is_shop_action,
+                                        parse_action)
 from webgrove.training.choice import sibling_candidates
 from webgrove.io import write_jsonl_atomic
 from webgrove.search.tree import NodeRecord, TreeIndex, read_tree
@@ -86,14 +88,49 @@ def value_gap_pairs(values: list[float], theta: float) -> list[tuple[int, int]]:
     return out
 
 
+ACTION_KINDS = ("query", "product", "option", "navigation", "other")
+
+
+def action_kind(action: str) -> str:
+    """What a shop action decides: "query" (search[...]), "product" (a result's id),
+    "navigation" (pages, sub-pages, Buy Now) or "option" (any other click); "other" outside
+    the shop's grammar."""
+    if not is_shop_action(action):
+        return "other"
+    if parse_action(action)[0] == SEARCH:
+        return "query"
+    label = click_label(action)
+    if is_product_id(label):
+        return "product"
+    return "navigation" if label in RESERVED_LABELS else "option"
+
+
+def pair_kind(chosen: str, rejected: str) -> str:
+    """The kind of a pair: its actions' kind, or both kinds joined by "/" when they differ."""
+    return "/".join(sorted({action_kind(chosen), action_kind(rejected)}))
+
+
+def mixed_value(node: NodeRecord, value_key: str = "q", alpha: float | None = None) -> float:
+    """A node's value: `value_key`, or with `alpha` Agent Q's mix recomputed,
+    α·Q_mcts + (1−α)·Q_critic (Agent Q, Eq. 10; Q_mcts alone where there is no critic value)."""
+    if alpha is None:
+        return _value(node, value_key)
+    q_critic = node.q_critic if node.q_critic is not None else node.q_mcts
+    return alpha * _value(node, "q_mcts") + (1 - alpha) * float(q_critic)
+
+
 def agentq_pairs(records: TreeRecords, theta: float = 0.1, min_visits: int = 1,
-                 value_key: str = "q") -> list[dict]:
+                 value_key: str = "q", alpha: float | None = None,
+                 kinds: Sequence[str] | None = None) -> list[dict]:
     """Agent Q's step-level preference pairs from one tree.
 
-    At every node, each pair of explored children (visits >= `min_visits`) whose values
-    (`value_key`, by default the mixed Q = α·Q_mcts + (1−α)·Q_critic) differ by more than
+    At every node, each pair of explored children (visits >= `min_visits`, so that both
+    values rest on that many rollouts) whose values (`mixed_value`: by default the stored mixed
+    Q = α·Q_mcts + (1−α)·Q_critic, or the mix recomputed with `alpha`) differ by more than
     `theta` gives one row: the higher-valued action is `chosen`. `depth` is the step at
-    which the choice was made (0 = the first action of the episode).
+    which the choice was made (0 = the first action of the episode); `pair_kind` says what
+    the choice decides (`pair_kind`), and `kinds` keeps only pairs whose both actions are of
+    those kinds (None: all).
     """
     tree = TreeIndex.from_records(records)
     rows = []
@@ -102,16 +139,20 @@ def agentq_pairs(records: TreeRecords, theta: float = 0.1, min_visits: int = 1,
         if len(kids) < 2:
             continue
         prompt = _sibling_prompt(tree, kids)
-        values = [_value(tree.nodes[k], value_key) for k in kids]
+        values = [mixed_value(tree.nodes[k], value_key, alpha) for k in kids]
         siblings = [tree.nodes[k] for k in tree.children[parent_id]]  # the choice set, for choice-level losses
         choice_set = sibling_candidates([n.action for n in siblings], [
-            _value(n, value_key) if n.visits >= min_visits else None for n in siblings])
+            mixed_value(n, value_key, alpha) if n.visits >= min_visits else None for n in siblings])
         for a, b in value_gap_pairs(values, theta):
             chosen, rejected = tree.nodes[kids[a]], tree.nodes[kids[b]]
             if chosen.action == rejected.action:
                 continue
+            if kinds is not None and not {action_kind(chosen.action), action_kind(rejected.action)} <= set(kinds):
+                continue
             rows.append({**_pair_row(tree, prompt, chosen, rejected, values[a], values[b],
-                                     tree.nodes[parent_id].depth), **choice_set})
+                                     tree.nodes[parent_id].depth), **choice_set,
+                         "pair_kind": pair_kind(chosen.action, rejected.action),
+                         "visits_chosen": chosen.visits, "visits_rejected": rejected.visits})
     return rows
 
 
@@ -173,15 +214,23 @@ def _sft_row(tree: TreeIndex, node: NodeRecord, prompt: str | None = None, compl
     }
 
 
-def rft_rows(records: TreeRecords, success_reward: float = 1.0) -> list[dict]:
-    """Every stored step of every successful trajectory as an SFT row, each node at most once.
+def complete_successes(tree: TreeIndex, success_reward: float) -> list[int]:
+    """Terminal nodes whose path's return is a success: trajectories stored step by step to
+    the end of the episode (a rolled-out leaf's outcome is known, but its rollout's steps are
+    not in the tree), in file order."""
+    return [i for i in split_ends(tree, success_reward)[0] if tree.nodes[i].terminal]
 
-    A trajectory that succeeded in a rollout contributes the steps stored in the tree (the
-    rollout's own steps are not kept).
+
+def rft_rows(records: TreeRecords, success_reward: float = 1.0) -> list[dict]:
+    """Every step of every complete successful trajectory as an SFT row, each node at most once.
+
+    Only trajectories that end the episode in the tree count (`complete_successes`): a leaf
+    whose rollout succeeded would give its first steps without the rest, teaching the policy
+    to start a success it was never shown how to finish.
     """
     tree = TreeIndex.from_records(records)
     rows, seen = [], set()
-    for leaf in split_ends(tree, success_reward)[0]:
+    for leaf in complete_successes(tree, success_reward):
         for i in tree.steps_to(leaf):
             if i not in seen:
                 seen.add(i)
@@ -267,7 +316,7 @@ def agent_r_rows(records: TreeRecords, theta: float = 0.1, value_key: str = "q",
 # Files and the `webgrove pairs` command
 
 def _agentq(records, cfg):
-    return agentq_pairs(records, cfg.theta, cfg.min_visits, cfg.value_key)
+    return agentq_pairs(records, cfg.theta, cfg.min_visits, cfg.value_key, cfg.alpha, cfg.kind_list)
 
 
 def _outcome(records, cfg):
@@ -303,7 +352,13 @@ class PairsConfig:
         "choices": list(BUILDERS)})
     theta: float = field(default=0.1, metadata={
         "help": "minimum value gap between chosen and rejected (agentq, agent_r)"})
-    min_visits: int = field(default=1, metadata={"help": "siblings need this many visits to be paired (agentq)"})
+    min_visits: int = field(default=1, metadata={
+        "help": "both siblings need this many visits (rollouts under them) to be paired (agentq)"})
+    alpha: float | None = field(default=None, metadata={
+        "help": "recompute the value as alpha*q_mcts + (1-alpha)*q_critic (agentq); default: the stored q"})
+    pair_kinds: str = field(default="all", metadata={
+        "help": "comma-separated action kinds a pair's actions must be of: query, product, option, "
+                "navigation, other; or all (agentq)"})
     value_key: str = field(default="q", metadata={
         "help": "node value that ranks siblings: q (mixed), q_mcts (search) or q_critic (critic)",
         "choices": ["q", "q_mcts", "q_critic"]})
@@ -322,6 +377,16 @@ class PairsConfig:
             raise ValueError(f"value_key must be q, q_mcts or q_critic, got {self.value_key!r}")
         if self.max_pairs_per_tree is not None and self.max_pairs_per_tree < 1:
             raise ValueError("max_pairs_per_tree must be >= 1 when given")
+        if self.alpha is not None and not 0 <= self.alpha <= 1:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+        unknown = set(self.kind_list or ()) - set(ACTION_KINDS)
+        if unknown:
+            raise ValueError(f"pair_kinds: unknown kind(s) {sorted(unknown)}; choose from {list(ACTION_KINDS)} or all")
+
+    @property
+    def kind_list(self) -> list[str] | None:
+        """The selected action kinds (None: all)."""
+        return None if self.pair_kinds == "all" else [k.strip() for k in self.pair_kinds.split(",") if k.strip()]
 
 
 def tree_files(folder: str | Path) -> list[Path]:
@@ -350,7 +415,8 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 
 def pair_stats(rows: list[dict], kind: str) -> dict:
-    """Counts and value-gap statistics of built rows (for logs and the `pairs` command)."""
+    """Counts and value-gap statistics of built rows (for logs and the `pairs` command);
+    preference pairs also per pair kind (`pair_kind`): rows, mean gap, mean visits of both sides."""
     stats: dict = {"kind": kind, "rows": len(rows), "goals": len({r.get("goal_id") for r in rows})}
     depths: dict[int, int] = {}
     for r in rows:
@@ -362,9 +428,30 @@ def pair_stats(rows: list[dict], kind: str) -> dict:
                       "gap_median": statistics.median(gaps), "gap_max": max(gaps),
                       "with_ref_logps": sum(r["ref_chosen_logps"] is not None
                                             and r["ref_rejected_logps"] is not None for r in rows)})
+        stats["by_pair_kind"] = pair_kind_stats(rows)
     if kind == "agent_r":
         stats["revisions"] = sum(r["kind"] == "revision" for r in rows)
     return stats
+
+
+def pair_kind_stats(rows: list[dict]) -> dict[str, dict]:
+    """Per pair kind: rows, mean value gap, and mean visits of the chosen and rejected sides."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r.get("pair_kind") or pair_kind(_action_of(r["chosen"]), _action_of(r["rejected"])),
+                          []).append(r)
+    out = {}
+    for k, rs in sorted(groups.items()):
+        out[k] = {"rows": len(rs), "gap_mean": statistics.fmean(r["q_chosen"] - r["q_rejected"] for r in rs)}
+        if all("visits_chosen" in r for r in rs):
+            out[k]["visits_chosen_mean"] = statistics.fmean(r["visits_chosen"] for r in rs)
+            out[k]["visits_rejected_mean"] = statistics.fmean(r["visits_rejected"] for r in rs)
+    return out
+
+
+def _action_of(completion: str) -> str:
+    """The action of a completion written by `action_completion` (its first line, stripped)."""
+    return completion.strip().splitlines()[0].strip() if completion.strip() else ""
 
 
 def build_pairs_file(cfg: PairsConfig) -> dict:

@@ -19,9 +19,12 @@ def pair(prompt, chosen, rejected, lc, lr, qc, qr, depth):
             "ref_rejected_logps": lr, "q_chosen": qc, "q_rejected": qr, "goal_id": 17, "depth": depth}
 
 
+EXTRA_FIELDS = ("candidates", "candidate_q", "pair_kind", "visits_chosen", "visits_rejected")
+
+
 def no_choice_set(rows):
-    """Rows without the choice-set fields (checked on their own in test_agentq_pairs_carry_the_choice_set)."""
-    return [{k: v for k, v in r.items() if k not in ("candidates", "candidate_q")} for r in rows]
+    """Rows without the choice-set and filter fields (checked on their own below)."""
+    return [{k: v for k, v in r.items() if k not in EXTRA_FIELDS} for r in rows]
 
 
 def sft(prompt, action, depth, **extra):
@@ -84,15 +87,55 @@ def test_outcome_pairs_compare_where_trajectories_part():
     assert outcome_pairs(hand_tree(), success_reward=2.0) == []  # no success, no pair
 
 
-def test_rft_rows_are_the_successful_steps():
+def test_rft_rows_are_the_complete_successful_trajectories():
+    # the leaf 9 succeeded in a rollout whose steps are not stored: its path 2-9 stops after
+    # two of the episode's steps, so RFT leaves it out (it used to keep search[shoes], click[b04])
     assert rft_rows(hand_tree()) == [
         sft(P0, "search[red shoes]", 0), sft(P1, "click[b01]", 1), sft(P3, "click[buy now]", 2),
-        sft(P0, "search[shoes]", 0), sft(P2, "click[b04]", 1),
     ]
     # a lower bar makes the 0.25 purchase a success too; shared steps appear once
     assert [r["completion"] for r in rft_rows(hand_tree(), success_reward=0.25)] == [
-        C("search[red shoes]"), C("click[b01]"), C("click[buy now]"), C("click[b02]"), C("click[buy now]"),
-        C("search[shoes]"), C("click[b04]")]
+        C("search[red shoes]"), C("click[b01]"), C("click[buy now]"), C("click[b02]"), C("click[buy now]")]
+    # every RFT trajectory ends with the step that ends the episode
+    assert all(r["completion"] == C("click[buy now]") for r in rft_rows(hand_tree(), 0.25) if r["depth"] == 2)
+
+
+def test_action_and_pair_kinds():
+    from webgrove.training.pairs import action_kind, pair_kind
+
+    assert [action_kind(a) for a in ("search[red shoes]", "click[b000abc123]", "click[buy now]", "click[next >]",
+                                     "click[description]", "click[large]", "type [e3] [x]")] == [
+        "query", "product", "navigation", "navigation", "navigation", "option", "other"]
+    assert pair_kind("click[b000abc123]", "click[next >]") == "navigation/product"
+    assert pair_kind("search[a]", "search[b]") == "query"
+
+
+def test_agentq_pair_filters_visits_kinds_and_alpha():
+    rows = agentq_pairs(hand_tree(), theta=0.01)
+    assert [(r["pair_kind"], r["visits_chosen"], r["visits_rejected"]) for r in rows] == [
+        ("query", 4, 2), ("option", 2, 2), ("option", 1, 1)]  # b01..b04 are not shop product ids
+    # both siblings need 2 visits: the pair of single-rollout clicks under search[shoes] goes
+    assert [r["depth"] for r in agentq_pairs(hand_tree(), theta=0.01, min_visits=2)] == [0, 1]
+    assert [r["chosen"] for r in agentq_pairs(hand_tree(), theta=0.01, kinds=["query"])] == [C("search[red shoes]")]
+    assert agentq_pairs(hand_tree(), theta=0.01, kinds=["product", "navigation"]) == []
+    # alpha 0: the critic alone decides (search[shoes] 0.9 beats search[red shoes] 0.2); alpha 1: Q_mcts alone
+    by_critic = agentq_pairs(hand_tree(), theta=0.1, alpha=0.0)[0]
+    assert (by_critic["chosen"], by_critic["q_chosen"], by_critic["q_rejected"]) == (C("search[shoes]"), 0.9, 0.2)
+    assert no_choice_set(agentq_pairs(hand_tree(), theta=0.1, alpha=1.0)) == no_choice_set(
+        agentq_pairs(hand_tree(), theta=0.1, value_key="q_mcts"))
+
+
+def test_pair_stats_per_kind_and_config_checks():
+    stats = pair_stats(agentq_pairs(hand_tree(), theta=0.01), "agentq")
+    assert stats["by_pair_kind"]["query"] == {"rows": 1, "gap_mean": pytest.approx(0.05),
+                                              "visits_chosen_mean": 4, "visits_rejected_mean": 2}
+    assert stats["by_pair_kind"]["option"]["rows"] == 2
+    assert pair_stats(outcome_pairs(hand_tree()), "outcome")["by_pair_kind"]["query"]["rows"] == 2
+    assert PairsConfig(trees="t", out="o", pair_kinds="query, product").kind_list == ["query", "product"]
+    with pytest.raises(ValueError, match="unknown kind"):
+        PairsConfig(trees="t", out="o", pair_kinds="query,products")
+    with pytest.raises(ValueError, match="alpha"):
+        PairsConfig(trees="t", out="o", alpha=1.5)
 
 
 def test_first_error_and_agent_r_rows():
