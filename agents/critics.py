@@ -248,6 +248,28 @@ class LearnedCritic(_CachedCritic):
         return out
 
 
+def learned_critic(spec: str, policy: Any = None, device: str = "cpu") -> LearnedCritic:
+    """The learned critic a spec names: a critic directory, or "self-learned" for the one
+    next to the policy's model (`<policy dir>/critic`, where `webgrove improve` keeps it).
+
+    Raises:
+        UsageError: "self-learned" without a model policy, or no learned critic there.
+    """
+    from webgrove.envs.errors import UsageError
+
+    if spec == "self-learned":
+        name = getattr(policy, "name", None)
+        if not name or not Path(name).is_dir():
+            raise UsageError("critic 'self-learned' reads <policy model dir>/critic, but the policy is not a "
+                             "local model; pass the critic's directory instead")
+        spec = str(Path(name) / "critic")
+    path = Path(spec).expanduser()
+    if not (path / LEARNED_CRITIC_FILE).is_file():
+        raise UsageError(f"{path} holds no learned critic ({LEARNED_CRITIC_FILE}); train one with "
+                         f"`webgrove train critic --trees DIR --model MODEL --out {path}`")
+    return LearnedCritic(path, device=device)
+
+
 def _words(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1}
 

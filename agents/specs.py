@@ -4,8 +4,9 @@ Policy specs: "oracle" (needs the env), "rule", "random", a local model director
 (`HFPolicy`), "openai" (`OpenAIPolicy`, needs `base_url` and `model_name`), or
 "package.module:factory" (your own policy: `factory(env=env)`).
 Critic specs: "none" (no critic: `None`), "lexical" (`LexicalCritic`), "self"
-(`LLMCritic` asking the policy's own model; model policies only), or
-"package.module:factory" (`factory(policy=policy)`).
+(`LLMCritic` asking the policy's own model, position-debiased; model policies only),
+"self-learned" (`LearnedCritic` at <policy dir>/critic) or a learned critic's directory
+(`webgrove train critic`), or "package.module:factory" (`factory(policy=policy)`).
 
 `PolicyArgs` is the argument group of every command that acts with a policy (see
 `webgrove.envs.make` for how groups compose). Bad specs raise `UsageError`.
@@ -24,7 +25,7 @@ from webgrove.envs.make import next_post_init
 
 SCRIPTED = ("oracle", "rule", "random")
 POLICY_SPECS = (*SCRIPTED, "openai", "<model directory>", "package.module:factory")
-CRITIC_SPECS = ("none", "lexical", "self", "package.module:factory")
+CRITIC_SPECS = ("none", "lexical", "self", "self-learned", "<learned critic directory>", "package.module:factory")
 _OBJECT_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # "package.module:factory"
 
 
@@ -151,4 +152,8 @@ def make_critic(spec: str, policy: Policy | None = None) -> Critic | None:
             raise UsageError(f"critic 'self' asks the policy's own model, but there is {kind}; "
                              "use a model directory or 'openai', or critic 'lexical'")
         return LLMCritic(policy)
+    if spec == "self-learned" or Path(spec).expanduser().is_dir():  # `webgrove train critic` wrote it
+        from webgrove.agents.critics import learned_critic
+
+        return learned_critic(spec, policy)
     raise UsageError(f"unknown critic {spec!r}; use one of {', '.join(CRITIC_SPECS)}")

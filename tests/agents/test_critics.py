@@ -145,3 +145,15 @@ def test_lexical_critic_searches_and_cache(search_ctx):
 def test_no_critic(item_ctx):
     assert NoCritic().rank(item_ctx, ["click[large]", "click[red]"]) == [0.5, 0.5]
     assert isinstance(NoCritic(), Critic)
+
+
+def test_learned_critic_specs(tmp_path, hf_policy):
+    from webgrove.agents.specs import make_critic
+    from webgrove.envs.errors import UsageError
+
+    with pytest.raises(UsageError, match="holds no learned critic"):
+        make_critic(str(tmp_path))
+    with pytest.raises(UsageError, match="not a local model"):
+        make_critic("self-learned", None)
+    with pytest.raises(UsageError, match="critic.*holds no learned critic"):
+        make_critic("self-learned", hf_policy)  # the tiny model has no critic/ next to it
