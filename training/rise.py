@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import sys
 import time
@@ -49,7 +48,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from webgrove.agents.base import StepContext, context_from
+from webgrove.envs import is_success
 from webgrove.envs.errors import UsageError
+from webgrove.io import write_json_atomic
 
 SOURCES = ("self", "search", "teacher")
 FILTERS = ("all", "better", "best", "successful")
@@ -148,7 +149,7 @@ def select_candidates(candidates: list[dict], rule: str) -> list[dict]:
     if rule == "better":
         return [c for c in candidates if c["reward"] > (c["baseline"] if c["baseline"] is not None else 0.0)]
     if rule == "successful":
-        return [c for c in candidates if c["reward"] >= 1.0 - 1e-9]
+        return [c for c in candidates if is_success(c["reward"])]
     best: dict[tuple, dict] = {}
     for c in candidates:
         key = _state_key(c)
@@ -312,11 +313,11 @@ def candidate_stats(candidates: list[dict]) -> dict:
     return {"candidates": len(candidates),
             "by_source": {s: sum(c["source"] == s for c in candidates) for s in ("own", *SOURCES)},
             "goals": len({c["goal_id"] for c in candidates}),
-            "own_first_success": sum(c["reward"] >= 1 - 1e-9 for c in own_first) / max(1, len(own_first)),
-            "own_any_success": len({c["goal_id"] for c in candidates if c["source"] == "own" and c["reward"] >= 1 - 1e-9})
+            "own_first_success": sum(is_success(c["reward"]) for c in own_first) / max(1, len(own_first)),
+            "own_any_success": len({c["goal_id"] for c in candidates if c["source"] == "own" and is_success(c["reward"])})
             / max(1, len({c["goal_id"] for c in candidates})),
             "improvements_better": sum(c["reward"] > (c["baseline"] or 0.0) for c in improved),
-            "improvements_successful": sum(c["reward"] >= 1 - 1e-9 for c in improved)}
+            "improvements_successful": sum(is_success(c["reward"]) for c in improved)}
 
 
 def run_rise_collect(cfg: RiseCollectConfig) -> int:
@@ -370,10 +371,7 @@ def run_rise_rows(cfg: RiseRowsConfig) -> int:
 
 
 def _write_json(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_json_atomic(path, data, allow_nan=True)
 
 
 def _read_json(path: Path) -> dict | None:
