@@ -98,7 +98,8 @@ def shop_problems(reward_info: dict, details: dict | None = None) -> list[str]:
     if reward_info.get("r_att", 1.0) < 1.0:
         problems.append(f"missing attributes (want {', '.join(details['attributes'])})" if details
                         and details["attributes"] else
-                        _count_words("missing attributes", reward_info["r_att"], reward_info.get("w_att", 0.0), w_price))
+                        _count_words("missing attributes", reward_info["r_att"], reward_info.get("w_att", 0.0),
+                                     w_price))
     if reward_info.get("r_option", 1.0) < 1.0:
         problems.append(f"wrong options (want {', '.join(details['options'])})" if details and details["options"]
                         else _count_words("wrong options", reward_info["r_option"],

@@ -190,6 +190,7 @@ class RiseCollectConfig:
     goal_range: str = field(default="0:50", metadata={"help": "goal ids A:B (A included, B excluded)"})
     num_products: int | None = field(default=None, metadata={"help": "synthetic catalog size (default 1000)"})
     attempts: int = field(default=5, metadata={"help": "attempts per episode (T)"})
+    max_steps: int | None = field(default=None, metadata={"help": "step limit of one attempt (default: the id's)"})
     feedback: str = field(default="components", metadata={
         "help": "feedback after a failed attempt", "choices": ["retry", "score", "components", "none"]})
     temperature: float = field(default=0.0, metadata={"help": "temperature of the policy's own attempts"})
@@ -221,6 +222,11 @@ class RiseCollectConfig:
         return [s.strip() for s in self.improve.split(",") if s.strip()]
 
 
+def step_limit(max_steps: int | None) -> dict:
+    """`gymnasium.make` arguments for a per-attempt step limit (none: the id's own)."""
+    return {} if max_steps is None else {"max_episode_steps": int(max_steps)}
+
+
 def _policy(spec: str, env, temperature: float):
     from webgrove.agents.specs import PolicyArgs
 
@@ -241,7 +247,8 @@ class _Collector:
         from webgrove.envs.multi_attempt import MultiAttemptWrapper
 
         self.cfg, self.np = cfg, np
-        self.env = MultiAttemptWrapper(make_env(cfg.env, split=cfg.split, num_products=cfg.num_products),
+        self.env = MultiAttemptWrapper(make_env(cfg.env, split=cfg.split, num_products=cfg.num_products,
+                                                **step_limit(cfg.max_steps)),
                                        attempts=cfg.attempts, feedback=cfg.feedback)
         self.policy = _policy(cfg.policy, self.env, cfg.temperature)
         sources = cfg.sources()
@@ -314,7 +321,8 @@ def candidate_stats(candidates: list[dict]) -> dict:
             "by_source": {s: sum(c["source"] == s for c in candidates) for s in ("own", *SOURCES)},
             "goals": len({c["goal_id"] for c in candidates}),
             "own_first_success": sum(is_success(c["reward"]) for c in own_first) / max(1, len(own_first)),
-            "own_any_success": len({c["goal_id"] for c in candidates if c["source"] == "own" and is_success(c["reward"])})
+            "own_any_success": len({c["goal_id"] for c in candidates
+                                    if c["source"] == "own" and is_success(c["reward"])})
             / max(1, len({c["goal_id"] for c in candidates})),
             "improvements_better": sum(c["reward"] > (c["baseline"] or 0.0) for c in improved),
             "improvements_successful": sum(is_success(c["reward"]) for c in improved)}
@@ -393,6 +401,7 @@ class RiseImproveConfig:
     first_goal: int = field(default=0, metadata={"help": "first train goal; iteration i uses the i-th block"})
     goals_per_iteration: int = field(default=40, metadata={"help": "train goals per iteration"})
     attempts: int = field(default=5, metadata={"help": "attempts per episode (T), collection and evaluation"})
+    max_steps: int | None = field(default=None, metadata={"help": "step limit of one attempt (default: the id's)"})
     feedback: str = field(default="components", metadata={
         "help": "feedback mode", "choices": ["retry", "score", "components", "none"]})
     improve: str = field(default="self", metadata={"help": "sources of improved attempts: self, search, teacher"})
@@ -426,6 +435,7 @@ class RiseImproveConfig:
         start = self.first_goal + (i - 1) * self.goals_per_iteration
         return RiseCollectConfig(policy=policy, out=str(out), env=self.env, num_products=self.num_products,
                                  goal_range=f"{start}:{start + self.goals_per_iteration}", attempts=self.attempts,
+                                 max_steps=self.max_steps,
                                  feedback=self.feedback, improve=self.improve, samples=self.samples,
                                  teacher=self.teacher, trees=self.trees, seed=self.seed + i, progress=self.progress)
 
@@ -433,8 +443,8 @@ class RiseImproveConfig:
         from webgrove.training.rise_eval import RiseEvalConfig
 
         return RiseEvalConfig(policy=model, env=self.env, num_products=self.num_products, episodes=self.eval_goals,
-                              attempts=self.attempts, feedback=self.feedback, seed=self.seed,
-                              json=str(json_path), progress=self.progress)
+                              attempts=self.attempts, max_steps=self.max_steps, feedback=self.feedback,
+                              seed=self.seed, json=str(json_path), progress=self.progress)
 
 
 def _train(cfg: RiseImproveConfig, policy: str, rows: Path, model: Path) -> dict:

@@ -86,6 +86,7 @@ class RiseEvalConfig:
     episodes: int = field(default=50, metadata={"help": "goals start_goal, start_goal+1, ..."})
     start_goal: int = field(default=0, metadata={"help": "first goal id"})
     attempts: int = field(default=5, metadata={"help": "attempts T"})
+    max_steps: int | None = field(default=None, metadata={"help": "step limit of one attempt (default: the id's)"})
     feedback: str = field(default="components", metadata={
         "help": "feedback of the with-oracle run", "choices": [m for m in FEEDBACK_MODES if m != "none"]})
     temperature: float = field(default=0.0, metadata={"help": "temperature of the sequential attempts (0: greedy)"})
@@ -111,10 +112,10 @@ class _Runner:
     def __init__(self, cfg: RiseEvalConfig):
         from webgrove.envs.make import make_env
         from webgrove.envs.multi_attempt import MultiAttemptWrapper
-        from webgrove.training.rise import _policy
+        from webgrove.training.rise import _policy, step_limit
 
         def env():
-            return make_env(cfg.env, split=cfg.split, num_products=cfg.num_products)
+            return make_env(cfg.env, split=cfg.split, num_products=cfg.num_products, **step_limit(cfg.max_steps))
 
         self.cfg = cfg
         self.oracle_env = MultiAttemptWrapper(env(), cfg.attempts, cfg.feedback)

@@ -164,7 +164,8 @@ def test_attempt_lines_are_compressed_and_cut_deterministically():
                                       "click[item 4] > click[item 5] => failed")
     records = [dict(record, attempt=i) for i in range(1, 7)]
     lines = format_attempts(records)
-    assert [line.split(":")[0] for line in lines] == ["Attempt 3", "Attempt 4", "Attempt 5", "Attempt 6"]  # the newest that fit
+    # the newest that fit
+    assert [line.split(":")[0] for line in lines] == ["Attempt 3", "Attempt 4", "Attempt 5", "Attempt 6"]
     assert sum(len(line) + 1 for line in lines) <= MAX_ATTEMPTS_CHARS
     huge = {"attempt": 1, "actions": ["click[x]"], "feedback": "y" * 2000}
     assert len(format_attempts([huge])[0]) == MAX_ATTEMPTS_CHARS  # alone: kept, cut in the middle

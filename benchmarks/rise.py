@@ -1,0 +1,127 @@
+"""RISE on a CPU budget: base vs RISE-trained policy, success by attempt t = 1..5, sequential vs parallel.
+
+1. base: a fresh micro Llama (the demo's size) cloned from oracle demonstrations (`training/demo.py`'s
+   `build_base`, with fewer goals and epochs);
+2. RISE: `webgrove rise improve` from the base -- multi-attempt rollouts on train goals with
+   `components` feedback, improved next attempts by self-distillation and the oracle as teacher,
+   RISE's filter, reward-weighted SFT;
+3. both evaluated on held-out test goals (`webgrove.training.rise_eval`): sequential attempts with
+   feedback (with oracle), without feedback (last / majority), parallel sampling (best of t / majority);
+4. the issue's targets checked, and what the RISE policy does across attempts measured: how often
+   attempt t+1 repeats attempt t's answer, changes its query, or stops early.
+
+Prints tables and writes benchmarks/results/rise.json with the exact command line and the load
+average (the CPU is shared: timings are noisy; success rates are deterministic given the seeds).
+
+    python benchmarks/rise.py                      # ~10 minutes on 2 idle cores
+    python benchmarks/rise.py --eval-goals 100 --collect-goals 120 --iterations 2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "rise.json"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", default="runs/bench_rise", help="work folder (rerun to reuse the base and RISE model)")
+    p.add_argument("--demo-goals", type=int, default=150, help="train goals with full oracle demonstrations")
+    p.add_argument("--query-goals", type=int, default=400, help="more train goals with the query step demonstrated")
+    p.add_argument("--bc-epochs", type=float, default=3.0, help="behaviour-cloning epochs")
+    p.add_argument("--collect-goals", type=int, default=60, help="train goals of RISE data per iteration")
+    p.add_argument("--iterations", type=int, default=1, help="RISE iterations")
+    p.add_argument("--samples", type=int, default=1, help="self-distillation samples per failed attempt")
+    p.add_argument("--improve", default="self,teacher", help="sources of improved attempts")
+    p.add_argument("--filter", default="better", help="RISE filter: all | better | best | successful")
+    p.add_argument("--eval-goals", type=int, default=30, help="held-out test goals")
+    p.add_argument("--attempts", type=int, default=5, help="attempts T")
+    p.add_argument("--max-steps", type=int, default=8, help="step limit of one attempt (the oracle needs 4-6)")
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def behaviour(outcomes: list[dict]) -> dict:
+    """What the sequential (with-oracle) runs do from one attempt to the next."""
+    pairs = same_answer = same_query = 0
+    for o in outcomes:
+        acts = o["sequential_actions"]
+        for a, b in zip(acts, acts[1:]):
+            pairs += 1
+            same_answer += a[-2:] == b[-2:]
+            same_query += [x for x in a if x.startswith("search[")][:1] == [x for x in b if x.startswith("search[")][:1]
+    feedback = [f for o in outcomes for f in o["sequential_feedback"] if f not in ("succeeded", "")]
+    kinds = {k: sum(k in f for f in feedback) for k in ("wrong product type", "missing attributes", "wrong options",
+                                                         "over the price limit", "ran out of steps")}
+    return {"attempt_pairs": pairs, "repeats_last_two_actions": same_answer, "same_first_query": same_query,
+            "feedback_kinds": kinds, "failed_attempts": len(feedback)}
+
+
+def targets(base: dict, rise: dict) -> dict:
+    b, r = base["sequential_oracle"]["success_rate"], rise["sequential_oracle"]["success_rate"]
+    rp = rise["parallel_oracle"]["success_rate"]
+    return {"rise_t5_minus_t1_ge_10pts": (r[-1] - r[0]) * 100 >= 10, "rise_t5_above_base_t5": r[-1] > b[-1],
+            "rise_sequential_beats_parallel_at_T": r[-1] > rp[-1], "rise_t1_not_below_base_t1": r[0] >= b[0]}
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    from webgrove.training.demo import DemoConfig, PhaseTimer, build_base
+    from webgrove.training.rise import RiseImproveConfig, run_rise_improve
+    from webgrove.training.rise_eval import RiseEvalConfig, evaluate_rise, format_curves
+    from webgrove.training.plots import plot_attempts
+
+    args = parse_args(argv)
+    out = Path(args.out)
+    timer, start = PhaseTimer(), time.perf_counter()
+    base = build_base(DemoConfig(out=str(out), demo_goals=args.demo_goals, query_goals=args.query_goals,
+                                 bc_epochs=args.bc_epochs, goals_per_iteration=args.collect_goals, seed=args.seed,
+                                 progress=False), timer)
+    with timer("rise"):
+        metrics = run_rise_improve(RiseImproveConfig(
+            model=base, out=str(out / "rise"), iterations=args.iterations, first_goal=args.demo_goals,
+            goals_per_iteration=args.collect_goals, attempts=args.attempts, improve=args.improve,
+            samples=args.samples, teacher="oracle", filter=args.filter, eval_goals=0, max_steps=args.max_steps,
+            seed=args.seed, progress=False))
+    evals = {}
+    for name, model in (("base", base), ("rise", metrics["final_model"])):
+        with timer(f"eval {name}"):
+            evals[name] = evaluate_rise(RiseEvalConfig(policy=model, episodes=args.eval_goals, attempts=args.attempts,
+                                                       max_steps=args.max_steps,
+                                                       seed=args.seed, json=str(out / f"eval_{name}.json"),
+                                                       progress=False))
+    curves = {f"{n} {k.split('_')[0]}": evals[n]["by_attempt"][k] for n in evals
+              for k in ("sequential_oracle", "parallel_oracle")}
+    plot = plot_attempts(curves, out / "success_by_attempt.png", title="success by attempt (components, with oracle)")
+    result = {
+        "command": " ".join([sys.executable, *sys.argv]), "args": vars(args), "load_average": os.getloadavg(),
+        "seconds": time.perf_counter() - start, "phases": timer.seconds,
+        "rise_iterations": [{k: r.get(k) for k in ("iteration", "rows", "collect", "train")}
+                            for r in metrics["iterations"][1:]],
+        "by_attempt": {n: e["by_attempt"] for n, e in evals.items()},
+        "behaviour": {n: behaviour(e["outcomes"]) for n, e in evals.items()},
+        "targets": targets(evals["base"]["by_attempt"], evals["rise"]["by_attempt"]), "plot": str(plot)}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    for n, e in evals.items():
+        print(f"\n{n} ({e['episodes']} test goals): success rate (%) / score at t = 1..{args.attempts}")
+        print(format_curves(e["by_attempt"]))
+    print("\nbehaviour across attempts:", json.dumps(result["behaviour"]))
+    print("RISE data:", json.dumps(result["rise_iterations"]))
+    print("targets:", json.dumps(result["targets"]))
+    print(f"phases (s): {json.dumps({k: round(v, 1) for k, v in timer.seconds.items()})}; "
+          f"total {result['seconds']:.0f}s; load {result['load_average']}; -> {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
