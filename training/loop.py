@@ -5,24 +5,31 @@
 1. **collect**: one MCTS tree per train goal of the iteration's goal block, with the current
    policy and the critic (`webgrove.search.collect`);
 2. **pairs**: Agent Q's step-level preference pairs from those trees (`webgrove.training.pairs`), the
-   collecting policy's log-probs as the off-policy reference;
-3. **train**: DPO from the current policy (`webgrove.training.dpo`), LoRA merged into a plain model;
+   collecting policy's log-probs as the off-policy reference; filters (θ, visits on both
+   siblings, α, action kinds) are flags;
+3. **train**: DPO from the current policy (`webgrove.training.dpo`; sequence or choice-level loss,
+   optional NLL term), LoRA merged into a plain model;
 4. **evaluate**: the new policy on held-out test goals, greedily and with search
-   (`webgrove.search.rollout`);
+   (`webgrove.search.rollout`); on the validation goals (`--val-goals`, train goals never
+   collected on: the split for choosing settings); and on its own block of train goals, whose
+   success on the goals with a complete successful tree is the *fit rate*;
 
 and records everything in OUT/metrics.json, with a plot of success rate and score per
 iteration and method (OUT/metrics.png). Layout::
 
     OUT/iter_0/eval.json, eval_mcts.json      the starting policy's evaluation
+    OUT/iter_i/start.json                     the starting policy and its fingerprint
     OUT/iter_i/trees/goal_*.jsonl             collected trees
     OUT/iter_i/pairs.jsonl, pairs_stats.json
     OUT/iter_i/model/                         the policy after iteration i
-    OUT/iter_i/eval.json, eval_mcts.json
+    OUT/iter_i/eval.json, eval_mcts.json, eval_val.json, eval_fit.json
     OUT/iter_i/done.json                      written last: the iteration is finished
 
 Rerunning the same command resumes: finished iterations are skipped, and within the
 unfinished one every step whose output exists is reused (collection also skips each tree
-already on disk).
+already on disk). Reuse is checked by fingerprint (`webgrove.agents.fingerprint`): an
+iteration whose starting policy changed since (say, iteration 1 was retrained) is deleted
+and run again, and a cached evaluation counts only when the same model made it.
 """
 from __future__ import annotations
 
@@ -35,13 +42,13 @@ from pathlib import Path
 from typing import Callable
 
 from webgrove.envs.errors import UsageError
-from webgrove.envs.make import group_values
+from webgrove.envs.make import group_values, parse_goal_range
 from webgrove.search.args import SearchArgs
 from webgrove.io import write_json_atomic
 
 METRICS_FILE = "metrics.json"
 PLOT_FILE = "metrics.png"
-GREEDY, SEARCH = "agent_q", "agent_q+mcts"
+GREEDY, SEARCH, VALIDATION = "agent_q", "agent_q+mcts", "agent_q (validation)"
 
 
 @dataclass(kw_only=True)
@@ -54,7 +61,7 @@ class ImproveConfig(SearchArgs):
 
     model: str = field(metadata={"help": "starting policy: a model directory (e.g. after behaviour cloning)"})
     out: str = field(default="runs/improve", metadata={"help": "output directory (rerun to resume)"})
-    iterations: int = field(default=2, metadata={"help": "improvement iterations"})
+    iterations: int = field(default=3, metadata={"help": "improvement iterations"})
     env: str = field(default="webgrove/WebShop-v0", metadata={"help": "Gymnasium id"})
     num_products: int | None = field(default=None, metadata={
         "help": "synthetic catalog size (shop envs; default 1000)"})
@@ -62,8 +69,17 @@ class ImproveConfig(SearchArgs):
     goals_per_iteration: int = field(default=40, metadata={"help": "trees (train goals) collected per iteration"})
     workers: int = field(default=1, metadata={"help": "worker processes for collection and evaluation"})
     theta: float = field(default=0.1, metadata={"help": "minimum value gap of a preference pair"})
+    min_visits: int = field(default=1, metadata={"help": "visits both siblings of a pair need (pair filter)"})
+    pair_alpha: float | None = field(default=None, metadata={
+        "help": "pairs rank siblings by pair_alpha*q_mcts + (1-pair_alpha)*q_critic (default: the search's q)"})
+    pair_kinds: str = field(default="all", metadata={
+        "help": "action kinds pairs may compare: query,product,option,navigation,other or all"})
     beta: float = field(default=0.1, metadata={"help": "DPO beta"})
+    loss_type: str = field(default="sigmoid", metadata={
+        "help": "preference loss: sigmoid (sequence DPO), choice_sigmoid or choice_ce (choice-level; training/choice.py)"})
     sft_weight: float = field(default=0.0, metadata={"help": "NLL on chosen added to DPO (RPO); 0: plain DPO"})
+    nll_target: str = field(default="sequence", metadata={
+        "help": "what the NLL term reads: sequence or choice", "choices": ["sequence", "choice"]})
     learning_rate: float = field(default=5e-4, metadata={"help": "DPO learning rate"})
     epochs: float = field(default=2.0, metadata={"help": "DPO epochs over each iteration's pairs"})
     batch_size: int = field(default=8, metadata={"help": "DPO batch size"})
@@ -75,6 +91,12 @@ class ImproveConfig(SearchArgs):
     eval_k: int | None = field(default=None, metadata={
         "help": "proposals per node at evaluation (default: --k)"})
     eval_start: bool = field(default=True, metadata={"help": "also evaluate the starting policy (iteration 0)"})
+    val_goals: str | None = field(default=None, metadata={
+        "help": "validation goals A:B of the TRAIN split (never collected on): every iteration's policy is "
+                "evaluated greedily there, for choosing settings; test goals are for final tables only"})
+    fit_eval: bool = field(default=True, metadata={
+        "help": "evaluate each trained policy greedily on its iteration's train goals: the fit rate is its "
+                "success on those whose tree holds a complete success (the goals it was trained on)"})
     seed: int = field(default=0, metadata={"help": "seed of collection, training and evaluation"})
     progress: bool = field(default=True, metadata={"help": "show progress bars (only when stderr is a terminal)"})
 
@@ -86,6 +108,12 @@ class ImproveConfig(SearchArgs):
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise UsageError("invalid " + ", ".join(f"--{k.replace('_', '-')} {getattr(self, k)!r}" for k in bad))
+        if self.val_goals is not None:
+            val = parse_goal_range(self.val_goals, "--val-goals")
+            collected = range(self.first_goal, self.first_goal + self.iterations * self.goals_per_iteration)
+            if val.start < collected.stop and collected.start < val.stop:
+                raise UsageError(f"--val-goals {self.val_goals} overlaps the collected train goals "
+                                 f"{collected.start}:{collected.stop}; validation goals must be unseen")
         super().__post_init__()  # the search settings
 
 
@@ -122,18 +150,28 @@ def dpo_config(cfg: ImproveConfig, start_model: str, pairs: str | Path, out: str
     from webgrove.training.dpo import DPORunConfig
 
     return DPORunConfig(model=start_model, out=str(out), pairs=str(pairs), beta=cfg.beta,
-                        sft_weight=cfg.sft_weight,
+                        loss_type=cfg.loss_type, sft_weight=cfg.sft_weight, nll_target=cfg.nll_target,
                         learning_rate=cfg.learning_rate, epochs=cfg.epochs, batch_size=cfg.batch_size,
                         lora=cfg.lora, seed=cfg.seed, progress=cfg.progress, logging_steps=5)
 
 
-def eval_config(cfg: ImproveConfig, model: str, mcts: bool, json_path: str | Path):
+def pairs_config(cfg: ImproveConfig, trees: str | Path, out: str | Path):
+    from webgrove.training.pairs import PairsConfig
+
+    return PairsConfig(trees=str(trees), out=str(out), kind="agentq", theta=cfg.theta, min_visits=cfg.min_visits,
+                       alpha=cfg.pair_alpha, pair_kinds=cfg.pair_kinds)
+
+
+def eval_config(cfg: ImproveConfig, model: str, mcts: bool, json_path: str | Path, split: str = "test",
+                goals: range | None = None):
+    """Rollout settings of an evaluation: test goals 0.. by default, or `goals` of `split`."""
     from webgrove.search.rollout import RolloutConfig
 
     search = dict(group_values(cfg, SearchArgs), simulations=cfg.eval_simulations or cfg.simulations,
                   k=cfg.eval_k or cfg.k, rollout_temperature=0.0)  # evaluation rolls out greedily
-    return RolloutConfig(policy=model, env=cfg.env, split="test",
-                         episodes=cfg.eval_mcts_episodes if mcts else cfg.eval_episodes,
+    if goals is None:
+        goals = range(cfg.eval_mcts_episodes if mcts else cfg.eval_episodes)
+    return RolloutConfig(policy=model, env=cfg.env, split=split, start_goal=goals.start, episodes=len(goals),
                          seed=cfg.seed, mcts=mcts, **search, num_products=cfg.num_products,
                          workers=cfg.workers, json=str(json_path), progress=cfg.progress)
 
@@ -146,64 +184,132 @@ def _write_json(path: Path, data) -> None:
     write_json_atomic(path, data, allow_nan=True)
 
 
-def cached_eval(cfg: ImproveConfig, model: str, mcts: bool, path: Path) -> dict | None:
-    """The evaluation at `path` if it was run, else run it now (None when disabled)."""
-    from webgrove.search.rollout import rollout
+def fingerprint(model: str) -> str:
+    from webgrove.agents.fingerprint import policy_fingerprint
 
+    return policy_fingerprint(model)
+
+
+def cached_rollout(rollout_cfg) -> dict:
+    """The rollout written at `rollout_cfg.json` if the same policy (by fingerprint) made it
+    on the same goals, else run it now."""
+    from webgrove.search.rollout import policy_fingerprint_of, rollout
+
+    done = _read_json(Path(rollout_cfg.json))
+    if (done is not None and done.get("policy_fingerprint") == policy_fingerprint_of(rollout_cfg)
+            and done.get("goal_ids") == list(rollout_cfg.goal_ids)):
+        return done
+    return rollout(rollout_cfg)
+
+
+def cached_eval(cfg: ImproveConfig, model: str, mcts: bool, path: Path) -> dict | None:
+    """The test evaluation at `path` if it was run by this model, else run it now (None when disabled)."""
     if (cfg.eval_mcts_episodes if mcts else cfg.eval_episodes) == 0:
         return None
-    done = _read_json(path)
-    return done if done is not None else rollout(eval_config(cfg, model, mcts, path))
+    return cached_rollout(eval_config(cfg, model, mcts, path))
+
+
+def validation_eval(cfg: ImproveConfig, model: str, path: Path) -> dict | None:
+    """Greedy success on the validation goals (`--val-goals`, train split); None without them."""
+    if not cfg.val_goals:
+        return None
+    return cached_rollout(eval_config(cfg, model, False, path, split="train",
+                                      goals=parse_goal_range(cfg.val_goals, "--val-goals")))
+
+
+def solved_goals(trees: str | Path) -> list[int]:
+    """Goals whose tree holds a complete successful trajectory (what RFT and the pairs learn from)."""
+    from webgrove.training.pairs import complete_successes, read_index, tree_files
+
+    out = []
+    for f in tree_files(trees):
+        tree = read_index(f)
+        if complete_successes(tree, 1.0):
+            out.append(tree.goal_id)
+    return sorted(out)
+
+
+def fit_rate(cfg: ImproveConfig, model: str, goals: str, trees: str | Path, path: Path) -> dict | None:
+    """Greedy success of `model` on the train goals `goals` ("A:B"), and the fit rate: its success
+    on the goals whose tree (in `trees`) holds a complete success, the goals it was trained on."""
+    if not cfg.fit_eval:
+        return None
+    summary = cached_rollout(eval_config(cfg, model, False, path, split="train", goals=parse_goal_range(goals)))
+    solved = set(solved_goals(trees))
+    hits = [s for g, s in zip(summary["goal_ids"], summary["successes"]) if g in solved]
+    return {"goals": len(summary["goal_ids"]), "success_rate": summary["success_rate"],
+            "solved_goals": len(hits), "fit_rate": sum(hits) / len(hits) if hits else None}
 
 
 def metric_entry(summary: dict | None) -> dict | None:
-    return None if summary is None else {k: summary[k] for k in ("success_rate", "score", "episodes")}
+    keys = ("success_rate", "success_rate_ci95", "score", "score_ci95", "episodes")
+    return None if summary is None else {k: summary.get(k) for k in keys}
+
+
+def prepare_iteration(cfg: ImproveConfig, i: int, log: Callable[[str], None] = print) -> None:
+    """Make OUT/iter_i belong to the policy iteration i starts from: when its start.json names
+    another fingerprint (the starting model was retrained since), everything in it — trees,
+    pairs, model, evaluations — came from the old model and is deleted."""
+    d = iteration_dir(cfg, i)
+    start = {"policy": model_dir(cfg, i - 1), "fingerprint": fingerprint(model_dir(cfg, i - 1))}
+    recorded = _read_json(d / "start.json")
+    if recorded is not None and recorded.get("fingerprint") != start["fingerprint"]:
+        log(f"improve: iteration {i}: its starting policy changed since {d} was made; starting it over")
+        shutil.rmtree(d)
+    d.mkdir(parents=True, exist_ok=True)
+    _write_json(d / "start.json", start)
+
+
+def train_iteration(cfg: ImproveConfig, i: int, stats: dict) -> dict:
+    """DPO from the previous policy on iteration i's pairs (the policy is copied when there are none)."""
+    from webgrove.training.dpo import train_dpo
+
+    d, policy, model = iteration_dir(cfg, i), model_dir(cfg, i - 1), model_dir(cfg, i)
+    if (Path(model) / "config.json").is_file():
+        return _read_json(Path(model) / "train_result.json") or {}
+    if stats["rows"] == 0:
+        print(f"improve: iteration {i}: no preference pairs in {d / 'trees'} (theta={cfg.theta}); the policy "
+              "stays as it was (collect more goals or simulations, or lower --theta)", file=sys.stderr)
+        shutil.copytree(policy, model, ignore=shutil.ignore_patterns("checkpoints"))
+        return {"note": "no pairs: policy unchanged"}
+    return train_dpo(dpo_config(cfg, policy, d / "pairs.jsonl", model))
 
 
 def run_iteration(cfg: ImproveConfig, i: int, log: Callable[[str], None] = print) -> dict:
     """Iteration i (1-based): collect, build pairs, train, evaluate. Returns its record."""
     from webgrove.search.collect import run_collect
-    from webgrove.training.dpo import train_dpo
-    from webgrove.training.pairs import PairsConfig, build_pairs_file
+    from webgrove.training.pairs import build_pairs_file
 
-    d = iteration_dir(cfg, i)
+    prepare_iteration(cfg, i, log)
+    d, model = iteration_dir(cfg, i), model_dir(cfg, i)
     seconds: dict[str, float] = {}
-    policy = model_dir(cfg, i - 1)
-
     t = time.perf_counter()
-    collected = run_collect(collect_config(cfg, policy, goal_block(cfg, i), d / "trees"))
+    collected = run_collect(collect_config(cfg, model_dir(cfg, i - 1), goal_block(cfg, i), d / "trees"))
     seconds["collect"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    stats = build_pairs_file(PairsConfig(trees=str(d / "trees"), out=str(d / "pairs.jsonl"), kind="agentq",
-                                         theta=cfg.theta))
+    stats = build_pairs_file(pairs_config(cfg, d / "trees", d / "pairs.jsonl"))
     _write_json(d / "pairs_stats.json", stats)
     seconds["pairs"] = time.perf_counter() - t
     log(f"improve: iteration {i}: {stats['rows']} pairs from {stats['trees']} trees")
 
     t = time.perf_counter()
-    model = str(d / "model")
-    if (Path(model) / "config.json").is_file():
-        train = _read_json(Path(model) / "train_result.json") or {}
-    elif stats["rows"] == 0:
-        print(f"improve: iteration {i}: no preference pairs in {d / 'trees'} (theta={cfg.theta}); the policy "
-              "stays as it was (collect more goals or simulations, or lower --theta)", file=sys.stderr)
-        shutil.copytree(policy, model, ignore=shutil.ignore_patterns("checkpoints"))
-        train = {"note": "no pairs: policy unchanged"}
-    else:
-        train = train_dpo(dpo_config(cfg, policy, d / "pairs.jsonl", model))
+    train = train_iteration(cfg, i, stats)
     seconds["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
     greedy = cached_eval(cfg, model, False, d / "eval.json")
     search = cached_eval(cfg, model, True, d / "eval_mcts.json")
+    val = validation_eval(cfg, model, d / "eval_val.json")
+    fit = fit_rate(cfg, model, goal_block(cfg, i), d / "trees", d / "eval_fit.json")
     seconds["eval"] = time.perf_counter() - t
     record = {
-        "iteration": i, "model": model, "goals": goal_block(cfg, i),
+        "iteration": i, "model": model, "fingerprint": fingerprint(model), "goals": goal_block(cfg, i),
         "collect": {k: collected[k] for k in ("trees", "nodes", "success_rate", "score")},
         "pairs": {k: v for k, v in stats.items() if k != "out"},
         "train": {k: train.get(k) for k in ("steps", "train_loss", "seconds", "tokens_per_second", "note")},
-        GREEDY: metric_entry(greedy), SEARCH: metric_entry(search), "seconds": seconds,
+        GREEDY: metric_entry(greedy), SEARCH: metric_entry(search), VALIDATION: metric_entry(val), "fit": fit,
+        "seconds": seconds,
     }
     _write_json(d / "done.json", record)
     return record
@@ -212,32 +318,49 @@ def run_iteration(cfg: ImproveConfig, i: int, log: Callable[[str], None] = print
 def start_record(cfg: ImproveConfig) -> dict:
     """Iteration 0: the starting policy's evaluation (cached in OUT/iter_0)."""
     d = iteration_dir(cfg, 0)
-    greedy = cached_eval(cfg, cfg.model, False, d / "eval.json") if cfg.eval_start else None
-    search = cached_eval(cfg, cfg.model, True, d / "eval_mcts.json") if cfg.eval_start else None
-    return {"iteration": 0, "model": cfg.model, GREEDY: metric_entry(greedy), SEARCH: metric_entry(search)}
+    on = cfg.eval_start
+    greedy = cached_eval(cfg, cfg.model, False, d / "eval.json") if on else None
+    search = cached_eval(cfg, cfg.model, True, d / "eval_mcts.json") if on else None
+    val = validation_eval(cfg, cfg.model, d / "eval_val.json") if on else None
+    return {"iteration": 0, "model": cfg.model, "fingerprint": fingerprint(cfg.model), GREEDY: metric_entry(greedy),
+            SEARCH: metric_entry(search), VALIDATION: metric_entry(val)}
+
+
+def finished_record(cfg: ImproveConfig, i: int) -> dict | None:
+    """Iteration i's record if it finished from the policy it would start from now."""
+    done = _read_json(iteration_dir(cfg, i) / "done.json")
+    start = _read_json(iteration_dir(cfg, i) / "start.json")
+    if done is None or start is None or start.get("fingerprint") != fingerprint(model_dir(cfg, i - 1)):
+        return None
+    return done
 
 
 def run_improve(cfg: ImproveConfig) -> dict:
     """Run (or resume) the loop; returns the metrics written to OUT/metrics.json."""
+    from webgrove.provenance import provenance
     from webgrove.training.plots import plot_iterations
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     records = [start_record(cfg)]
     for i in range(1, cfg.iterations + 1):
-        done = _read_json(iteration_dir(cfg, i) / "done.json")
+        done = finished_record(cfg, i)
         if done is not None:
             print(f"improve: iteration {i} already finished; skipping")
             records.append(done)
             continue
         records.append(run_iteration(cfg, i))
         r = records[-1]
-        evals = [f"{m} success {r[m]['success_rate']:.3f} score {r[m]['score']:.1f}" for m in (GREEDY, SEARCH) if r[m]]
+        evals = [f"{m} success {r[m]['success_rate']:.3f} score {r[m]['score']:.1f}"
+                 for m in (GREEDY, SEARCH, VALIDATION) if r[m]]
+        if r["fit"]:
+            evals.append(f"fit rate {r['fit']['fit_rate']} on {r['fit']['solved_goals']} solved train goals")
         if evals:
             print(f"improve: iteration {i}: " + ", ".join(evals))
-    metrics = {"iterations": records, "config": asdict(cfg), "final_model": model_dir(cfg, cfg.iterations)}
+    metrics = {"iterations": records, "config": asdict(cfg), "final_model": model_dir(cfg, cfg.iterations),
+               "provenance": provenance()}
     _write_json(out / METRICS_FILE, metrics)
-    plot_iterations(records, out / PLOT_FILE, methods=(GREEDY, SEARCH))
+    plot_iterations(records, out / PLOT_FILE, methods=(GREEDY, SEARCH, VALIDATION))
     return metrics
 
 

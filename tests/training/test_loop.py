@@ -58,3 +58,52 @@ def test_improve_smoke_run_resumes_after_an_interruption(tiny_model_dir, tmp_pat
     assert records[2]["agent_q+mcts"]["episodes"] == 1
     assert (out / "metrics.png").stat().st_size > 0
     assert json.loads((out / "metrics.json").read_text())["final_model"] == str(out / "iter_2" / "model")
+
+
+def test_an_iteration_made_by_a_since_retrained_model_starts_over(tiny_model_dir, tmp_path):
+    import shutil
+
+    from webgrove.training.loop import ImproveConfig, finished_record, iteration_dir, prepare_iteration
+
+    model = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, model)
+    cfg = ImproveConfig(model=str(model), out=str(tmp_path / "improve"), iterations=1, progress=False, **SHOP)
+    prepare_iteration(cfg, 1)
+    d = iteration_dir(cfg, 1)
+    (d / "trees").mkdir()
+    (d / "trees" / "goal_000000.jsonl").write_text("{}\n")  # stands for a tree of the old model
+    (d / "done.json").write_text("{}")
+    assert finished_record(cfg, 1) == {}
+    prepare_iteration(cfg, 1)  # same model: nothing is touched
+    assert (d / "trees" / "goal_000000.jsonl").is_file()
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, "retrained": True}))  # a new fingerprint
+    assert finished_record(cfg, 1) is None  # its done.json no longer counts
+    prepare_iteration(cfg, 1, log=lambda m: None)
+    assert not (d / "trees").exists() and not (d / "done.json").exists()
+    assert json.loads((d / "start.json").read_text())["policy"] == str(model)
+
+
+def test_cached_rollouts_count_only_for_the_same_policy_and_goals(tmp_path):
+    from webgrove.search.rollout import RolloutConfig
+    from webgrove.training.loop import cached_rollout
+
+    path = tmp_path / "eval.json"
+    cfg = RolloutConfig(policy="rule", episodes=3, json=str(path), progress=False, **SHOP)
+    first = cached_rollout(cfg)
+    assert first["policy_fingerprint"] == "scripted:rule" and len(first["successes"]) == 3
+    path.write_text(json.dumps({**first, "success_rate": 0.99}))
+    assert cached_rollout(cfg)["success_rate"] == 0.99  # reused
+    path.write_text(json.dumps({**first, "success_rate": 0.99, "policy_fingerprint": "scripted:oracle"}))
+    assert cached_rollout(cfg)["success_rate"] == first["success_rate"]  # another policy's: run again
+    wider = RolloutConfig(policy="rule", episodes=4, json=str(path), progress=False, **SHOP)
+    assert cached_rollout(wider)["episodes"] == 4
+
+
+def test_validation_goals_must_be_unseen():
+    from webgrove.envs.errors import UsageError
+    from webgrove.training.loop import ImproveConfig
+
+    with pytest.raises(UsageError, match="overlaps the collected train goals 0:30"):
+        ImproveConfig(model="m", iterations=3, goals_per_iteration=10, val_goals="25:40")
+    assert ImproveConfig(model="m", iterations=3, goals_per_iteration=10, val_goals="30:40").val_goals == "30:40"
