@@ -15,5 +15,5 @@ def conformance_kwargs() -> dict[str, Any]:
         "start_url": PAGE.as_uri(),
         "goal": "Press the button three times.",
         "evaluator": TextPresent("Pressed 3 times"),
-        "allowed_origins": ["file://"],
+        "allowed_origins": [PAGE.as_uri()],  # this one file
     }
