@@ -222,6 +222,10 @@ def preference_margins(model, tokenizer, rows: list[dict]) -> list[float]:
 
 
 def run_dpo(cfg: DPORunConfig) -> int:
+    from webgrove.training.distributed import needs_relaunch, relaunch
+
+    if needs_relaunch(cfg):  # --num-processes N: the same command under accelerate launch
+        return relaunch(("train", "dpo"), cfg)
     s = train_dpo(cfg)
     last = next((h for h in reversed(s["log"]) if "rewards/margins" in h), {})
     print(f"dpo ({'LoRA' if cfg.lora else 'full'}, β={cfg.beta}, reference: {cfg.ref_logps}): "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,9 +55,18 @@ class TrainConfig:
     gradient_checkpointing: bool = field(default=False, metadata={
         "help": "recompute activations in backward (saves memory on big models; slower on CPU)"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+    num_processes: int = field(default=1, metadata={
+        "help": "data-parallel processes: relaunch under `accelerate launch` (GPUs, or CPU over gloo); "
+                "see webgrove.training.distributed"})
+    report_to: str = field(default="none", metadata={
+        "help": "experiment tracker TRL logs to (none | tensorboard | any TrainingArguments.report_to value)"})
+    run_dir: str | None = field(default=None, metadata={
+        "help": "TensorBoard folder (default: OUT/runs); the same as collection's and evaluation's --run-dir "
+                "makes one run"})
 
     def __post_init__(self) -> None:
         checks = {
+            "num_processes": self.num_processes >= 1,
             "epochs": self.epochs > 0, "learning_rate": self.learning_rate > 0,
             "batch_size": self.batch_size >= 1, "grad_accum": self.grad_accum >= 1,
             "max_length": self.max_length >= 8, "lora_r": self.lora_r >= 1,
@@ -77,11 +87,18 @@ class TrainConfig:
             warmup_steps=self.warmup_ratio, lr_scheduler_type="linear",
             per_device_train_batch_size=self.batch_size, gradient_accumulation_steps=self.grad_accum,
             max_length=self.max_length, seed=self.seed, data_seed=self.seed,
-            logging_steps=self.logging_steps, report_to="none", disable_tqdm=not self.progress,
+            logging_steps=self.logging_steps, disable_tqdm=not self.progress,
             save_strategy="steps" if self.save_steps else "no", save_steps=self.save_steps or 500,
             save_total_limit=2, bf16=self.bf16, gradient_checkpointing=self.gradient_checkpointing,
-            dataloader_num_workers=0, remove_unused_columns=True,
+            dataloader_num_workers=0, remove_unused_columns=True, report_to=self.tracking(),
         )
+
+    def tracking(self) -> str:
+        """TrainingArguments' `report_to`; TensorBoard's folder goes through the variable its
+        callback reads when the Trainer is built."""
+        if self.report_to == "tensorboard":
+            os.environ["TENSORBOARD_LOGGING_DIR"] = str(self.run_dir or Path(self.out) / "runs")
+        return self.report_to
 
 
 def lora_config(cfg: TrainConfig):
@@ -165,7 +182,9 @@ def run_trainer(trainer, cfg: TrainConfig, tokens_per_epoch: int, rows: int) -> 
     start = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - start
-    save_trained(trainer.model, trainer.processing_class, cfg.out, merge=cfg.merge)
+    main = trainer.is_world_process_zero()  # under accelerate launch, only the main process writes
+    if main:
+        save_trained(trainer.model, trainer.processing_class, cfg.out, merge=cfg.merge)
     steps = int(output.global_step)
     epochs_done = float(trainer.state.epoch or 0.0)
     summary = {
@@ -173,10 +192,11 @@ def run_trainer(trainer, cfg: TrainConfig, tokens_per_epoch: int, rows: int) -> 
         "train_loss": float(output.training_loss) if not math.isnan(output.training_loss) else None,
         "seconds": seconds, "seconds_per_step": seconds / steps if steps else None,
         "tokens_per_second": tokens_per_epoch * epochs_done / seconds if seconds > 0 else None,
-        "resumed_from": resume, "out": str(cfg.out),
+        "resumed_from": resume, "out": str(cfg.out), "num_processes": trainer.args.world_size,
         "log": [h for h in trainer.state.log_history if "loss" in h],
     }
-    (Path(cfg.out) / RESULT_FILE).write_text(json.dumps(summary, indent=2))
+    if main:
+        (Path(cfg.out) / RESULT_FILE).write_text(json.dumps(summary, indent=2))
     return summary
 
 
@@ -221,6 +241,10 @@ def train_sft(cfg: SFTRunConfig, rows: list[dict] | None = None) -> dict:
 
 
 def run_sft(cfg: SFTRunConfig) -> int:
+    from webgrove.training.distributed import needs_relaunch, relaunch
+
+    if needs_relaunch(cfg):
+        return relaunch(("train", "sft"), cfg)
     s = train_sft(cfg)
     print(f"sft: {s['rows']} rows, {s['steps']} steps, loss {s['train_loss']:.4f}, "
           f"{s['seconds']:.1f}s ({s['tokens_per_second']:.0f} tokens/s) -> {s['out']}")
