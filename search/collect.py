@@ -53,7 +53,9 @@ from webgrove.envs.errors import UsageError
 from webgrove.envs.make import EnvArgs, OutputArgs, parse_goal_range
 from webgrove.io import stale_temp_files, write_json_atomic
 from webgrove.search.args import SearchArgs
+from webgrove.search.backends import BackendArgs, collect_on_ray
 from webgrove.search.mcts import search_episode
+from webgrove.search.tracking import TrackingArgs, log_metrics
 from webgrove.search.tree import TreeFormatError, TreeIndex, make_header, read_tree, with_stats, write_tree
 
 COLLECTION_FILE = "collection.json"
@@ -64,6 +66,7 @@ COLLECTION_FORMAT = 1
 # Settings that do not change what a tree is (where it goes, how fast, how it is shown).
 # The policy spec is left out too: its fingerprint says which policy it is.
 NOT_IDENTITY = ("policy", "goal_range", "out", "workers", "force_new", "progress", "json",
+                "backend", "ray_address", "report_to", "run_dir", "track_step",
                 "request_timeout", "max_retries")
 INFRASTRUCTURE = "infrastructure"
 
@@ -91,7 +94,7 @@ def _group_field(group: type, name: str, default: Any) -> Any:
 
 
 @dataclass(kw_only=True)
-class CollectConfig(EnvArgs, PolicyArgs, SearchArgs, OutputArgs):
+class CollectConfig(EnvArgs, PolicyArgs, SearchArgs, OutputArgs, BackendArgs, TrackingArgs):
     """Collects one MCTS tree per goal into --out; rerun the same command to resume.
 
     The folder records its configuration in collection.json; a rerun with other settings
@@ -564,13 +567,16 @@ def run_collect(cfg: CollectConfig) -> dict:
         interrupted = True
         try:
             if todo:
-                run = _run_in_process if cfg.workers == 1 else _run_in_workers
+                run = collect_on_ray if cfg.backend == "ray" else (
+                    _run_in_process if cfg.workers == 1 else _run_in_workers)
                 run(cfg, identity, todo, on_result)
             interrupted = False
         finally:
             bar.close()
             summary = _summary(cfg, identity, done, results, time.perf_counter() - start, interrupted)
             write_json_atomic(Path(cfg.out) / SUMMARY_FILE, summary)
+            log_metrics(cfg, "collect", {**summary,
+                                         "trees_per_s": summary["collected"] / max(summary["seconds"], 1e-9)})
             if cfg.json:
                 write_json_atomic(cfg.json, summary)
     _raise_for_failures(summary)

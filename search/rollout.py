@@ -11,6 +11,7 @@ processes. Results carry WebShop's metrics (`webgrove.agents.episode.summarize`)
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,6 +24,8 @@ from webgrove.envs.errors import UsageError
 from webgrove.envs.make import EnvArgs, OutputArgs
 from webgrove.envs.make import make_env as _make_env
 from webgrove.search.args import SearchArgs
+from webgrove.search.backends import BackendArgs, is_ray, ray_map
+from webgrove.search.tracking import TrackingArgs, log_metrics
 from webgrove.io import write_json_atomic
 
 
@@ -34,7 +37,7 @@ def make_env(env_id: str, split: str = "test", data_dir: str | None = None, goal
 
 
 @dataclass(kw_only=True)
-class RolloutConfig(EnvArgs, PolicyArgs, SearchArgs, OutputArgs):
+class RolloutConfig(EnvArgs, PolicyArgs, SearchArgs, OutputArgs, BackendArgs, TrackingArgs):
     """Runs a policy (greedily, or with --mcts search before every step) on consecutive goals
     of a split and reports WebShop's metrics: success rate (0-1) and score (0-100)."""
 
@@ -125,7 +128,7 @@ def run_many(cfgs: list[RolloutConfig], workers: int = 1) -> tuple[list[list[Epi
     """
     for c in cfgs:
         c.check_goals(c.goal_ids, flag=f"--start-goal {c.start_goal} --episodes {c.episodes}")
-    if workers == 1:
+    if workers == 1 and not is_ray(cfgs[0]):
         out, seconds = [], []
         for c in cfgs:
             start = time.perf_counter()
@@ -140,8 +143,14 @@ def run_many(cfgs: list[RolloutConfig], workers: int = 1) -> tuple[list[list[Epi
     tasks = [(i, chunk) for i, c in enumerate(cfgs) for chunk in _chunks(c.episodes, workers)]
     results: list[list[EpisodeResult]] = [[] for _ in cfgs]
     seconds = [0.0 for _ in cfgs]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        parts = pool.map(_worker, [(cfgs[i], chunk) for i, chunk in tasks])
+    args = [(cfgs[i], chunk) for i, chunk in tasks]
+    with contextlib.ExitStack() as stack:
+        if is_ray(cfgs[0]):  # --backend ray: the same chunks, as Ray tasks
+            parts = ray_map(_worker, args, workers, cfgs[0].ray_address)
+        else:
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers,
+                                                           mp_context=multiprocessing.get_context("spawn")))
+            parts = pool.map(_worker, args)
         bar = tqdm(zip(tasks, parts), total=len(tasks), desc="rollout", unit="chunk", leave=False,
                    disable=cfgs[0].bar_disable if cfgs else True)
         for (i, _), (part, s) in bar:
@@ -176,6 +185,7 @@ def summarize_rollout(cfg: RolloutConfig, results: list[EpisodeResult], seconds:
                    successes=[r.success for r in results], provenance=provenance())
     if cfg.json:
         write_json_atomic(cfg.json, dict(summary, config=asdict(cfg)), allow_nan=True)
+    log_metrics(cfg, "eval", summary)
     return summary
 
 
