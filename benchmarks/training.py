@@ -7,7 +7,11 @@
      (timed separately as `ref_pass_s`);
    - `trl (ref each step)` — bare TRL's default with PEFT: the reference is the model with
      the adapter disabled, one extra forward per step.
-   The wrapper's overhead is its step time over the precomputed-reference run's.
+   - `webgrove choice_sigmoid` / `webgrove choice_ce` — the choice-level losses
+     (`webgrove.training.choice`) on the same pairs, every available action as the
+     candidate set, reference choice log-probs stored too.
+   The wrapper's overhead is its step time over the precomputed-reference run's; the
+   choice-level cost is its step time over plain DPO's through the wrapper (same run).
 2. Collection: seconds per MCTS tree with the model policy and the lexical critic.
 3. The demo's wall time by phase, read from runs/demo/results.json when it exists.
 
@@ -38,6 +42,7 @@ def make_pairs(model_dir: str, n: int, num_products: int, seed: int) -> list[dic
     """n preference pairs from oracle demonstrations, reference log-probs from the model."""
     import numpy as np
 
+    from webgrove.agents.hf import HFPolicy
     from webgrove.agents.prompts import action_completion
     from webgrove.training.dpo import completion_logprobs
     from webgrove.training.sft import demonstration_rows, load_model
@@ -49,12 +54,17 @@ def make_pairs(model_dir: str, n: int, num_products: int, seed: int) -> list[dic
         actions = [line for line in d["prompt"].splitlines() if line.startswith("Actions: ")][0][9:].split(" | ")
         others = [a for a in actions if action_completion(a) != d["completion"] and a not in ("search[...]", "...")]
         rejected = action_completion(others[int(rng.integers(len(others)))] if others else "click[back to search]")
-        rows.append({"prompt": d["prompt"], "chosen": d["completion"], "rejected": rejected})
+        candidates = list(dict.fromkeys([d["completion"], rejected] + [action_completion(a) for a in others]))
+        rows.append({"prompt": d["prompt"], "chosen": d["completion"], "rejected": rejected, "candidates": candidates})
     model, tokenizer = load_model(model_dir)
     prompts = [r["prompt"] for r in rows]
     for key, col in (("chosen", "ref_chosen_logps"), ("rejected", "ref_rejected_logps")):
         for r, lp in zip(rows, completion_logprobs(model, tokenizer, prompts, [r[key] for r in rows])):
             r[col] = lp
+    policy = HFPolicy(model, tokenizer, device="cpu")
+    for r in rows:  # the acting policy's choice log-probs over the candidates: the stored choice reference
+        choice = policy.score_choices(r["prompt"], r["candidates"])[1]
+        r["ref_chosen_choice_logps"], r["ref_rejected_choice_logps"] = choice[0], choice[1]
     return rows
 
 
@@ -102,16 +112,18 @@ def run_bare_trl(cfg, rows, precompute: bool) -> dict:
 def bench_dpo(model_dir: str, rows: list[dict], steps: int, batch_size: int, repeats: int, workdir: Path) -> list[dict]:
     from webgrove.training.dpo import DPORunConfig
 
-    variants = {
-        "webgrove (stored ref)": lambda cfg: run_wrapper(cfg, rows),
-        "trl (precomputed ref)": lambda cfg: run_bare_trl(cfg, rows, precompute=True),
-        "trl (ref each step)": lambda cfg: run_bare_trl(cfg, rows, precompute=False),
+    variants = {  # name: (run, loss type)
+        "webgrove (stored ref)": (lambda cfg: run_wrapper(cfg, rows), "sigmoid"),
+        "trl (precomputed ref)": (lambda cfg: run_bare_trl(cfg, rows, precompute=True), "sigmoid"),
+        "trl (ref each step)": (lambda cfg: run_bare_trl(cfg, rows, precompute=False), "sigmoid"),
+        "webgrove choice_sigmoid": (lambda cfg: run_wrapper(cfg, rows), "choice_sigmoid"),
+        "webgrove choice_ce": (lambda cfg: run_wrapper(cfg, rows), "choice_ce"),
     }
     runs: dict[str, list[dict]] = {name: [] for name in variants}
     for rep in range(repeats):  # interleaved, so a change in load hits every variant alike
-        for i, (name, run) in enumerate(variants.items()):
+        for i, (name, (run, loss_type)) in enumerate(variants.items()):
             cfg = DPORunConfig(model=model_dir, out=str(workdir / f"dpo_{rep}_{i}"), pairs="-", max_steps=steps,
-                               batch_size=batch_size, progress=False, logging_steps=steps)
+                               batch_size=batch_size, progress=False, logging_steps=steps, loss_type=loss_type)
             runs[name].append(run(cfg))
             print(f"  {name} run {rep + 1}: {runs[name][-1]['train_s']:.2f}s", flush=True)
     table = []
@@ -121,9 +133,10 @@ def bench_dpo(model_dir: str, rows: list[dict], steps: int, batch_size: int, rep
         table.append({"variant": name, "step_s": step_s, "tokens_per_s": tokens_per_step / step_s,
                       "ref_pass_s": statistics.median(r["ref_pass_s"] for r in rs),
                       "setup_s": statistics.median(r["setup_s"] for r in rs), "runs": rs})
-    base = table[1]["step_s"]
+    base, plain = table[1]["step_s"], table[0]["step_s"]
     for row in table:
         row["vs_trl_precomputed"] = row["step_s"] / base - 1.0
+        row["vs_webgrove_sequence_dpo"] = row["step_s"] / plain
     return table
 
 
@@ -173,11 +186,11 @@ def main() -> None:
                                  args.seed, workdir) if args.trees else None)
 
     print()
-    print("| variant | s/step | tokens/s | vs TRL (precomputed ref) | reference pass s |")
-    print("|---|---|---|---|---|")
+    print("| variant | s/step | tokens/s | vs TRL (precomputed ref) | × webgrove sequence DPO | reference pass s |")
+    print("|---|---|---|---|---|---|")
     for r in dpo:
         print(f"| {r['variant']} | {r['step_s']:.3f} | {r['tokens_per_s']:.0f} | {100 * r['vs_trl_precomputed']:+.1f}% "
-              f"| {r['ref_pass_s']:.2f} |")
+              f"| {r['vs_webgrove_sequence_dpo']:.2f} | {r['ref_pass_s']:.2f} |")
     if collect:
         print(f"\ncollection: {collect['trees']} trees, {collect['seconds_per_tree']:.2f} s/tree, "
               f"{collect['nodes_per_tree']:.0f} nodes/tree ({args.simulations} simulations per step, k={args.k})")

@@ -215,107 +215,108 @@ def add_branch_columns(example: dict, tokenizer) -> dict:
     return {"chosen_branch": chosen, "rejected_branch": rejected, "chosen_is_best": chosen_is_best(example)}
 
 
-def choice_trainer_class(base_cls):
-    """A subclass of `base_cls` (a TRL `DPOTrainer`) that trains on `LOSSES` terms.
+class ChoiceLossMixin:
+    """Mixed in before a TRL `DPOTrainer`: DPO with `LOSSES` terms (module docstring), reference
+    values stored or computed once. Built by `choice_trainer_class`; constructed with
+    `terms=[(loss name, weight), ...]` on top of DPOTrainer's arguments."""
 
-    Constructed with `terms=[(loss name, weight), ...]` on top of DPOTrainer's arguments.
-    """
-    import torch
+    def __init__(self, *args, terms: list[tuple[str, float]], **kwargs):
+        from trl.trainer.dpo_trainer import DataCollatorForPreference
 
-    class ChoiceDPOTrainer(base_cls):
-        """DPO with choice-level terms (module docstring); reference values stored or computed once."""
+        unknown = [name for name, _ in terms if name not in LOSSES]
+        if unknown:
+            raise ValueError(f"unknown loss {unknown}; use {', '.join(LOSSES)}")
+        self.terms = list(terms)
+        self.ref_sources: dict[str, str] = {}
+        tok, cfg = kwargs["processing_class"], kwargs["args"]
+        kwargs.setdefault("data_collator", ChoiceCollator(DataCollatorForPreference(
+            pad_token_id=tok.pad_token_id, max_length=cfg.max_length, truncation_mode=cfg.truncation_mode)))
+        super().__init__(*args, **kwargs)
 
-        def __init__(self, *args, terms: list[tuple[str, float]], **kwargs):
-            from trl.trainer.dpo_trainer import DataCollatorForPreference
+    def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+        dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+        return dataset.map(add_branch_columns, fn_kwargs={"tokenizer": processing_class})
 
-            unknown = [name for name, _ in terms if name not in LOSSES]
-            if unknown:
-                raise ValueError(f"unknown loss {unknown}; use {', '.join(LOSSES)}")
-            self.terms = list(terms)
-            self.ref_sources: dict[str, str] = {}
-            tok, cfg = kwargs["processing_class"], kwargs["args"]
-            kwargs.setdefault("data_collator", ChoiceCollator(DataCollatorForPreference(
-                pad_token_id=tok.pad_token_id, max_length=cfg.max_length, truncation_mode=cfg.truncation_mode)))
-            super().__init__(*args, **kwargs)
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        self._signature_columns = list(dict.fromkeys(
+            [*self._signature_columns, *BRANCH_COLUMNS, *CHOICE_REF_COLUMNS, *SEQ_REF_COLUMNS]))
 
-        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
-            dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
-            return dataset.map(add_branch_columns, fn_kwargs={"tokenizer": processing_class})
-
-        def _set_signature_columns_if_needed(self):
-            super()._set_signature_columns_if_needed()
-            self._signature_columns = list(dict.fromkeys(
-                [*self._signature_columns, *BRANCH_COLUMNS, *CHOICE_REF_COLUMNS, *SEQ_REF_COLUMNS]))
-
-        def _precompute_ref_logps(self, dataset, name, batch_size):
-            missing = [c for c in SEQ_REF_COLUMNS + CHOICE_REF_COLUMNS if c not in dataset.column_names]
-            self.ref_sources = {c: ("model" if c in missing else "stored") for c in SEQ_REF_COLUMNS + CHOICE_REF_COLUMNS}
-            if not missing:
-                return dataset
-            values = self._reference_pass(dataset, batch_size)
-            for c in missing:
-                dataset = dataset.add_column(c, values[c])
+    def _precompute_ref_logps(self, dataset, name, batch_size):
+        missing = [c for c in SEQ_REF_COLUMNS + CHOICE_REF_COLUMNS if c not in dataset.column_names]
+        self.ref_sources = {c: ("model" if c in missing else "stored") for c in SEQ_REF_COLUMNS + CHOICE_REF_COLUMNS}
+        if not missing:
             return dataset
+        values = self._reference_pass(dataset, batch_size)
+        for c in missing:
+            dataset = dataset.add_column(c, values[c])
+        return dataset
 
-        def _reference_pass(self, dataset, batch_size) -> dict[str, list[float]]:
-            """The starting model's sequence and choice log-probs of every pair (no gradients)."""
-            import contextlib
+    def _reference_pass(self, dataset, batch_size) -> dict[str, list[float]]:
+        """The starting model's sequence and choice log-probs of every pair (no gradients)."""
+        import contextlib
 
-            from torch.utils.data import DataLoader
+        import torch
+        from torch.utils.data import DataLoader
 
-            loader = DataLoader(dataset, batch_size=batch_size, collate_fn=self.data_collator, shuffle=False)
-            off = getattr(self.model, "disable_adapter", None)  # PEFT: the reference is the base model
-            cols: dict[str, list[float]] = {c: [] for c in SEQ_REF_COLUMNS + CHOICE_REF_COLUMNS}
-            with torch.no_grad(), (off() if off else contextlib.nullcontext()):
-                for batch in loader:
-                    seq, choice, _ = self._logps(self.model, batch)
-                    for col, values in zip(SEQ_REF_COLUMNS + CHOICE_REF_COLUMNS,
-                                           (*seq.chunk(2), *choice.chunk(2))):
-                        cols[col] += values.tolist()
-            return cols
+        loader = DataLoader(dataset, batch_size=batch_size, collate_fn=self.data_collator, shuffle=False)
+        off = getattr(self.model, "disable_adapter", None)  # PEFT: the reference is the base model
+        cols: dict[str, list[float]] = {c: [] for c in SEQ_REF_COLUMNS + CHOICE_REF_COLUMNS}
+        with torch.no_grad(), (off() if off else contextlib.nullcontext()):
+            for batch in loader:
+                seq, choice, _ = self._logps(self.model, batch)
+                for col, values in zip(SEQ_REF_COLUMNS + CHOICE_REF_COLUMNS,
+                                       (*seq.chunk(2), *choice.chunk(2))):
+                    cols[col] += values.tolist()
+        return cols
 
-        def _logps(self, model, inputs):
-            """(sequence, choice, completion-token counts) of the 2B sequences in a batch."""
-            device = next(model.parameters()).device
-            ids, mask = inputs["input_ids"].to(device), inputs["completion_mask"].to(device)
-            start = max(int(mask.float().argmax(dim=1).min()) - 1, 0)  # first completion token, shifted
-            logits = model(input_ids=ids, attention_mask=inputs["attention_mask"].to(device), use_cache=False).logits
-            shifted = mask[:, 1:][:, start:]
-            seq, choice = sequence_and_choice_logps(
-                logits[:, start:-1], ids[:, 1:][:, start:], inputs["branch"][:, start:].to(device),
-                inputs["branch_ok"][:, start:].to(device), shifted)
-            return seq, choice, shifted.sum(dim=1)
+    def _logps(self, model, inputs):
+        """(sequence, choice, completion-token counts) of the 2B sequences in a batch."""
+        device = next(model.parameters()).device
+        ids, mask = inputs["input_ids"].to(device), inputs["completion_mask"].to(device)
+        start = max(int(mask.float().argmax(dim=1).min()) - 1, 0)  # first completion token, shifted
+        logits = model(input_ids=ids, attention_mask=inputs["attention_mask"].to(device), use_cache=False).logits
+        shifted = mask[:, 1:][:, start:]
+        seq, choice = sequence_and_choice_logps(
+            logits[:, start:-1], ids[:, 1:][:, start:], inputs["branch"][:, start:].to(device),
+            inputs["branch_ok"][:, start:].to(device), shifted)
+        return seq, choice, shifted.sum(dim=1)
 
-        def _compute_loss(self, model, inputs, return_outputs):
-            mode = "train" if self.model.training else "eval"
-            seq, choice, tokens = self._logps(model, inputs)
-            (c, r), (cc, rc) = seq.chunk(2), choice.chunk(2)
-            dev = seq.device
-            p = PreferenceLogps(c, r, cc, rc, *(inputs[k].to(dev) for k in SEQ_REF_COLUMNS + CHOICE_REF_COLUMNS),
-                                chosen_tokens=tokens.chunk(2)[0], chosen_is_best=inputs["chosen_is_best"].to(dev))
-            loss = sum(w * LOSSES[name](p, self.beta).mean() for name, w in self.terms)
-            self._log_choice_metrics(mode, p)
-            return (loss, None) if return_outputs else loss
+    def _compute_loss(self, model, inputs, return_outputs):
+        mode = "train" if self.model.training else "eval"
+        seq, choice, tokens = self._logps(model, inputs)
+        (c, r), (cc, rc) = seq.chunk(2), choice.chunk(2)
+        dev = seq.device
+        p = PreferenceLogps(c, r, cc, rc, *(inputs[k].to(dev) for k in SEQ_REF_COLUMNS + CHOICE_REF_COLUMNS),
+                            chosen_tokens=tokens.chunk(2)[0], chosen_is_best=inputs["chosen_is_best"].to(dev))
+        loss = sum(w * LOSSES[name](p, self.beta).mean() for name, w in self.terms)
+        self._log_choice_metrics(mode, p)
+        return (loss, None) if return_outputs else loss
 
-        def _log_choice_metrics(self, mode: str, p: PreferenceLogps) -> None:
-            with torch.no_grad():
-                choice_gain = (p.chosen_choice - p.ref_chosen_choice) - (p.rejected_choice - p.ref_rejected_choice)
-                seq_gain = (p.chosen - p.ref_chosen) - (p.rejected - p.ref_rejected)
-                main = self.terms[0][0]
-                gain = choice_gain if main.startswith("choice") else seq_gain
-                metrics = {
-                    "rewards/margins": self.beta * gain, "rewards/accuracies": (gain > 0).float(),
-                    "rewards/chosen": self.beta * ((p.chosen_choice - p.ref_chosen_choice)
-                                                   if main.startswith("choice") else (p.chosen - p.ref_chosen)),
-                    "choice/margin": p.chosen_choice - p.rejected_choice,
-                    "choice/chosen_logps": p.chosen_choice,
-                    "sequence/margin": p.chosen - p.rejected,
-                    "logps/chosen": p.chosen,
-                }
-                for k, v in metrics.items():
-                    self._metrics[mode][k].append(float(v.float().mean()))
+    def _log_choice_metrics(self, mode: str, p: PreferenceLogps) -> None:
+        import torch
 
-    return ChoiceDPOTrainer
+        with torch.no_grad():
+            choice_gain = (p.chosen_choice - p.ref_chosen_choice) - (p.rejected_choice - p.ref_rejected_choice)
+            seq_gain = (p.chosen - p.ref_chosen) - (p.rejected - p.ref_rejected)
+            main = self.terms[0][0]
+            gain = choice_gain if main.startswith("choice") else seq_gain
+            metrics = {
+                "rewards/margins": self.beta * gain, "rewards/accuracies": (gain > 0).float(),
+                "rewards/chosen": self.beta * ((p.chosen_choice - p.ref_chosen_choice)
+                                               if main.startswith("choice") else (p.chosen - p.ref_chosen)),
+                "choice/margin": p.chosen_choice - p.rejected_choice,
+                "choice/chosen_logps": p.chosen_choice,
+                "sequence/margin": p.chosen - p.rejected,
+                "logps/chosen": p.chosen,
+            }
+            for k, v in metrics.items():
+                self._metrics[mode][k].append(float(v.float().mean()))
+
+
+def choice_trainer_class(base_cls):
+    """`ChoiceLossMixin` over `base_cls` (a TRL `DPOTrainer` subclass)."""
+    return type("ChoiceDPOTrainer", (ChoiceLossMixin, base_cls), {})
 
 
 # ---------------------------------------------------------------------------------------
