@@ -1,23 +1,31 @@
 """`webgrove demo` (what `make demo` runs): the whole story on a CPU, from nothing.
 
-Phases (each timed; a rerun reuses every finished output under OUT):
+Phases (each timed; a rerun reuses every finished output under OUT whose model is unchanged):
 
 1. **init**: a tiny causal LM and a BPE tokenizer trained on shop text (`webgrove.training.tiny`);
 2. **bc**: behaviour cloning on oracle demonstrations of train goals (`webgrove.training.sft`)
-   gives the base policy;
-3. **collect**: MCTS trees with the base policy on two blocks of fresh train goals: the
-   offline pool every baseline learns from. Block 1 is also Agent Q's first iteration;
-4. **baselines**: RFT (SFT on successful trajectories), outcome-supervised DPO
+   gives the base policy; its loss on the validation goals' demonstrations is reported. No
+   oracle data is used after this phase;
+3. **collect**: MCTS trees with the base policy on `iterations` blocks of fresh train goals:
+   the offline pool every baseline learns from. Block 1 is also Agent Q's first iteration;
+4. **baselines**: RFT (SFT on complete successful trajectories), outcome-supervised DPO
    (success-vs-failure pairs) and Agent-R (revision trajectories), each from the base policy
    on the whole pool;
-5. **agent_q**: two iterations of the improvement loop (`webgrove.training.loop`): DPO on Agent Q's
-   step-level pairs of block 1; then trees on block 2 with the improved policy, DPO again.
+5. **agent_q**: `iterations` iterations of the improvement loop (`webgrove.training.loop`):
+   DPO on Agent Q's step-level pairs of block i, collected by the policy of iteration i-1.
    Every method thus learns from the same number of trees (equal collection budget);
-6. **eval**: every policy on the same held-out test goals, greedily, and the base and
-   Agent Q policies also with search (MCTS at inference).
+6. **eval**: every method on the same held-out test goals (all 500 by default), greedily, the
+   base and Agent Q also with search, and the rule baseline; each trained policy also on the
+   validation goals and on block 1's train goals (its fit rate).
 
-Writes OUT/results.json ({"methods": {name: {success_rate, score, episodes}}, "seconds",
-"phases", ...}) and OUT/results.png, and prints a results table and a wall-time table.
+Goal splits: the test split is only for the final table. Settings are chosen on the
+validation goals: the last `val_goals` goals of the train split, which no phase trains or
+collects on (`demo_splits`).
+
+Writes OUT/results.json (per method: success rate and score with 95% intervals and the
+per-goal outcomes; paired comparisons with the base; validation and fit rates; Agent Q per
+iteration; seconds per phase; config; provenance), OUT/results.png (test table with
+intervals) and OUT/iterations.png (validation success per iteration and method).
 """
 from __future__ import annotations
 
@@ -36,7 +44,11 @@ DEMO_SIZES = {"micro": (2, 128, 4)}
 
 RESULTS_FILE = "results.json"
 PLOT_FILE = "results.png"
-METHODS = ("base", "base+mcts", "rft", "outcome_dpo", "agent_r", "agent_q", "agent_q+mcts")
+ITERATIONS_PLOT = "iterations.png"
+METHODS = ("rule", "base", "base+mcts", "rft", "outcome_dpo", "agent_r", "agent_q", "agent_q+mcts")
+TRAINED = ("rft", "outcome_dpo", "agent_r")  # baselines trained once on the base policy's pool
+# paired comparisons in the results: (method, against)
+COMPARISONS = [(m, "base") for m in METHODS if m != "base"] + [("agent_q+mcts", "base+mcts")]
 
 
 @dataclass
@@ -59,23 +71,36 @@ class DemoConfig:
         "help": "more train goals (after the collection blocks) whose first step, the search query, is also "
                 "demonstrated: short prompts, so cheap, and writing the query is what a fresh model needs most"})
     query_repeats: int = field(default=2, metadata={"help": "copies of each query demonstration in the BC data"})
-    bc_epochs: float = field(default=5.0, metadata={"help": "behaviour-cloning epochs"})
+    bc_epochs: float = field(default=8.0, metadata={"help": "behaviour-cloning epochs"})
     bc_learning_rate: float = field(default=3e-3, metadata={"help": "behaviour-cloning learning rate"})
+    val_goals: int = field(default=200, metadata={
+        "help": "validation goals: the last N train goals, never trained or collected on; every setting is "
+                "chosen on them (the test goals are for the final table only)"})
+    iterations: int = field(default=3, metadata={"help": "Agent Q iterations (= collection blocks)"})
     goals_per_iteration: int = field(default=50, metadata={
-        "help": "trees per collection block; each method learns from two blocks' worth"})
+        "help": "trees per collection block; each method learns from `iterations` blocks' worth"})
     simulations: int = field(default=3, metadata={"help": "MCTS simulations per step when collecting"})
     k: int = field(default=4, metadata={"help": "proposals per expanded node when collecting"})
     critic: str = field(default="lexical", metadata={"help": "critic: none | lexical | self"})
     max_depth: int = field(default=8, metadata={
         "help": "most actions a search looks ahead (the oracle needs 4-6; failing rollouts stop here)"})
     theta: float = field(default=0.1, metadata={"help": "value gap of Agent Q pairs and Agent-R first errors"})
+    min_visits: int = field(default=1, metadata={"help": "visits both siblings of an Agent Q pair need"})
+    pair_kinds: str = field(default="all", metadata={
+        "help": "action kinds Agent Q pairs may compare: query,product,option,navigation,other or all"})
     beta: float = field(default=0.1, metadata={"help": "DPO beta"})
+    loss_type: str = field(default="sigmoid", metadata={
+        "help": "Agent Q's and outcome DPO's loss: sigmoid (sequence DPO), choice_sigmoid, choice_ce"})
     sft_weight: float = field(default=0.0, metadata={"help": "NLL on chosen added to DPO (RPO); 0: plain DPO"})
+    nll_target: str = field(default="sequence", metadata={
+        "help": "what the NLL term reads: sequence or choice", "choices": ["sequence", "choice"]})
     dpo_learning_rate: float = field(default=5e-4, metadata={"help": "DPO learning rate (LoRA)"})
     dpo_epochs: float = field(default=2.0, metadata={"help": "DPO epochs"})
     sft_learning_rate: float = field(default=5e-4, metadata={"help": "RFT / Agent-R fine-tuning learning rate"})
     sft_epochs: float = field(default=2.0, metadata={"help": "RFT / Agent-R epochs"})
-    eval_episodes: int = field(default=200, metadata={"help": "held-out test goals per method"})
+    eval_episodes: int = field(default=500, metadata={"help": "held-out test goals per method (the split has 500)"})
+    fit_eval: bool = field(default=True, metadata={
+        "help": "evaluate trained policies on block 1's train goals (the fit rate)"})
     eval_simulations: int = field(default=3, metadata={"help": "MCTS simulations per step at evaluation"})
     eval_k: int = field(default=3, metadata={"help": "proposals per node at evaluation"})
     workers: int = field(default=2, metadata={"help": "worker processes for collection and evaluation"})
@@ -85,7 +110,8 @@ class DemoConfig:
     def __post_init__(self) -> None:
         checks = {"demo_goals": self.demo_goals >= 1, "goals_per_iteration": self.goals_per_iteration >= 1,
                   "eval_episodes": self.eval_episodes >= 1, "query_goals": self.query_goals >= 0,
-                  "query_repeats": self.query_repeats >= 1,
+                  "query_repeats": self.query_repeats >= 1, "iterations": self.iterations >= 1,
+                  "val_goals": self.val_goals >= 1,
                   "simulations": self.simulations >= 1,
                   "eval_simulations": self.eval_simulations >= 1, "workers": self.workers >= 1,
                   "bc_epochs": self.bc_epochs > 0, "beta": self.beta > 0, "theta": self.theta >= 0}
@@ -119,20 +145,38 @@ def _has_model(path: Path) -> bool:
     return (path / "config.json").is_file()
 
 
-def loop_config(cfg: DemoConfig, base: str):
+def demo_splits(cfg: DemoConfig) -> dict[str, list[int]]:
+    """Train-split goal ranges [A, B) of each use, and the test goals; fixed by the config.
+
+    demos (behaviour cloning) | collection blocks | query demonstrations | validation (the last
+    `val_goals` train goals) — disjoint, in this order; test: goals 0..eval_episodes-1 of the test split.
+    """
+    total = train_goal_count(cfg.num_products)
+    blocks_end = cfg.demo_goals + cfg.iterations * cfg.goals_per_iteration
+    val_start = total - cfg.val_goals
+    if val_start < blocks_end:
+        raise ValueError(f"the train split has {total} goals: too few for {cfg.demo_goals} demonstration goals, "
+                         f"{cfg.iterations} x {cfg.goals_per_iteration} collection goals and {cfg.val_goals} "
+                         "validation goals")
+    return {"demos": [0, cfg.demo_goals], "blocks": [cfg.demo_goals, blocks_end],
+            "queries": [blocks_end, min(blocks_end + cfg.query_goals, val_start)],
+            "validation": [val_start, total], "test": [0, cfg.eval_episodes]}
+
+
+def loop_config(cfg: DemoConfig, base: str, val_goals: str | None = None):
     """The improvement loop's settings in the demo (also used to collect the baselines' pool)."""
     from webgrove.training.loop import ImproveConfig
 
-    return ImproveConfig(model=base, out=str(Path(cfg.out) / "agent_q"), iterations=2,
+    return ImproveConfig(model=base, out=str(Path(cfg.out) / "agent_q"), iterations=cfg.iterations,
                          num_products=cfg.num_products, first_goal=cfg.demo_goals,
                          goals_per_iteration=cfg.goals_per_iteration, critic=cfg.critic,
                          simulations=cfg.simulations, k=cfg.k, max_depth=cfg.max_depth,
-                         workers=cfg.workers, theta=cfg.theta,
-                         beta=cfg.beta, sft_weight=cfg.sft_weight, learning_rate=cfg.dpo_learning_rate,
-                         epochs=cfg.dpo_epochs,
-                         eval_episodes=0, eval_mcts_episodes=0, eval_start=False,
-                         eval_simulations=cfg.eval_simulations, eval_k=cfg.eval_k, seed=cfg.seed,
-                         progress=cfg.progress)
+                         workers=cfg.workers, theta=cfg.theta, min_visits=cfg.min_visits, pair_kinds=cfg.pair_kinds,
+                         beta=cfg.beta, loss_type=cfg.loss_type, sft_weight=cfg.sft_weight,
+                         nll_target=cfg.nll_target, learning_rate=cfg.dpo_learning_rate, epochs=cfg.dpo_epochs,
+                         eval_episodes=0, eval_mcts_episodes=0, eval_start=True, val_goals=val_goals,
+                         fit_eval=cfg.fit_eval, eval_simulations=cfg.eval_simulations, eval_k=cfg.eval_k,
+                         seed=cfg.seed, progress=cfg.progress)
 
 
 def register_demo_sizes() -> None:
@@ -153,10 +197,54 @@ def train_goal_count(num_products: int) -> int:
         env.close()
 
 
-def build_base(cfg: DemoConfig, timer: PhaseTimer) -> str:
-    """init-model, then behaviour cloning on oracle demonstrations; returns the base model dir."""
+def validation_loss(model_dir: str | Path, rows: list[dict]) -> float:
+    """Mean negative log-likelihood (nats per action, eos included) of demonstration rows."""
+    from webgrove.training.dpo import completion_logprobs
+    from webgrove.training.sft import load_model
+
+    model, tokenizer = load_model(model_dir)
+    model.eval()
+    logps = completion_logprobs(model, tokenizer, [r["prompt"] for r in rows], [r["completion"] for r in rows])
+    return -sum(logps) / len(logps)
+
+
+def bc_report(cfg: DemoConfig, init: Path, base: Path, splits: dict) -> dict:
+    """Behaviour cloning's train loss and its loss on the validation goals' oracle demonstrations
+    (measured only, never trained on), before and after; cached in OUT/bc.json."""
+    from webgrove.training.sft import demonstration_rows
+
+    path = Path(cfg.out) / "bc.json"
+    report = json.loads(path.read_text()) if path.is_file() else None
+    if report is None:
+        a, b = splits["validation"]
+        rows = demonstration_rows(split="train", goals=range(a, min(b, a + 100)), seed=cfg.seed,
+                                  num_products=cfg.num_products, paginated=False)
+        train = json.loads((base / "train_result.json").read_text())
+        report = {"val_rows": len(rows), "val_loss_init": validation_loss(init, rows),
+                  "val_loss": validation_loss(base, rows), "train_loss": train.get("train_loss"),
+                  "steps": train.get("steps"), "epochs": cfg.bc_epochs}
+        write_json_atomic(path, report)
+    print(f"demo: bc: train loss {report['train_loss']:.4f}; validation loss {report['val_loss']:.4f} nats/action "
+          f"on {report['val_rows']} validation demonstrations (init {report['val_loss_init']:.3f})")
+    return report
+
+
+def bc_rows(cfg: DemoConfig, splits: dict) -> list[dict]:
+    """Oracle demonstrations: whole episodes of the demo goals, first steps of the query goals."""
+    from webgrove.training.sft import demonstration_rows
+
+    full = demonstration_rows(split="train", goals=range(*splits["demos"]), seed=cfg.seed,
+                              num_products=cfg.num_products, paginated=False)
+    queries = demonstration_rows(split="train", goals=range(*splits["queries"]), seed=cfg.seed,
+                                 num_products=cfg.num_products, first_steps=1)
+    return full + queries * cfg.query_repeats
+
+
+def build_base(cfg: DemoConfig, timer: PhaseTimer, splits: dict) -> tuple[str, dict]:
+    """init-model, then behaviour cloning on oracle demonstrations; returns the base model dir
+    and the BC report (`bc_report`)."""
     from webgrove.io import write_jsonl_atomic
-    from webgrove.training.sft import SFTRunConfig, demonstration_rows, train_sft
+    from webgrove.training.sft import SFTRunConfig, train_sft
     from webgrove.training.tiny import init_model
 
     out = Path(cfg.out)
@@ -171,27 +259,32 @@ def build_base(cfg: DemoConfig, timer: PhaseTimer) -> str:
         if not _has_model(base):
             demos = out / "demos.jsonl"
             if not demos.is_file():
-                full = demonstration_rows(split="train", goals=range(cfg.demo_goals), seed=cfg.seed,
-                                          num_products=cfg.num_products, paginated=False)
-                first = cfg.demo_goals + 2 * cfg.goals_per_iteration  # past the collection blocks
-                last = min(first + cfg.query_goals, train_goal_count(cfg.num_products))
-                queries = demonstration_rows(split="train", goals=range(first, max(first, last)),
-                                             seed=cfg.seed, num_products=cfg.num_products, first_steps=1)
-                write_jsonl_atomic(demos, full + queries * cfg.query_repeats)
+                write_jsonl_atomic(demos, bc_rows(cfg, splits))
             train_sft(SFTRunConfig(model=str(init), out=str(base), data=str(demos), epochs=cfg.bc_epochs,
                                    learning_rate=cfg.bc_learning_rate, batch_size=16, seed=cfg.seed,
                                    progress=cfg.progress, logging_steps=20))
-    return str(base)
+        report = bc_report(cfg, init, base, splits)
+    return str(base), report
+
+
+def pool_dirs(cfg: DemoConfig, base: str) -> list[Path]:
+    """Where the base policy's trees of each block go: block 1 where Agent Q's iteration 1 reads it."""
+    from webgrove.training.loop import iteration_dir
+
+    loop = loop_config(cfg, base)
+    return [iteration_dir(loop, 1) / "trees"] + [Path(cfg.out) / "pool" / f"block_{i}"
+                                                 for i in range(2, cfg.iterations + 1)]
 
 
 def collect_pool(cfg: DemoConfig, base: str, timer: PhaseTimer) -> list[Path]:
-    """Base-policy trees on blocks 1 and 2; block 1 lands where Agent Q's iteration 1 reads it."""
+    """Base-policy trees on every block (a base since retrained makes collect start them over)."""
     from webgrove.search.collect import run_collect
-    from webgrove.training.loop import collect_config, goal_block, iteration_dir
+    from webgrove.training.loop import collect_config, goal_block, prepare_iteration
 
     loop = loop_config(cfg, base)
-    dirs = [iteration_dir(loop, 1) / "trees", Path(cfg.out) / "pool_block2"]
+    dirs = pool_dirs(cfg, base)
     with timer("collect"):
+        prepare_iteration(loop, 1)  # iteration 1's folder belongs to this base
         for i, d in enumerate(dirs, start=1):
             run_collect(collect_config(loop, base, goal_block(loop, i), d))
     return dirs
@@ -204,14 +297,43 @@ def pool_rows(dirs: list[Path], kind: str, theta: float) -> list[dict]:
     return list(iter_rows([f for d in dirs for f in tree_files(d)], cfg))
 
 
-def train_baselines(cfg: DemoConfig, base: str, pool: list[Path], timer: PhaseTimer) -> dict[str, dict]:
-    """RFT, outcome DPO and Agent-R from the base policy on the pool; returns data stats."""
-    from webgrove.training.dpo import DPORunConfig, train_dpo
+def baseline_is_current(model: Path, base: str) -> bool:
+    """Whether a trained baseline was trained from this base (its base.json names its fingerprint)."""
+    from webgrove.training.loop import fingerprint
+
+    recorded = model.parent / f"{model.name}.base.json"
+    return _has_model(model) and recorded.is_file() and json.loads(recorded.read_text()) == fingerprint(base)
+
+
+def train_baseline(cfg: DemoConfig, base: str, method: str, trainer: str, rows: list[dict]) -> None:
+    """One baseline from the base policy on its rows; records which base it came from."""
+    import shutil
+
     from webgrove.io import write_jsonl_atomic
-    from webgrove.training.pairs import pair_stats
+    from webgrove.training.dpo import DPORunConfig, train_dpo
+    from webgrove.training.loop import fingerprint
     from webgrove.training.sft import SFTRunConfig, train_sft
 
     out = Path(cfg.out)
+    model, data = out / method, out / f"{method}.jsonl"
+    shutil.rmtree(model, ignore_errors=True)  # a model of another base, or half-written
+    write_jsonl_atomic(data, rows)
+    if trainer == "sft":
+        train_sft(SFTRunConfig(model=base, out=str(model), data=str(data), epochs=cfg.sft_epochs,
+                               learning_rate=cfg.sft_learning_rate, batch_size=8, seed=cfg.seed,
+                               progress=cfg.progress, logging_steps=10))
+    else:
+        train_dpo(DPORunConfig(model=base, out=str(model), pairs=str(data), epochs=cfg.dpo_epochs,
+                               learning_rate=cfg.dpo_learning_rate, beta=cfg.beta, loss_type=cfg.loss_type,
+                               sft_weight=cfg.sft_weight, nll_target=cfg.nll_target, batch_size=8,
+                               seed=cfg.seed, progress=cfg.progress, logging_steps=10))
+    write_json_atomic(out / f"{method}.base.json", fingerprint(base))
+
+
+def train_baselines(cfg: DemoConfig, base: str, pool: list[Path], timer: PhaseTimer) -> dict[str, dict]:
+    """RFT, outcome DPO and Agent-R from the base policy on the pool; returns data stats."""
+    from webgrove.training.pairs import pair_stats
+
     stats = {}
     plans = {  # method -> (pair kind, trainer)
         "rft": ("rft", "sft"), "outcome_dpo": ("outcome", "dpo"), "agent_r": ("agent_r", "sft")}
@@ -219,107 +341,152 @@ def train_baselines(cfg: DemoConfig, base: str, pool: list[Path], timer: PhaseTi
         with timer(method):
             rows = pool_rows(pool, kind, cfg.theta)
             stats[method] = {k: v for k, v in pair_stats(rows, kind).items() if k != "rows_by_depth"}
-            model = out / method
-            if _has_model(model):
+            if baseline_is_current(Path(cfg.out) / method, base):
                 continue
             if not rows:
                 print(f"demo: {method}: no training rows in the pool; it keeps the base policy", file=sys.stderr)
                 stats[method]["note"] = "no rows: base policy kept"
                 continue
-            data = out / f"{method}.jsonl"
-            write_jsonl_atomic(data, rows)
-            if trainer == "sft":
-                train_sft(SFTRunConfig(model=base, out=str(model), data=str(data), epochs=cfg.sft_epochs,
-                                       learning_rate=cfg.sft_learning_rate, batch_size=8, seed=cfg.seed,
-                                       progress=cfg.progress, logging_steps=10))
-            else:
-                train_dpo(DPORunConfig(model=base, out=str(model), pairs=str(data), epochs=cfg.dpo_epochs,
-                                       learning_rate=cfg.dpo_learning_rate, beta=cfg.beta,
-                                       sft_weight=cfg.sft_weight, batch_size=8,
-                                       seed=cfg.seed, progress=cfg.progress, logging_steps=10))
+            train_baseline(cfg, base, method, trainer, rows)
     return stats
 
 
 def method_models(cfg: DemoConfig, base: str) -> dict[str, tuple[str, bool]]:
-    """method -> (model directory, with search)."""
+    """method -> (policy spec or model directory, with search)."""
     from webgrove.training.loop import model_dir
 
     out = Path(cfg.out)
     pick = lambda m: str(out / m) if _has_model(out / m) else base  # noqa: E731  (no rows: base kept)
-    agent_q = model_dir(loop_config(cfg, base), 2)
-    return {"base": (base, False), "base+mcts": (base, True), "rft": (pick("rft"), False),
-            "outcome_dpo": (pick("outcome_dpo"), False), "agent_r": (pick("agent_r"), False),
-            "agent_q": (agent_q, False), "agent_q+mcts": (agent_q, True)}
+    agent_q = model_dir(loop_config(cfg, base), cfg.iterations)
+    return {"rule": ("rule", False), "base": (base, False), "base+mcts": (base, True),
+            **{m: (pick(m), False) for m in TRAINED}, "agent_q": (agent_q, False), "agent_q+mcts": (agent_q, True)}
+
+
+def final_rollouts(cfg: DemoConfig, base: str) -> dict:
+    """method -> RolloutConfig of its final evaluation on the test goals."""
+    from webgrove.search.rollout import RolloutConfig
+
+    return {m: RolloutConfig(policy=model, split="test", episodes=cfg.eval_episodes, seed=cfg.seed, mcts=mcts,
+                             simulations=cfg.eval_simulations, k=cfg.eval_k, max_depth=cfg.max_depth,
+                             critic=cfg.critic, rollout_temperature=0.0, num_products=cfg.num_products,
+                             json=str(Path(cfg.out) / "eval" / f"{m}.json"), progress=cfg.progress)
+            for m, (model, mcts) in method_models(cfg, base).items()}
 
 
 def evaluate_all(cfg: DemoConfig, base: str, timer: PhaseTimer) -> dict[str, dict]:
-    """Every method on the same held-out goals, on one pool of workers; cached per method."""
-    from webgrove.search.rollout import RolloutConfig, rollout_many
+    """Every method on the same held-out test goals, on one pool of workers; each result is
+    reused when the same policy (by fingerprint) made it on the same goals."""
+    from webgrove.search.rollout import rollout_many
+    from webgrove.training.loop import reusable_rollout
 
     results, todo = {}, {}
-    for method, (model, mcts) in method_models(cfg, base).items():
-        path = Path(cfg.out) / "eval" / f"{method}.json"
-        if path.is_file():
-            results[method] = json.loads(path.read_text())
+    for method, rc in final_rollouts(cfg, base).items():
+        done = reusable_rollout(rc)
+        if done is not None:
+            results[method] = done
         else:
-            todo[method] = RolloutConfig(policy=model, split="test", episodes=cfg.eval_episodes, seed=cfg.seed,
-                                         mcts=mcts, simulations=cfg.eval_simulations, k=cfg.eval_k,
-                                         max_depth=cfg.max_depth, critic=cfg.critic, rollout_temperature=0.0,
-                                         num_products=cfg.num_products, json=str(path), progress=cfg.progress)
+            todo[method] = rc
     with timer("eval"):
         summaries = rollout_many(list(todo.values()), cfg.workers) if todo else []
     results.update(zip(todo, summaries))
-    return {m: {"success_rate": results[m]["success_rate"], "score": results[m]["score"],
-                "episodes": results[m]["episodes"], "seconds": results[m]["seconds"]}
-            for m in method_models(cfg, base)}
+    return {m: results[m] for m in METHODS}
 
 
-def format_tables(methods: dict[str, dict], phases: dict[str, float], total: float) -> str:
-    """The results table (with each method's share of evaluation time) and the wall-time table."""
-    lines = ["", f"{'method':<14} {'success %':>9} {'score':>7} {'episodes':>9} {'eval s':>8}", "-" * 51]
-    lines += [f"{m:<14} {100 * r['success_rate']:>9.1f} {r['score']:>7.1f} {r['episodes']:>9d} "
-              f"{r.get('seconds', float('nan')):>8.1f}" for m, r in methods.items()]
+def side_evaluations(cfg: DemoConfig, base: str, improve: dict, timer: PhaseTimer) -> tuple[dict, dict]:
+    """(validation, fit) per method: greedy success on the validation goals, and the fit rate on
+    block 1's train goals (whose successful trees every trained method learned from)."""
+    from webgrove.training.loop import (GREEDY, VALIDATION, fit_rate, goal_block, metric_entry, validation_eval)
+
+    loop = loop_config(cfg, base, val_goals=":".join(map(str, demo_splits(cfg)["validation"])))
+    trees, ev = pool_dirs(cfg, base)[0], Path(cfg.out) / "eval"
+    records = improve["iterations"]
+    models = {m: model for m, (model, mcts) in method_models(cfg, base).items() if not mcts and m != "rule"}
+    val, fit = {"base": records[0][VALIDATION], GREEDY: records[-1][VALIDATION]}, {}
+    with timer("eval"):
+        for m in TRAINED:
+            val[m] = metric_entry(validation_eval(loop, models[m], ev / f"val_{m}.json"))
+        for m, model in models.items():
+            fit[m] = fit_rate(loop, model, goal_block(loop, 1), trees, ev / f"fit_{m}.json")
+    return val, fit
+
+
+def _ci(entry: dict | None, key: str, scale: float) -> str:
+    if not entry or entry.get(key) is None:
+        return "-"
+    lo, hi = entry[key + "_ci95"]
+    return f"{scale * entry[key]:.1f} [{scale * lo:.1f}, {scale * hi:.1f}]"
+
+
+def format_tables(results: dict) -> str:
+    """The results table (test goals, with intervals, the paired difference to the base,
+    validation success and fit rate) and the wall-time table."""
+    head = (f"{'method':<13} {'success % [95% CI]':>20} {'score [95% CI]':>20} {'vs base (pts) [95% CI]':>24} "
+            f"{'p':>6} {'val %':>6} {'fit %':>6}")
+    lines = ["", head, "-" * len(head)]
+    for m, r in results["methods"].items():
+        c = results["comparisons"].get(f"{m} vs base")
+        diff = (f"{100 * c['success_diff']:+.1f} [{100 * c['success_diff_ci95'][0]:+.1f}, "
+                f"{100 * c['success_diff_ci95'][1]:+.1f}]") if c else "-"
+        p = f"{c['mcnemar']['p']:.3f}" if c else "-"
+        val = (results.get("validation") or {}).get(m)
+        fit = (results.get("fit") or {}).get(m)
+        lines.append(f"{m:<13} {_ci(r, 'success_rate', 100):>20} {_ci(r, 'score', 1):>20} {diff:>24} {p:>6} "
+                     f"{100 * val['success_rate'] if val else float('nan'):>6.1f} "
+                     f"{100 * fit['fit_rate'] if fit and fit['fit_rate'] is not None else float('nan'):>6.1f}")
     lines += ["", f"{'phase':<14} {'seconds':>9}", "-" * 24]
-    lines += [f"{p:<14} {s:>9.1f}" for p, s in phases.items()]
-    lines += [f"{'total':<14} {total:>9.1f}", ""]
+    lines += [f"{p:<14} {s:>9.1f}" for p, s in results["phases"].items()]
+    lines += [f"{'total':<14} {results['seconds']:>9.1f}", ""]
     return "\n".join(lines)
+
+
+def comparisons(methods: dict[str, dict], seed: int) -> dict[str, dict]:
+    """"A vs B": `webgrove.stats.paired_comparison` on the goals both ran."""
+    from webgrove.stats import paired_comparison
+
+    return {f"{m} vs {b}": paired_comparison(methods[b], methods[m], seed=seed) for m, b in COMPARISONS}
+
+
+RESULT_KEYS = ("success_rate", "success_rate_ci95", "score", "score_ci95", "episodes", "policy",
+               "policy_fingerprint", "mcts", "seconds", "goal_ids", "rewards", "successes")
 
 
 def run_demo_pipeline(cfg: DemoConfig) -> dict:
     """Every phase; returns the results written to OUT/results.json."""
+    from webgrove.provenance import provenance
     from webgrove.training.loop import run_improve
-    from webgrove.training.plots import plot_methods
+    from webgrove.training.plots import plot_methods, plot_validation_iterations
 
     start = time.perf_counter()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    timer = PhaseTimer()
-    base = build_base(cfg, timer)
+    timer, splits = PhaseTimer(), demo_splits(cfg)
+    base, bc = build_base(cfg, timer, splits)
     pool = collect_pool(cfg, base, timer)
     data_stats = train_baselines(cfg, base, pool, timer)
     with timer("agent_q"):
-        improve = run_improve(loop_config(cfg, base))
+        improve = run_improve(loop_config(cfg, base, val_goals=":".join(map(str, splits["validation"]))))
     methods = evaluate_all(cfg, base, timer)
-    total = time.perf_counter() - start
+    validation, fit = side_evaluations(cfg, base, improve, timer)
     results = {
-        "methods": {m: {k: r[k] for k in ("success_rate", "score", "episodes")} for m, r in methods.items()},
-        "seconds": total,
-        "phases": timer.seconds,
-        "eval_seconds": {m: r["seconds"] for m, r in methods.items()},
+        "methods": {m: {k: r.get(k) for k in RESULT_KEYS} for m, r in methods.items()},
+        "comparisons": comparisons(methods, cfg.seed), "validation": validation, "fit": fit, "bc": bc,
+        "splits": splits, "seconds": time.perf_counter() - start, "phases": timer.seconds,
         "data": data_stats,
-        "agent_q_iterations": [{k: r.get(k) for k in ("iteration", "collect", "pairs", "train", "seconds")}
-                               for r in improve["iterations"][1:]],
-        "config": asdict(cfg),
-        "command": "webgrove demo " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["demo"] else "",
+        "agent_q_iterations": [{k: r.get(k) for k in ("iteration", "fingerprint", "collect", "pairs", "train",
+                                                       "agent_q (validation)", "fit", "seconds")}
+                               for r in improve["iterations"]],
+        "config": asdict(cfg), "provenance": provenance(),
     }
     write_json_atomic(out / RESULTS_FILE, results, allow_nan=True)
     plot_methods(results["methods"], out / PLOT_FILE,
-                 title=f"held-out test goals: {cfg.eval_episodes} per method; {cfg.size} model")
-    print(format_tables(methods, timer.seconds, total))
+                 title=f"held-out test goals: {cfg.eval_episodes} per method; {cfg.size} model; 95% intervals")
+    plot_validation_iterations(results["agent_q_iterations"], validation, out / ITERATIONS_PLOT)
+    print(format_tables(results))
     return results
 
 
 def run_demo(cfg: DemoConfig) -> int:
     run_demo_pipeline(cfg)
-    print(f"demo: results in {Path(cfg.out) / RESULTS_FILE}, plot in {Path(cfg.out) / PLOT_FILE}")
+    print(f"demo: results in {Path(cfg.out) / RESULTS_FILE}, plots {Path(cfg.out) / PLOT_FILE} and "
+          f"{Path(cfg.out) / ITERATIONS_PLOT}")
     return 0

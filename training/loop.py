@@ -190,16 +190,24 @@ def fingerprint(model: str) -> str:
     return policy_fingerprint(model)
 
 
-def cached_rollout(rollout_cfg) -> dict:
-    """The rollout written at `rollout_cfg.json` if the same policy (by fingerprint) made it
-    on the same goals, else run it now."""
-    from webgrove.search.rollout import policy_fingerprint_of, rollout
+def reusable_rollout(rollout_cfg) -> dict | None:
+    """The rollout written at `rollout_cfg.json` if the same policy (by fingerprint) made it on
+    the same goals; else None."""
+    from webgrove.search.rollout import policy_fingerprint_of
 
     done = _read_json(Path(rollout_cfg.json))
     if (done is not None and done.get("policy_fingerprint") == policy_fingerprint_of(rollout_cfg)
             and done.get("goal_ids") == list(rollout_cfg.goal_ids)):
         return done
-    return rollout(rollout_cfg)
+    return None
+
+
+def cached_rollout(rollout_cfg) -> dict:
+    """`reusable_rollout`, or the rollout run now."""
+    from webgrove.search.rollout import rollout
+
+    done = reusable_rollout(rollout_cfg)
+    return done if done is not None else rollout(rollout_cfg)
 
 
 def cached_eval(cfg: ImproveConfig, model: str, mcts: bool, path: Path) -> dict | None:

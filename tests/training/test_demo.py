@@ -3,24 +3,41 @@ from __future__ import annotations
 
 import json
 
-from webgrove.training.demo import METHODS, DemoConfig, format_tables, run_demo_pipeline
+import pytest
+
+from webgrove.training.demo import METHODS, DemoConfig, demo_splits, format_tables, run_demo_pipeline
+
+
+def toy_config(tmp_path, tiny_model_dir, **kw):
+    # init-model has its own tests (tests/agents/test_tiny.py); here a throwaway model stands in
+    return DemoConfig(out=str(tmp_path / "demo"), init=str(tiny_model_dir), num_products=100, demo_goals=6,
+                      query_goals=4, bc_epochs=1, val_goals=3, iterations=3, goals_per_iteration=1, simulations=3,
+                      k=2, max_depth=3, theta=0.0, dpo_epochs=1, sft_epochs=1, eval_episodes=4, eval_simulations=1,
+                      eval_k=2, workers=1, progress=False, **kw)
 
 
 def test_demo_smoke_run_writes_results_and_resumes(tiny_model_dir, tmp_path, capsys):
-    # init-model has its own tests (tests/agents/test_tiny.py); here a throwaway model stands in
-    cfg = DemoConfig(out=str(tmp_path / "demo"), init=str(tiny_model_dir), num_products=100, demo_goals=6,
-                     query_goals=4, bc_epochs=1, goals_per_iteration=1, simulations=3, k=2, max_depth=3,
-                     theta=0.0, dpo_epochs=1, sft_epochs=1, eval_episodes=2, eval_simulations=1, eval_k=2,
-                     workers=1, progress=False)
+    cfg = toy_config(tmp_path, tiny_model_dir)
     results = run_demo_pipeline(cfg)
     out = tmp_path / "demo"
     saved = json.loads((out / "results.json").read_text())
     assert list(saved["methods"]) == list(METHODS)
     for m in METHODS:
-        assert set(saved["methods"][m]) == {"success_rate", "score", "episodes"}
-        assert saved["methods"][m]["episodes"] == 2
+        r = saved["methods"][m]
+        assert r["episodes"] == 4 and r["goal_ids"] == [0, 1, 2, 3] and len(r["successes"]) == 4
+        assert r["success_rate_ci95"][0] <= r["success_rate"] <= r["success_rate_ci95"][1]
+    assert saved["methods"]["rule"]["policy_fingerprint"] == "scripted:rule"
+    assert saved["methods"]["agent_q"]["policy"].endswith("iter_3/model")
+    assert saved["comparisons"]["agent_q vs base"]["goals"] == 4
+    assert set(saved["comparisons"]["agent_q+mcts vs base+mcts"]["mcnemar"]) == {"only_base", "only_method", "p"}
+    # Agent Q per iteration on the validation goals (iteration 0: the base), fit rates, BC's validation loss
+    iters = saved["agent_q_iterations"]
+    assert [r["iteration"] for r in iters] == [0, 1, 2, 3]
+    assert all(r["agent_q (validation)"]["episodes"] == 3 for r in iters)
+    assert set(saved["fit"]) == {"base", "rft", "outcome_dpo", "agent_r", "agent_q"}
+    assert saved["bc"]["val_loss"] > 0 and saved["provenance"]["versions"]["torch"]
     assert {"init", "bc", "collect", "agent_q", "eval"} <= set(saved["phases"])
-    assert (out / "results.png").stat().st_size > 0
+    assert (out / "results.png").stat().st_size > 0 and (out / "iterations.png").stat().st_size > 0
     assert "agent_q+mcts" in capsys.readouterr().out
     # a rerun finds every phase's output and only re-reads it
     again = run_demo_pipeline(cfg)
@@ -28,7 +45,20 @@ def test_demo_smoke_run_writes_results_and_resumes(tiny_model_dir, tmp_path, cap
     assert again["seconds"] < results["seconds"]
 
 
+def test_splits_are_disjoint_and_validation_is_the_last_train_goals():
+    cfg = DemoConfig(num_products=1000)
+    s = demo_splits(cfg)
+    assert s == {"demos": [0, 300], "blocks": [300, 450], "queries": [450, 1645], "validation": [1645, 1845],
+                 "test": [0, 500]}
+    with pytest.raises(ValueError, match="too few"):
+        demo_splits(DemoConfig(num_products=1000, goals_per_iteration=600))
+
+
 def test_format_tables():
-    text = format_tables({"base": {"success_rate": 0.25, "score": 50.0, "episodes": 4, "seconds": 1.0}},
-                         {"init": 2.0}, 3.0)
-    assert "base" in text and "25.0" in text and "total" in text
+    entry = {"success_rate": 0.25, "success_rate_ci95": [0.1, 0.5], "score": 50.0, "score_ci95": [40.0, 60.0]}
+    comparison = {"success_diff": 0.05, "success_diff_ci95": [-0.01, 0.11], "mcnemar": {"p": 0.2}}
+    text = format_tables({"methods": {"base": entry, "agent_q": entry}, "comparisons": {"agent_q vs base": comparison},
+                          "validation": {"agent_q": {"success_rate": 0.3}}, "fit": {}, "phases": {"init": 2.0},
+                          "seconds": 3.0})
+    assert "25.0 [10.0, 50.0]" in text and "+5.0 [-1.0, +11.0]" in text and "0.200" in text and "30.0" in text
+    assert "total" in text
