@@ -13,6 +13,10 @@ The stored values must be on the same tokens TRL scores: the completion's tokens
 eos, given the prompt. `webgrove.agents.hf.HFPolicy` scores exactly that, and
 `completion_logprobs` below does too (the tests check that TRL's first loss on pairs
 whose stored values come from the model is log 2).
+
+`--loss-type choice_sigmoid` / `choice_ce` (and `--nll-target choice`) train the
+constrained-choice probability the agent acts on instead of the sequence's; the losses,
+the optional pair columns they read and their reference are in `webgrove.training.choice`.
 """
 from __future__ import annotations
 
