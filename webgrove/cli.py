@@ -235,10 +235,16 @@ def parse_config(words: tuple[str, ...], argv: list[str]) -> Any:
 # Results -> text (the only place a command's result is printed)
 
 
+def _ci95(s: dict, key: str, fmt: str) -> str:
+    ci = s.get(key + "_ci95")
+    return f" [95% CI {ci[0]:{fmt}}-{ci[1]:{fmt}}]" if ci else ""
+
+
 def format_rollout(s: dict) -> str:
     mcts = f" + MCTS ({s['simulations']} simulations, critic {s['critic']})" if s.get("mcts") else ""
     return (f"{s['policy']}{mcts} on {s['env']} ({s['split']}, {s['episodes']} episodes): "
-            f"success rate {s['success_rate']:.3f}, score {s['score']:.1f}, "
+            f"success rate {s['success_rate']:.3f}{_ci95(s, 'success_rate', '.3f')}, "
+            f"score {s['score']:.1f}{_ci95(s, 'score', '.1f')}, "
             f"{s['steps_per_second']:.1f} steps/s, {s['seconds']:.1f}s")
 
 
