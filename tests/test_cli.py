@@ -139,7 +139,7 @@ def test_rollout_prints_its_summary_and_writes_json(tmp_path, capsys):
                  "--json", str(path), "--no-progress"]) == 0
     out = capsys.readouterr()
     assert out.out.startswith("oracle on webgrove/WebShop-v0 (test, 3 episodes): success rate 1.000 "
-                              "[95% CI 0.438-1.000], score 100.0 [95% CI 100.0-100.0]")
+                              "[95% CI 0.439-1.000], score 100.0 [95% CI 100.0-100.0]")
     assert out.err == ""
     assert json.loads(path.read_text())["success_rate"] == 1.0
 
