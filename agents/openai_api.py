@@ -162,11 +162,6 @@ class OpenAIPolicy:
         """True when `logprobs` are sequence log-probabilities DPO can use as its reference."""
         return bool(self.supports_logprobs)
 
-    def fingerprint(self) -> dict:
-        """What identifies this policy in a tree header: the server, the model and how it scores."""
-        return {"kind": "openai", "base_url": self.base_url, "model_name": self.model_name,
-                "api": self.api, "scoring": self.scoring, "temperature": self.temperature}
-
     # -- HTTP ----------------------------------------------------------------------
 
     def _post(self, endpoint: str, body: dict) -> dict:
