@@ -69,7 +69,7 @@ def test_mcts_agent_falls_back_to_the_policy_at_the_step_limit():
     assert agent.timings.simulations == 0
 
 
-def test_mcts_agent_is_deterministic_for_a_fixed_seed():
+def test_mcts_agent_is_deterministic_for_a_fixed_seed_and_varies_with_it():
     def actions(seed):
         env = gym.make("toy_env:ToyTree-v0")
         agent = MCTSAgent(env, toy_env.ToyPolicy(), toy_env.ConstantCritic(),
@@ -77,3 +77,4 @@ def test_mcts_agent_is_deterministic_for_a_fixed_seed():
         return [_episode(agent, env, g)[0] for g in range(4)]
 
     assert actions(5) == actions(5)
+    assert len({str(actions(seed)) for seed in (5, 6, 7)}) == 3  # the seed drives the search
