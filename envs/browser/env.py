@@ -1,6 +1,7 @@
 """BrowserEnv: a Gymnasium env that drives one page of headless Chromium for a task."""
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
 
 MAX_PAGE_CHARS = 2_000_000
 MAX_REDIRECTS = 10  # hops checked per request; a longer chain is blocked
+_BODY_HEADERS = ("content-type", "content-length", "origin")
+# What a navigation answered by a redirect gets: a document that replaces itself (no
+# history entry) with the redirect's final URL.
+_CLIENT_REDIRECT_HTML = "<!DOCTYPE html><script>location.replace({})</script>"
 
 # A copy of the document with live form values written back into attributes, so the
 # `html` observation shows what was typed and ticked; the page itself is not touched.
@@ -223,6 +228,8 @@ class BrowserEnv(gym.Env):
         self._last_obs: dict[str, Any] | None = None
         self._blocked: list[str] = []
         self._downloads: list[str] = []
+        self._redirect_targets: dict[str, APIResponse] = {}
+        self._pending_redirect: tuple[Page, str] | None = None
         self._crash: str | None = None
         self._terminated = False
         self._truncated = False
@@ -407,6 +414,8 @@ class BrowserEnv(gym.Env):
         self._refs = set()
         self._blocked = []
         self._downloads = []
+        self._redirect_targets = {}
+        self._pending_redirect = None
         self._crash = None
         self._terminated = self._truncated = False
         self._reward_info: dict[str, Any] = {}
@@ -422,6 +431,7 @@ class BrowserEnv(gym.Env):
                 else:
                     self._goal = self.task.load_site(self.page, fork.site, seed=seed, options=options)
                     rebuild(self.page, fork)
+                self._settle_redirect()
             except Exception as e:
                 if fired.is_set() or not self._alive():
                     raise BrowserCrashed(f"the browser died while setting up the task: {e}") from e
@@ -486,12 +496,8 @@ class BrowserEnv(gym.Env):
         self._downloads.append(download.url)  # the context refuses it (accept_downloads=False)
 
     def _route(self, route: Route) -> None:
-        """Every request the page or its workers make: abort it unless allowed.
-
-        Playwright does not route the hops of a redirect, so an http(s) request is
-        fetched here without following redirects and each `Location` is checked
-        before the response is handed to the page.
-        """
+        """Every request the page or its workers make: abort it unless allowed; fetch an
+        allowed http(s) request hop by hop (see `_fetch_checked`)."""
         url = route.request.url
         try:
             if not is_allowed(url, self.allowed_origins):
@@ -500,31 +506,66 @@ class BrowserEnv(gym.Env):
             elif urlsplit(url).scheme not in ("http", "https"):
                 route.fallback()
             else:
-                response = route.fetch(max_redirects=0)
-                forbidden = self._forbidden_redirect(route, url, response)
-                if forbidden is None:
-                    route.fulfill(response=response)
-                else:
-                    self._block(forbidden)
-                    route.abort("blockedbyclient")
+                self._fetch_checked(route)
         except Exception as e:
             if not _is_playwright_error(e):
                 raise
             # The fetch failed (refused, reset, context closing): the page sees a network error.
             _abort_quietly(route)
 
-    def _forbidden_redirect(self, route: Route, url: str, response: APIResponse) -> str | None:
-        """The first redirect target of a response's chain that is not allowed, or None."""
-        for _ in range(MAX_REDIRECTS):
+    def _fetch_checked(self, route: Route) -> None:
+        """Fetch a request and its redirects, each hop once, each target checked first.
+
+        Playwright does not route the hops of a redirect Chromium follows itself, so the
+        hops are followed here (a 303, or a 301/302 after a POST, becomes a GET without
+        the body, as browsers do). The final response goes to the page: for a subresource
+        as the answer to the request; for a navigation as a one-line document that
+        replaces itself with the final URL, whose request (routed again) is answered
+        from `_redirect_targets`, so the page lands on the right URL without a refetch.
+        """
+        request = route.request
+        navigation = request.is_navigation_request()
+        cached = self._redirect_targets.pop(request.url, None) if navigation else None
+        if cached is not None:
+            route.fulfill(response=cached)
+            return
+        url, method, response = request.url, request.method, route.fetch(max_redirects=0)
+        for _ in range(MAX_REDIRECTS + 1):
             location = response.headers.get("location")
             if not 300 <= response.status < 400 or location is None:
-                return None
+                break
             url = urljoin(url, location)
             if not is_allowed(url, self.allowed_origins):
-                return url
-            method = route.request.method if response.status in (307, 308) else "GET"
-            response = route.fetch(url=url, method=method, max_redirects=0)
-        return url
+                self._block(url)
+                route.abort("blockedbyclient")
+                return
+            if method != "HEAD" and (response.status == 303 or (response.status in (301, 302) and method == "POST")):
+                method = "GET"
+                headers = {k: v for k, v in request.headers.items() if k.lower() not in _BODY_HEADERS}
+                response = self._context.request.fetch(url, method="GET", headers=headers, max_redirects=0)
+            else:
+                response = route.fetch(url=url, max_redirects=0)  # 307/308: same method and body
+        else:
+            self._block(url)  # a chain longer than MAX_REDIRECTS
+            route.abort("blockedbyclient")
+            return
+        if url == request.url or not navigation:
+            route.fulfill(response=response)
+            return
+        self._redirect_targets[url] = response
+        if request.frame == request.frame.page.main_frame:
+            self._pending_redirect = (request.frame.page, url)
+        route.fulfill(status=200, content_type="text/html", body=_CLIENT_REDIRECT_HTML.format(
+            json.dumps(url).replace("<", "\\u003c")))
+
+    def _settle_redirect(self) -> None:
+        """Wait for the page to land on the final URL of a redirect it was answered with."""
+        pending, self._pending_redirect = self._pending_redirect, None
+        if pending is None or pending[0].is_closed():
+            return
+        page, url = pending
+        page.wait_for_url(lambda u: u.split("#")[0] == url, wait_until="domcontentloaded",
+                          timeout=self.navigation_timeout_s * 1000)
 
     def _route_web_socket(self, ws: WebSocketRoute) -> None:
         if is_allowed(ws.url, self.allowed_origins):
@@ -631,6 +672,7 @@ class BrowserEnv(gym.Env):
         if kind != "stop":
             # Actions wait for the navigations they start to commit; then let the new
             # document parse before it is observed.
+            self._settle_redirect()
             self.page.wait_for_load_state("domcontentloaded", timeout=self.navigation_timeout_s * 1000)
         if not is_allowed(self.page.url, self.allowed_origins):
             return self._leave_forbidden_page(kind)

@@ -28,7 +28,8 @@ from webgrove.envs.shop.pages import build_page, to_html, url_to_state
 SESSION_COOKIE = "webgrove_session"
 NEW_SESSION_PATH = "/new"  # /new?goal_id=N starts a new session (a random goal without N)
 SESSION_IDLE_S = 3600.0  # a session unused this long is dropped
-MAX_PENDING_SESSIONS = 1000  # sessions handed to cookieless requests, not yet seen back
+MAX_PENDING_SESSIONS = 1000
+MAX_IGNORED_BODY_BYTES = 1 << 20  # a larger request body closes the connection unread  # sessions handed to cookieless requests, not yet seen back
 
 
 @dataclass
@@ -206,7 +207,21 @@ class _ShopHandler(BaseHTTPRequestHandler):
         if self.log_requests:
             super().log_message(format, *args)
 
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        self._drain_body()
+        self._send(405, "text/html", _error_page("The shop takes no forms: use GET."))
+
+    def _drain_body(self) -> None:
+        """Read and drop a request body: left unread, it would be parsed as the next
+        request on a kept-alive connection."""
+        length = self.headers.get("Content-Length", "0")
+        if length.isdigit() and int(length) <= MAX_IGNORED_BODY_BYTES:
+            self.rfile.read(int(length))
+        elif length != "0":
+            self.close_connection = True
+
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        self._drain_body()
         parts = urlsplit(self.path)
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
         path = parts.path

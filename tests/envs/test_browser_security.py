@@ -19,15 +19,23 @@ class _Server:
     """A 127.0.0.1 server answering from a dict of path -> (status, headers, body); logs paths."""
 
     def __init__(self, routes):
-        self.routes, self.seen = routes, []
+        self.routes, self.seen, self.requests = routes, [], []
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real servers
+
             def log_message(self, *args):
                 return None
 
+            def do_POST(self):
+                self.do_GET()
+
             def do_GET(self):
                 server.seen.append(self.path)
+                # Like http.server's own handlers, a GET body is left unread.
+                length = int(self.headers.get("Content-Length") or 0) if self.command == "POST" else 0
+                server.requests.append((self.command, self.path, self.rfile.read(length).decode()))
                 status, headers, body = server.routes.get(self.path.split("?")[0], (404, {}, "missing"))
                 data = body.format(forbidden=server.other).encode()
                 self.send_response(status)
@@ -58,6 +66,10 @@ ROUTES = {
     "/chain": (302, {"Location": "/hop"}, ""),
     "/img-hop": (302, {"Location": "{forbidden}pixel"}, ""),
     "/worker.js": (200, JS, "fetch('{forbidden}from-worker')"),
+    "/form": (200, HTML, "<form method='post' action='/post'><input name='who' aria-label='Who' value='ann'>"
+                         "<button>Send</button></form>"),
+    "/post": (303, {"Location": "/landed"}, ""),
+    "/landed": (200, HTML, "<h1>Landed</h1><a href='/form'>Again</a>"),
 }
 
 
@@ -111,6 +123,21 @@ def test_a_redirect_chain_is_checked_hop_by_hop(env, servers):
     obs, info = env.reset(seed=0)
     obs, blocked = blocked_after(env, obs, info, "link", "Chain")
     assert forbidden.url + "stolen" in blocked
+
+
+def test_a_post_answered_by_303_is_followed_once_with_a_get_and_no_body(env, servers):
+    site, forbidden = servers
+    obs, info = env.reset(seed=0)
+    env.unwrapped.page.goto(site.url + "form")
+    obs, info = env.unwrapped.observe()
+    site.requests.clear()
+    obs, _, _, _, info = click(env, obs, "button", "Send")
+    assert info["error"] is None and obs["url"] == site.url + "landed", (info, obs["url"])
+    # Each hop once: the POST with its form, then the 303's target as a plain GET.
+    assert site.requests == [("POST", "/post", "who=ann"), ("GET", "/landed", "")]
+    # The kept-alive connection still works (an unread body would be read as the next request line).
+    obs, _, _, _, info = click(env, obs, "link", "Again")
+    assert info["error"] is None and "Send" in obs["axtree"] and site.requests[-1] == ("GET", "/form", "")
 
 
 def test_a_websocket_to_a_forbidden_origin_is_blocked_and_reported(env, servers):
