@@ -17,6 +17,7 @@ import numpy as np
 
 from webgrove.agents.base import StepContext
 from webgrove.agents.scripted import ScriptedPolicy
+from webgrove.envs.booking.actions import named_actions
 from webgrove.envs.booking.data import format_date, format_time
 from webgrove.envs.booking.pages import SORTS, party_label
 from webgrove.envs.browser.axtree import AxNode, parse_axtree
@@ -179,17 +180,24 @@ def _forward(page: Page, fields: dict[str, str]) -> str | None:
 
 
 class BookingRandomPolicy(BookingScripted):
-    """Picks uniformly among the page's actions (text boxes get the instruction's values)."""
+    """Picks uniformly among the page's named actions (`envs/booking/actions.py`; text
+    boxes get the instruction's values), so what it does reads in the action itself."""
 
     name = "random"
 
+    def _actions(self, ctx: StepContext) -> list[str]:
+        return named_actions(ctx.observation, tuple(instruction_fields(ctx.goal).values()))
+
+    def _candidates(self, ctx: StepContext, choice: str) -> list[str]:
+        return [choice] + [a for a in self._actions(ctx) if a != choice]
+
     def act(self, ctx: StepContext, rng: np.random.Generator | None = None) -> str:
-        actions = page_actions(Page(ctx.observation), instruction_fields(ctx.goal))
+        actions = self._actions(ctx)
         rng = rng if rng is not None else np.random.default_rng()
         return actions[int(rng.integers(len(actions)))] if actions else "scroll [down]"
 
     def logprobs(self, ctx: StepContext, actions: list[str]) -> list[float]:
-        n = max(1, len(page_actions(Page(ctx.observation), instruction_fields(ctx.goal))))
+        n = max(1, len(self._actions(ctx)))
         return [-math.log(n) for _ in actions]
 
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from webgrove.envs.booking.actions import named_actions, to_browser_action
 from webgrove.envs.booking.goals import BookingGoal
 from webgrove.envs.booking.reward import booking_reward
 from webgrove.envs.booking.server import _POST, SESSION_COOKIE, BookingServer, BookingSite
@@ -92,6 +93,16 @@ class BookingTask(Task):
             return 0.0, False, {}
         reward, info = booking_reward(self.goal, bookings)
         return reward, True, info
+
+    # -- actions: the browser grammar and named actions (envs/booking/actions.py) ------
+
+    def translate_action(self, action: str, axtree: str) -> str:
+        """Named actions (`click[7:30 pm]`, `type[Phone][…]`) become browser actions."""
+        return to_browser_action(action, axtree)
+
+    def available_actions(self, url: str, refs: list[str], axtree: str = "") -> list[str]:
+        """The page's named clicks and list options (text boxes take `type[name][text]`)."""
+        return named_actions(axtree)
 
     # -- forking (BrowserEnv.get_state / set_state, see envs/browser/fork.py) ----------
 

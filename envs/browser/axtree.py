@@ -112,3 +112,39 @@ def _unquote(value: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] == "'":
         return value[1:-1].replace("''", "'")
     return value
+
+
+# -- document-relative refs -------------------------------------------------------------
+# Playwright prefixes a document's refs with the page's document counter (`f3e12` is
+# element 12 of the page's 3rd document), so the same page reached on a reused tab
+# would read differently from a fresh one. The env shows refs relative to the
+# episode's first document (`base`): that document's refs carry no prefix.
+_RAW_REF = re.compile(r"\[ref=(?:f(\d+))?e(\d+)\]")
+_REF_PARTS = re.compile(r"(?:f(\d+))?e(\d+)")
+
+
+def first_frame_seq(axtree: str) -> int | None:
+    """The document number of the snapshot's first ref (its top document), None if no ref."""
+    m = _RAW_REF.search(axtree)
+    return None if m is None else int(m[1] or 0)
+
+
+def relative_refs(axtree: str, base: int) -> str:
+    """The snapshot with each ref's document number counted from `base`."""
+    if base == 0:
+        return axtree
+
+    def shift(m: re.Match[str]) -> str:
+        seq = int(m[1] or 0) - base
+        return f"[ref=f{seq}e{m[2]}]" if seq > 0 else f"[ref=e{m[2]}]"
+
+    return _RAW_REF.sub(shift, axtree)
+
+
+def absolute_ref(ref: str, base: int) -> str:
+    """Playwright's ref for a ref shown by `relative_refs(…, base)`."""
+    m = _REF_PARTS.fullmatch(ref)
+    if m is None or base == 0:
+        return ref
+    seq = int(m[1] or 0) + base
+    return f"f{seq}e{m[2]}" if seq > 0 else f"e{m[2]}"

@@ -6,10 +6,10 @@ that state, the page URL, the form values the page holds and the element with th
 focus. `BrowserEnv.set_state` then rebuilds the page with one navigation instead of
 replaying every action from the reset.
 
-Playwright prefixes the refs of a document with its frame's sequence number (`f3e12`
-is element 12 of the page's 3rd document), so the restored page must carry the same
-number as the captured one: `rebuild` attaches and drops that many empty iframes and
-reloads (each new frame takes a number), then writes the form values back.
+The env shows refs counted from the episode's first document (`f3e12` is element 12
+of the episode's 3rd document, see `axtree.relative_refs`); a fork records the shown
+number of its page's document, and the env counts the restored page's refs from there,
+so the restored observation reads as the captured one.
 """
 from __future__ import annotations
 
@@ -49,9 +49,6 @@ _WRITE_JS = """([sel, fields, active]) => {
   if (active >= 0 && els[active]) els[active].focus();
   return true;
 }"""
-_NUMBER_FRAMES_JS = """(n) => {
-  for (let i = 0; i < n; i++) { const f = document.createElement('iframe'); document.body.appendChild(f); f.remove(); }
-}"""
 
 
 @dataclass(frozen=True)
@@ -63,7 +60,7 @@ class Fork:
         url: the page's URL.
         fields: [index, value] of the form controls changed on the page.
         active: index of the focused form control, -1 for none.
-        frame_seq: Playwright's ref prefix number of the page's document (0: none).
+        frame_seq: the shown document number of the page's refs (0: none, see above).
         terminated, reward_info: the episode's end, as it was at capture.
     """
 
@@ -93,8 +90,5 @@ def rebuild(page: Page, fork: Fork) -> None:
     Raises RuntimeError when the page has fewer form controls than the fork recorded.
     """
     page.goto(fork.url, wait_until="domcontentloaded")
-    if fork.frame_seq > 0:  # a fresh page's first document is number 0; each frame takes the next
-        page.evaluate(_NUMBER_FRAMES_JS, fork.frame_seq - 1)
-        page.reload(wait_until="domcontentloaded")
     if (fork.fields or fork.active >= 0) and not page.evaluate(_WRITE_JS, [_FIELDS, list(fork.fields), fork.active]):
         raise RuntimeError("the restored page has fewer form controls than the fork recorded")

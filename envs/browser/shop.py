@@ -9,6 +9,7 @@ turns each into the browser action on the matching element, so every shop agent
 """
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -86,13 +87,39 @@ class ShopTask(Task):
         return self.goals[self.goal_id]
 
     def setup(self, page: Page, *, seed: int, options: dict[str, Any]) -> str:
+        self.goal_id = int(options["goal_id"])
+        self._use_session(page, self.server.new_session(self.goal_id))
+        page.goto(self.server.url, wait_until="domcontentloaded")
+        return self.goal.instruction
+
+    def _use_session(self, page: Page, sid: str) -> None:
         from webgrove.envs.shop.server import SESSION_COOKIE
 
+        self._session = sid
+        page.context.add_cookies([{"name": SESSION_COOKIE, "value": sid, "url": self.server.url}])
+
+    # -- forking (BrowserEnv.get_state / set_state, see envs/browser/fork.py) ----------
+
+    def save_site(self, page: Page) -> dict[str, Any] | None:
+        """A copy of the session (its purchase and last page state); None when the page
+        is not a shop page or the session is gone. Shop pages are GETs named by their URL,
+        so one navigation rebuilds any of them."""
+        session = self.server.session(self._session)
+        url = urlsplit(page.url)
+        if session is None or f"{url.scheme}://{url.netloc}/" != self.server.url:
+            return None
+        return {"goal_id": session.goal_id, "purchase": copy.deepcopy(session.purchase),
+                "state": copy.deepcopy(session.state)}
+
+    def load_site(self, page: Page, site: dict[str, Any], *, seed: int, options: dict[str, Any]) -> str:
+        """A new session holding a copy of `site` (no navigation); returns the goal."""
         self.goal_id = int(options["goal_id"])
-        self._session = self.server.new_session(self.goal_id)
-        page.context.add_cookies([{"name": SESSION_COOKIE, "value": self._session,
-                                   "url": self.server.url}])
-        page.goto(self.server.url, wait_until="domcontentloaded")
+        if site["goal_id"] != self.goal_id:
+            raise ValueError(f"the fork is of goal {site['goal_id']}, not {self.goal_id}")
+        sid = self.server.new_session(self.goal_id)
+        session = self.server.session(sid)
+        session.purchase, session.state = copy.deepcopy(site["purchase"]), copy.deepcopy(site["state"])
+        self._use_session(page, sid)
         return self.goal.instruction
 
     def validate(self, page: Page, answer: str | None) -> tuple[float, bool, dict[str, Any]]:
@@ -105,7 +132,7 @@ class ShopTask(Task):
         """Text-env actions become browser actions; browser actions pass unchanged."""
         return text_action_to_browser(action, axtree) if is_shop_action(action) else action
 
-    def available_actions(self, url: str, refs: list[str]) -> list[str]:
+    def available_actions(self, url: str, refs: list[str], axtree: str = "") -> list[str]:
         if self.action_list == "refs":
             return refs
         from webgrove.envs.shop.pages import url_to_state

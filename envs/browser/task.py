@@ -58,9 +58,9 @@ class BrowserTask(Protocol):
         LookupError when the action names nothing on the page (a no-op with an error)."""
         ...
 
-    def available_actions(self, url: str, refs: list[str]) -> list[str]:
-        """`info["available_actions"]` on the page at `url`: by default `refs`, the refs
-        that can be acted on."""
+    def available_actions(self, url: str, refs: list[str], axtree: str = "") -> list[str]:
+        """`info["available_actions"]` on the page at `url` (its snapshot `axtree`): by
+        default `refs`, the refs that can be acted on."""
         ...
 
     def teardown(self) -> None:
@@ -94,7 +94,7 @@ class Task:
     def translate_action(self, action: str, axtree: str) -> str:
         return action
 
-    def available_actions(self, url: str, refs: list[str]) -> list[str]:
+    def available_actions(self, url: str, refs: list[str], axtree: str = "") -> list[str]:
         return refs
 
     def teardown(self) -> None:

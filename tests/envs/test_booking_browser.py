@@ -96,7 +96,7 @@ def test_bad_actions_and_off_site_links_lose_nothing(env):
     for step in range(40):
         if step == 6:
             for bad in ("click [e99999]", "type [e1]", "select [e1] [x]", "goto [https://example.com/]",
-                        "goto [file:///etc/passwd]", "\x00\x01", "click[Find a table]", 42, "stop [x"):
+                        "goto [file:///etc/passwd]", "\x00\x01", "click[No such button]", "type[Find a table][x]", 42, "stop [x"):
                 obs, reward, term, trunc, info = env.step(bad)
                 assert info["error"] and not (term or trunc) and reward == 0.0, bad
             for url in (f"{base}/etc/passwd", f"{base}/search?date=1999-01-01"):  # the site's error pages

@@ -4,7 +4,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from webgrove.envs.browser.actions import ActionParseError, BrowserAction, format_action, parse_action
-from webgrove.envs.browser.axtree import find_ref, interactive_refs, parse_axtree, refs_in
+from webgrove.envs.browser.axtree import (absolute_ref, find_ref, first_frame_seq, interactive_refs, parse_axtree,
+                                          refs_in, relative_refs)
 from webgrove.envs.browser.dom_text import html_to_dom_text
 from webgrove.envs.browser.origins import is_allowed, normalize_origins, origin_of
 
@@ -195,3 +196,13 @@ def test_dom_text_keeps_visible_text_and_controls():
     assert "[textbox name=t] note" in text
     for absent in ("secret", "hidden text", "also hidden", "a comment", "name=s]"):
         assert absent not in text
+
+
+def test_refs_are_shown_relative_to_the_episodes_first_document():
+    raw = '- generic [ref=f7e1]:\n  - button "Go" [ref=f7e4]\n  - iframe [ref=f7e5]:\n    - link "In" [ref=f8e2]'
+    assert first_frame_seq(raw) == 7 and first_frame_seq("- text: none") is None
+    shown = relative_refs(raw, 7)
+    assert shown == '- generic [ref=e1]:\n  - button "Go" [ref=e4]\n  - iframe [ref=e5]:\n    - link "In" [ref=f1e2]'
+    assert sorted(absolute_ref(r, 7) for r in refs_in(shown)) == ["f7e1", "f7e4", "f7e5", "f8e2"]
+    assert relative_refs(raw, 0) == raw and absolute_ref("f3e2", 0) == "f3e2"
+    assert relative_refs(raw, 5).count("[ref=f2e") == 3  # a page restored two documents in

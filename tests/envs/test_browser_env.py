@@ -265,3 +265,48 @@ def test_start_url_must_be_allowed():
     with pytest.raises(ValueError, match="outside allowed_origins"):
         gym.make("webgrove/Browser-v0", start_url="http://127.0.0.1:1/", goal="g",
                  allowed_origins=["http://127.0.0.1:2"])
+
+
+def test_resets_reuse_the_tab_and_read_as_a_fresh_one(site, chromium):
+    """A reset reuses the context and tab (no new renderer): refs, history, storage and
+    cookies read as in a fresh env, and the same seed gives the same observation."""
+    with make(site, chromium) as fresh:
+        first, _ = fresh.reset(seed=0)
+    with make(site, chromium) as env:
+        obs, _ = env.reset(seed=0)
+        page = env.unwrapped.page
+        page.evaluate("() => { localStorage.setItem('k', '1'); sessionStorage.setItem('k', '1');"
+                      " document.cookie = 'c=1'; }")
+        obs, *_ = env.step(f"click [{ref(obs, 'link', 'Second page')}]")
+        obs, *_ = env.step("back")
+        obs, *_ = env.step(f"click [{ref(obs, 'button', 'Press me')}]")
+        again, _ = env.reset(seed=0)
+        assert env.unwrapped.page is page  # the same tab
+        assert again == first  # refs counted from the episode's first document
+        left = page.evaluate("() => [localStorage.getItem('k'), sessionStorage.getItem('k'), document.cookie]")
+        assert left == [None, None, ""]
+        _, _, _, _, info = env.step("back")
+        assert "no earlier page" in info["error"]
+        obs, *_ = env.step(f"click [{ref(again, 'link', 'Second page')}]")
+        assert obs["url"].endswith("page2.html") and "[ref=f1e" in obs["axtree"]
+
+
+def test_a_click_on_a_moving_element_does_not_wait_for_it_to_stop(site, chromium):
+    """A click is a mouse click at the element as it is now, as a person's: Playwright's
+    wait for a stable box would never end for a button that keeps wiggling."""
+    with make(site, chromium) as env:
+        obs, _ = env.reset(seed=0)
+        env.unwrapped.page.evaluate("""() => {
+          const style = document.createElement('style');
+          style.textContent = '@keyframes wiggle { from { transform: translateX(0) } to { transform: translateX(3px) } }';
+          document.head.append(style);
+          const b = document.createElement('button');
+          b.textContent = 'Wiggle';
+          b.style.animation = 'wiggle 0.2s infinite alternate';
+          b.onclick = () => { document.getElementById('out').textContent = 'wiggled'; };
+          document.body.prepend(b);
+        }""")
+        obs, info = env.unwrapped.observe()
+        obs, _, _, _, info = env.step(f"click [{ref(obs, 'button', 'Wiggle')}]")
+        assert info["error"] is None and "wiggled" in obs["axtree"], info["error"]
+        assert info["timings"].action_s < 2.0, info["timings"]

@@ -94,6 +94,35 @@ def test_restore_by_replay_on_the_shop(pair):
         env.set_state(tampered)
 
 
+def test_restore_by_fork_on_the_shop(pair, monkeypatch):
+    """snapshot -> act -> restore -> the same observation, at several depths, by one
+    navigation (replay is switched off), the purchase included."""
+    text, browser = pair
+    env = browser.unwrapped
+    obs, _ = browser.reset(options={"goal_id": 3})
+    goal = env.task.goal
+    plan = [f"search[{goal.instruction}]", f"click[{goal.asin}]", "click[description]", "click[< prev]", "click[buy now]"]
+    saved = []
+    for action in plan:
+        saved.append((env.get_state(), obs))
+        obs, reward, terminated, _, info = browser.step(text_action_to_browser(action, obs["axtree"]))
+        assert info["error"] is None, info["error"]
+    assert terminated and reward > 0
+    saved.append((env.get_state(), obs))
+
+    def no_replay(action):
+        raise AssertionError(f"replayed {action!r}: the fork was not used")
+
+    monkeypatch.setattr(env, "_apply", no_replay)
+    for state, seen in reversed(saved):
+        assert state.fork is not None
+        env.set_state(state)
+        restored, info = env.observe()
+        assert restored == seen
+        assert env._terminated == (state is saved[-1][0])
+    assert env.task.validate(env.page, None)[0] == 0.0  # the first state: nothing bought yet
+
+
 def test_envs_share_one_server_with_separate_sessions(chromium):
     from webgrove.envs.shop.engine import get_engine
 
