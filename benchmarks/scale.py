@@ -1,0 +1,235 @@
+"""Scale-out figures: collection backends, a policy server, multi-process DPO.
+
+1. Trees per second on the same goals (the scripted `rule` policy, and the tiny model from
+   `init-model`; lexical critic): the local backend with 1 and 2 worker processes, and the
+   Ray backend with 2 CPUs (a local Ray instance, started before the clock; its start-up
+   is reported apart). Wall trees/s include each run's start-up (processes, imports,
+   catalog, model); marginal trees/s take it out (a run of N goals against one of 2).
+   Ray's overhead is local's rate over Ray's at the same parallelism, minus 1.
+2. Policy calls per second (`propose(ctx, k)` on the same shop states): the tiny model
+   in-process (`HFPolicy`, scoring mode) against the same model behind `transformers serve`
+   (`OpenAIPolicy`; that server gives no log-probabilities, so every call samples
+   `--num-samples` completions), with 1 and 4 concurrent clients.
+3. DPO seconds per step, 1 process against 2 processes over gloo (`--num-processes 2`),
+   the same pairs and per-process batch (so 2 processes train on twice the rows a step).
+
+The CPU is shared with whatever else runs on the machine: compare ratios within one run,
+and read the load average recorded with the results. Prints a table and writes
+benchmarks/results/scale.json with the exact command.
+
+    python benchmarks/scale.py                          # 40 goals, 5 simulations
+    python benchmarks/scale.py --goals 12 --skip dpo    # quicker
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "scale.json"
+PARTS = ("collect", "policy", "dpo")
+
+
+# -- 1. collection -------------------------------------------------------------------------
+
+BACKENDS = (("local_1", dict(workers=1)), ("local_2", dict(workers=2)), ("ray_2", dict(workers=2, backend="ray")))
+
+
+def bench_collect(policy: str, goals: int, simulations: int, num_products: int) -> dict:
+    """Wall trees/s of each backend on `goals` goals, and its marginal trees/s: the extra
+    goals over the extra seconds of a run of `goals` against one of 2 goals (one per
+    worker), which takes the fixed start-up (processes, imports, catalog, model) out."""
+    from webgrove.search.collect import CollectConfig, run_collect
+
+    common = dict(env="webgrove/WebShop-v0", policy=policy, critic="lexical", num_products=num_products,
+                  simulations=simulations, k=3, progress=False)
+    out: dict = {"policy": Path(policy).name, "goals": goals, "simulations": simulations,
+                 "num_products": num_products}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, extra in BACKENDS:
+            walls = {}
+            for n in (2, goals):
+                start = time.perf_counter()
+                summary = run_collect(CollectConfig(**common, **extra, goal_range=f"100:{100 + n}",
+                                                    out=f"{tmp}/{name}_{n}"))
+                walls[n] = time.perf_counter() - start
+            out[name] = {"seconds": walls[goals], "trees_per_s": goals / walls[goals],
+                         "marginal_trees_per_s": (goals - 2) / max(walls[goals] - walls[2], 1e-9),
+                         "startup_s": walls[2], "success_rate": summary["success_rate"]}
+    for kind in ("trees_per_s", "marginal_trees_per_s"):
+        out[f"ray_overhead_{kind}"] = out["local_2"][kind] / out["ray_2"][kind] - 1.0
+    return out
+
+
+# -- 2. policy calls ------------------------------------------------------------------------
+
+def _calls_per_s(make_policy, states: list, clients: int, k: int) -> float:
+    import numpy as np
+
+    def client(i: int) -> None:
+        policy, rng = make_policy(), np.random.default_rng(i)
+        for ctx in states[i::clients]:
+            policy.propose(ctx, k, rng)
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return len(states) / (time.perf_counter() - start)
+
+
+def _serve(model_dir: str) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("transformers")), "serve", "--host", "127.0.0.1",
+                             "--port", str(port), "--device", "cpu", "--log-level", "error", model_dir],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    url = f"http://127.0.0.1:{port}/v1"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(f"{url}/models", timeout=2).read()
+            return proc, url
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("transformers serve did not start")
+
+
+def bench_policy(model_dir: str, calls: int, num_samples: int, num_products: int) -> dict:
+    from webgrove.agents.hf import HFPolicy
+    from webgrove.agents.openai_api import OpenAIPolicy
+
+    from policy_batching import shop_steps  # benchmarks/policy_batching.py: real shop pages with clicks
+
+    states = shop_steps(calls, num_products)
+    hf = HFPolicy(model_dir, device="cpu", temperature=1.0)
+    out = {"calls": calls, "k": 3, "num_samples": num_samples,
+           "hf_in_process_1": _calls_per_s(lambda: hf, states, 1, 3)}
+    proc, url = _serve(model_dir)
+    try:
+        for clients in (1, 4):
+            out[f"transformers_serve_{clients}"] = _calls_per_s(
+                lambda: OpenAIPolicy(url, model_dir, num_samples=num_samples, max_tokens=12, max_concurrency=4),
+                states, clients, 3)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    return out
+
+
+# -- 3. DPO ---------------------------------------------------------------------------------
+
+def bench_dpo(model_dir: str, pairs: int, steps: int, num_products: int) -> dict:
+    sys.path.insert(0, str(HERE))
+    from training import make_pairs  # benchmarks/training.py: oracle pairs, reference from the model
+
+    out: dict = {"pairs": pairs, "steps": steps, "batch_size_per_process": 4}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "pairs.jsonl"
+        rows = make_pairs(model_dir, pairs, num_products, seed=0)
+        path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "candidates"}) + "\n" for r in rows))
+        for n in (1, 2):
+            cmd = [sys.executable, "-m", "webgrove", "train", "dpo", "--model", model_dir, "--pairs", str(path),
+                   "--out", f"{tmp}/dpo{n}", "--max-steps", str(steps), "--batch-size", "4", "--no-progress",
+                   "--num-processes", str(n)]
+            env = dict(os.environ, OMP_NUM_THREADS="1", TQDM_DISABLE="1")
+            subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+            result = json.loads((Path(tmp) / f"dpo{n}" / "train_result.json").read_text())
+            out[f"processes_{n}"] = {"seconds_per_step": result["seconds_per_step"],
+                                     "pairs_per_s": 4 * n / result["seconds_per_step"]}
+    return out
+
+
+# -- main -----------------------------------------------------------------------------------
+
+def _table(results: dict) -> str:
+    lines = ["| measure | value |", "|---|---|"]
+    for key in ("collect", "collect_model"):
+        c = results.get(key)
+        if not c:
+            continue
+        for name, _ in BACKENDS:
+            r = c[name]
+            lines.append(f"| trees/s, {c['policy']} policy, {name.replace('_', ' ')} ({c['goals']} goals) | "
+                         f"{r['trees_per_s']:.2f} wall, {r['marginal_trees_per_s']:.2f} marginal "
+                         f"(start-up {r['startup_s']:.1f}s) |")
+        lines.append(f"| Ray overhead vs local 2 workers, {c['policy']} policy | "
+                     f"{100 * c['ray_overhead_trees_per_s']:+.0f}% wall, "
+                     f"{100 * c['ray_overhead_marginal_trees_per_s']:+.0f}% marginal |")
+    if "ray_init_s" in results:
+        lines.append(f"| Ray start-up (ray.init, 2 CPUs), not in the above | {results['ray_init_s']:.1f}s |")
+    p = results.get("policy")
+    if p:
+        lines.append(f"| policy calls/s, HFPolicy in-process | {p['hf_in_process_1']:.1f} |")
+        for clients in (1, 4):
+            lines.append(f"| policy calls/s, transformers serve, {clients} client(s) "
+                         f"({p['num_samples']} samples/call) | {p[f'transformers_serve_{clients}']:.2f} |")
+    d = results.get("dpo")
+    if d:
+        for n in (1, 2):
+            r = d[f"processes_{n}"]
+            lines.append(f"| DPO s/step, {n} process(es) | {r['seconds_per_step']:.3f} "
+                         f"({r['pairs_per_s']:.1f} pairs/s) |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--goals", type=int, default=40)
+    parser.add_argument("--simulations", type=int, default=5)
+    parser.add_argument("--model-goals", type=int, default=12, help="goals collected with the tiny model")
+    parser.add_argument("--model-simulations", type=int, default=4)
+    parser.add_argument("--num-products", type=int, default=1000)
+    parser.add_argument("--calls", type=int, default=24, help="policy calls per measurement")
+    parser.add_argument("--num-samples", type=int, default=4, help="samples per call through the server")
+    parser.add_argument("--pairs", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--skip", nargs="*", default=[], choices=PARTS)
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    results: dict = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "loadavg_before": os.getloadavg()}
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = f"{tmp}/tiny"
+        subprocess.run([sys.executable, "-m", "webgrove", "init-model", "--out", model_dir], check=True,
+                       capture_output=True)
+        if "collect" not in args.skip:
+            import ray
+
+            start = time.perf_counter()
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                     object_store_memory=256 * 1024 * 1024)
+            results["ray_init_s"] = time.perf_counter() - start
+            results["collect"] = bench_collect("rule", args.goals, args.simulations, args.num_products)
+            results["collect_model"] = bench_collect(model_dir, args.model_goals, args.model_simulations,
+                                                     args.num_products)
+            ray.shutdown()
+        if "policy" not in args.skip:
+            results["policy"] = bench_policy(model_dir, args.calls, args.num_samples, args.num_products)
+        if "dpo" not in args.skip:
+            results["dpo"] = bench_dpo(model_dir, args.pairs, args.steps, args.num_products)
+    results["loadavg_after"] = os.getloadavg()
+    print(_table(results))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"-> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
