@@ -1,5 +1,6 @@
 """The offline restaurant-booking site (`webgrove/Booking-v0`): Agent Q's real-world scenario.
 
+actions.py  named actions (`click[7:30 pm]`, `click[Time: 7:30 pm]`, `type[Phone][…]`)
 data.py     restaurants and availability, generated from a seed
 goals.py    goals and their phrasings; fixed train/test splits
 reward.py   the evaluator, from the server's booking records

@@ -28,6 +28,7 @@ import copy
 import hashlib
 import re
 import secrets
+import sys
 import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
@@ -234,7 +235,7 @@ class BookingServer:
         self.show_goal = show_goal
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
+        self._httpd = _QuietServer((host, port), _make_handler(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -479,6 +480,15 @@ def _html(server: BookingServer, state: SessionState, title: str, body: str) -> 
 
 
 # -- HTTP -------------------------------------------------------------------------------
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-answer (a browser navigating away, a tree search
+    restoring another state) is normal here, not an error worth a traceback."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 def _make_handler(server: BookingServer) -> type[BaseHTTPRequestHandler]:
     class Handler(_BookingHandler):

@@ -15,15 +15,14 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from webgrove.envs.booking.actions import named_actions, to_browser_action
-from webgrove.envs.booking.goals import BookingGoal
 from webgrove.envs.booking.reward import booking_reward
 from webgrove.envs.booking.server import _POST, SESSION_COOKIE, BookingServer, BookingSite
-from webgrove.envs.browser.task import Task
+from webgrove.envs.browser.task import ServedSiteTask
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-class BookingTask(Task):
+class BookingTask(ServedSiteTask):
     """A booking goal in a fresh session of a booking server.
 
     Args:
@@ -35,6 +34,7 @@ class BookingTask(Task):
     """
 
     viewport = (1280, 720)
+    session_cookie = SESSION_COOKIE
 
     def __init__(self, split: str = "train", seed: int = 0, num_restaurants: int = 300,
                  server: BookingServer | None = None) -> None:
@@ -51,11 +51,6 @@ class BookingTask(Task):
         self.allowed_origins = (server.url.rstrip("/"),)
         self.goal_id = 0
         self._session: str | None = None
-
-    @property
-    def goal(self) -> BookingGoal:
-        """The current goal (what the scripted oracle reads)."""
-        return self.goals[self.goal_id]
 
     @property
     def site(self) -> BookingSite:
@@ -76,16 +71,6 @@ class BookingTask(Task):
         else:
             goal_id = int(np_random.integers(len(self.goals)))
         return {**options, "goal_id": int(goal_id)}
-
-    def setup(self, page: Page, *, seed: int, options: dict[str, Any]) -> str:
-        self.goal_id = int(options["goal_id"])
-        self._use_session(page, self.server.new_session(self.goal_id))
-        page.goto(self.server.url, wait_until="domcontentloaded")
-        return self.goal.instruction
-
-    def _use_session(self, page: Page, sid: str) -> None:
-        self._session = sid
-        page.context.add_cookies([{"name": SESSION_COOKIE, "value": sid, "url": self.server.url}])
 
     def validate(self, page: Page, answer: str | None) -> tuple[float, bool, dict[str, Any]]:
         bookings = self.server.bookings(self._session)
@@ -119,12 +104,3 @@ class BookingTask(Task):
         self.goal_id = int(options["goal_id"])
         self._use_session(page, self.server.restore(site))
         return self.goal.instruction
-
-    def teardown(self) -> None:
-        if self._session is not None:
-            self.server.end_session(self._session)
-            self._session = None
-
-    def close(self) -> None:
-        if self._own_server:
-            self.server.close()

@@ -13,14 +13,14 @@ so the restored observation reads as the captured one.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from webgrove.envs.browser.axtree import first_frame_seq
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-_FRAME_PREFIX = re.compile(r"\[ref=f(\d+)e\d+\]")
 _FIELDS = "input:not([type=hidden]), select, textarea"
 # Form controls whose value differs from the page's default, by position: [index, value]
 # for text and selects, [index, checked] for boxes; plus the index of the focused one.
@@ -74,8 +74,8 @@ class Fork:
 
 
 def frame_seq_of(axtree: str) -> int:
-    m = _FRAME_PREFIX.search(axtree)
-    return int(m[1]) if m else 0
+    """The shown document number of the page's own refs (its first ref; 0 for none)."""
+    return first_frame_seq(axtree) or 0
 
 
 def capture(page: Page, axtree: str, site: Any, terminated: bool, reward_info: dict[str, Any]) -> Fork:

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 import numpy as np
 
 from webgrove.envs.browser.axtree import parse_axtree
-from webgrove.envs.browser.task import Task
+from webgrove.envs.browser.task import ServedSiteTask
 from webgrove.envs.shop.actions import SEARCH, InvalidAction, is_shop_action, parse_action
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ SEARCH_BOX_NAME = "Search query"
 ACTION_LISTS = ("text", "refs")
 
 
-class ShopTask(Task):
+class ShopTask(ServedSiteTask):
     """A shop goal in a fresh session of a shop server (`webgrove/WebShopBrowser-v0`).
 
     Goals, splits and reward are those of `webgrove/WebShop-v0`: `reset(seed=s)` picks
@@ -47,6 +47,7 @@ class ShopTask(Task):
     """
 
     viewport = (1280, 720)
+    session_cookie = "webgrove_session"  # envs/shop/server.py's SESSION_COOKIE (not imported: heavy)
 
     def __init__(self, split: str = "train", num_products: int | None = 1000, catalog_seed: int = 0,
                  data_dir: str | None = None, goals: str = "synthetic",
@@ -80,23 +81,6 @@ class ShopTask(Task):
         from webgrove.envs.shop.env import pick_goal_id
 
         return {**options, "goal_id": pick_goal_id(options, len(self.goals), self.split, np_random)}
-
-    @property
-    def goal(self):
-        """The current goal (a `Goal`, as `ShopEnv.goal`)."""
-        return self.goals[self.goal_id]
-
-    def setup(self, page: Page, *, seed: int, options: dict[str, Any]) -> str:
-        self.goal_id = int(options["goal_id"])
-        self._use_session(page, self.server.new_session(self.goal_id))
-        page.goto(self.server.url, wait_until="domcontentloaded")
-        return self.goal.instruction
-
-    def _use_session(self, page: Page, sid: str) -> None:
-        from webgrove.envs.shop.server import SESSION_COOKIE
-
-        self._session = sid
-        page.context.add_cookies([{"name": SESSION_COOKIE, "value": sid, "url": self.server.url}])
 
     # -- forking (BrowserEnv.get_state / set_state, see envs/browser/fork.py) ----------
 
@@ -147,14 +131,6 @@ class ShopTask(Task):
             return []
         return self.engine.available_actions(state)
 
-    def teardown(self) -> None:
-        if self._session is not None:
-            self.server.end_session(self._session)
-            self._session = None
-
-    def close(self) -> None:
-        if self._own_server:
-            self.server.close()
 
 
 def text_action_to_browser(action: str, axtree: str) -> str:

@@ -102,3 +102,41 @@ class Task:
 
     def close(self) -> None:
         return None
+
+
+class ServedSiteTask(Task):
+    """A base for tasks on a site webgrove serves itself, one server session per episode
+    (the shop, the booking site): the session rides on a cookie set before the first page.
+
+    Subclasses set `server` (with `url`, `new_session(goal_id)`, `end_session(sid)`,
+    `close()`), `goals`, `session_cookie` and `_own_server`.
+    """
+
+    session_cookie: str
+    goal_id = 0
+    _session: str | None = None
+    _own_server = False
+
+    @property
+    def goal(self) -> Any:
+        """The current goal (what scripted policies read)."""
+        return self.goals[self.goal_id]
+
+    def setup(self, page: Page, *, seed: int, options: dict[str, Any]) -> str:
+        self.goal_id = int(options["goal_id"])
+        self._use_session(page, self.server.new_session(self.goal_id))
+        page.goto(self.server.url, wait_until="domcontentloaded")
+        return self.goal.instruction
+
+    def _use_session(self, page: Page, sid: str) -> None:
+        self._session = sid
+        page.context.add_cookies([{"name": self.session_cookie, "value": sid, "url": self.server.url}])
+
+    def teardown(self) -> None:
+        if self._session is not None:
+            self.server.end_session(self._session)
+            self._session = None
+
+    def close(self) -> None:
+        if self._own_server:
+            self.server.close()

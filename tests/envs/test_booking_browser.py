@@ -116,3 +116,22 @@ def test_rule_and_random_baselines_run_and_do_not_succeed(env):
     assert 0.0 < reward < 1.0 and info["reward_info"]["fields"]["name"]
     reward, *_ = run(env, BookingRandomPolicy(), 1, rng=np.random.default_rng(0), max_steps=8)
     assert reward < 1.0
+
+
+def test_webgrove_collect_on_booking_writes_trees_of_named_actions(tmp_path):
+    """The real command, tiny budget: one goal, two simulations, the random policy and
+    the lexical critic; the tree's actions name what they act on."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "trees"
+    subprocess.run([sys.executable, "-m", "webgrove", "collect", "--env", "webgrove/Booking-v0",
+                    "--policy", "random", "--critic", "lexical", "--split", "train", "--goal-range", "0:1",
+                    "--simulations", "2", "--k", "3", "--max-depth", "2", "--out", str(out), "--no-progress"],
+                   check=True, timeout=300, capture_output=True)
+    lines = [json.loads(line) for line in (out / "goal_00000.jsonl").read_text().splitlines()]
+    assert lines[0]["type"] == "tree" and lines[0]["env_id"] == "webgrove/Booking-v0"
+    actions = [n["action"] for n in lines[1:] if n["action"]]
+    assert actions and all(a.startswith(("click[", "type[")) for a in actions), actions
+    assert json.loads((out / "summary.json").read_text())["trees"] == 1

@@ -7,6 +7,7 @@ from webgrove.envs.browser.actions import ActionParseError, BrowserAction, forma
 from webgrove.envs.browser.axtree import (absolute_ref, find_ref, first_frame_seq, interactive_refs, parse_axtree,
                                           refs_in, relative_refs)
 from webgrove.envs.browser.dom_text import html_to_dom_text
+from webgrove.envs.browser.fork import frame_seq_of
 from webgrove.envs.browser.origins import is_allowed, normalize_origins, origin_of
 
 
@@ -206,3 +207,5 @@ def test_refs_are_shown_relative_to_the_episodes_first_document():
     assert sorted(absolute_ref(r, 7) for r in refs_in(shown)) == ["f7e1", "f7e4", "f7e5", "f8e2"]
     assert relative_refs(raw, 0) == raw and absolute_ref("f3e2", 0) == "f3e2"
     assert relative_refs(raw, 5).count("[ref=f2e") == 3  # a page restored two documents in
+    # A fork records the page's own document number, not an iframe's further down.
+    assert frame_seq_of(shown) == 0 and frame_seq_of(relative_refs(raw, 5)) == 2
