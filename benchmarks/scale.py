@@ -63,10 +63,13 @@ def bench_collect(policy: str, goals: int, simulations: int, num_products: int) 
                                                     out=f"{tmp}/{name}_{n}"))
                 walls[n] = time.perf_counter() - start
             out[name] = {"seconds": walls[goals], "trees_per_s": goals / walls[goals],
-                         "marginal_trees_per_s": (goals - 2) / max(walls[goals] - walls[2], 1e-9),
+                         # None when the longer run was not slower: the machine's load decided, not the work
+                         "marginal_trees_per_s": (goals - 2) / (walls[goals] - walls[2])
+                         if walls[goals] > walls[2] else None,
                          "startup_s": walls[2], "success_rate": summary["success_rate"]}
     for kind in ("trees_per_s", "marginal_trees_per_s"):
-        out[f"ray_overhead_{kind}"] = out["local_2"][kind] / out["ray_2"][kind] - 1.0
+        local, ray = out["local_2"][kind], out["ray_2"][kind]
+        out[f"ray_overhead_{kind}"] = local / ray - 1.0 if local and ray else None
     return out
 
 
@@ -155,6 +158,10 @@ def bench_dpo(model_dir: str, pairs: int, steps: int, num_products: int) -> dict
 
 # -- main -----------------------------------------------------------------------------------
 
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
 def _table(results: dict) -> str:
     lines = ["| measure | value |", "|---|---|"]
     for key in ("collect", "collect_model"):
@@ -164,11 +171,11 @@ def _table(results: dict) -> str:
         for name, _ in BACKENDS:
             r = c[name]
             lines.append(f"| trees/s, {c['policy']} policy, {name.replace('_', ' ')} ({c['goals']} goals) | "
-                         f"{r['trees_per_s']:.2f} wall, {r['marginal_trees_per_s']:.2f} marginal "
-                         f"(start-up {r['startup_s']:.1f}s) |")
+                         f"{r['trees_per_s']:.2f} wall, {_fmt(r['marginal_trees_per_s'], '.2f')} marginal "
+                         f"(2-goal run {r['startup_s']:.1f}s) |")
         lines.append(f"| Ray overhead vs local 2 workers, {c['policy']} policy | "
-                     f"{100 * c['ray_overhead_trees_per_s']:+.0f}% wall, "
-                     f"{100 * c['ray_overhead_marginal_trees_per_s']:+.0f}% marginal |")
+                     f"{_fmt(c['ray_overhead_trees_per_s'], '+.0%')} wall, "
+                     f"{_fmt(c['ray_overhead_marginal_trees_per_s'], '+.0%')} marginal |")
     if "ray_init_s" in results:
         lines.append(f"| Ray start-up (ray.init, 2 CPUs), not in the above | {results['ray_init_s']:.1f}s |")
     p = results.get("policy")
