@@ -128,7 +128,7 @@ def fit(model, tokenizer, rows: list[dict], cfg: CriticRunConfig) -> list[float]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     model.eval()
     return losses
 
