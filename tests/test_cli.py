@@ -93,7 +93,7 @@ def _error_cases(tmp_path) -> dict[str, tuple[list[str], str]]:
         "unknown env": (["rollout", "--env", "webgrove/Nope-v0"], "not a registered Gymnasium id"),
         "eval is rollout now": (["eval", "--model", "x"], "webgrove rollout --policy"),
         "unknown command": (["frobnicate"], "unknown command"),
-        "group without subcommand": (["train"], "sft, dpo, merge"),
+        "group without subcommand": (["train"], "sft, dpo, critic, merge"),
         "missing tree file": (["view", str(tmp_path / "missing.jsonl")], "No such file or directory"),
     }
 

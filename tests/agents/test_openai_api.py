@@ -334,7 +334,7 @@ def test_transformers_serve_runs_a_whole_episode_and_a_search(hf_server, item_ct
     try:
         result = run_episode(env, lambda ctx: policy.act(ctx, np.random.default_rng(0)), goal_id=0, seed=0)
         assert result.steps == 15 and result.errors >= 1  # the time limit, not an exception
-        critic = LLMCritic(policy)
+        critic = LLMCritic(policy, orders=1)  # one listing: n - 1 greedy answers per ranking
         env.reset(seed=1, options={"goal_id": 1})
         tree = search_episode(env, policy, critic, SearchConfig(simulations=2, k=2, max_depth=3, seed=1))
     finally:
