@@ -33,6 +33,7 @@ import ctypes
 import dataclasses
 import fcntl
 import json
+import logging
 import os
 import queue
 import signal
@@ -52,11 +53,14 @@ from webgrove.agents.specs import PolicyArgs
 from webgrove.envs.errors import UsageError
 from webgrove.envs.make import EnvArgs, OutputArgs, parse_goal_range
 from webgrove.io import stale_temp_files, write_json_atomic
+from webgrove.provenance import command_line
 from webgrove.search.args import SearchArgs
 from webgrove.search.backends import BackendArgs, collect_on_ray
 from webgrove.search.mcts import search_episode
 from webgrove.search.tracking import TrackingArgs, log_metrics
 from webgrove.search.tree import TreeFormatError, TreeIndex, make_header, read_tree, with_stats, write_tree
+
+log = logging.getLogger(__name__)
 
 COLLECTION_FILE = "collection.json"
 SUMMARY_FILE = "summary.json"
@@ -202,11 +206,11 @@ def open_collection(cfg: CollectConfig, identity: dict) -> None:
                 f"collect into another --out, or add --force-new to delete its {len(trees)} trees and start over")
         for p in [*trees, out / SUMMARY_FILE]:
             p.unlink(missing_ok=True)
-        print(f"collect: --force-new: deleted the {len(trees)} trees of {out}'s previous collection "
-              f"({'; '.join(differences)})", file=sys.stderr)
+        log.warning(f"collect: --force-new: deleted the {len(trees)} trees of {out}'s previous collection "
+                    f"({'; '.join(differences)})")
     write_json_atomic(out / COLLECTION_FILE, {
         "format": COLLECTION_FORMAT, "policy": cfg.policy, "config": identity,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": " ".join(sys.argv)})
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": command_line()})
 
 
 def remove_stale_temp_files(out: str | os.PathLike) -> int:
@@ -215,8 +219,7 @@ def remove_stale_temp_files(out: str | os.PathLike) -> int:
     for p in stale:
         p.unlink(missing_ok=True)
     if stale:
-        print(f"collect: removed {len(stale)} temporary file(s) left by an interrupted run in {out}",
-              file=sys.stderr)
+        log.warning(f"collect: removed {len(stale)} temporary file(s) left by an interrupted run in {out}")
     return len(stale)
 
 
@@ -460,13 +463,12 @@ def _finished_stats(cfg: CollectConfig, identity: dict) -> tuple[dict[int, dict]
             todo.append(goal_id)
             continue
         except (OSError, TreeFormatError) as exc:
-            print(f"collect: {exc}; collecting goal {goal_id} again", file=sys.stderr)
+            log.warning(f"collect: {exc}; collecting goal {goal_id} again")
             todo.append(goal_id)
             continue
         if header.config != identity or header.policy_fingerprint != identity["policy_fingerprint"]:
-            print(f"collect: {path} was collected with another policy or settings "
-                  f"(policy fingerprint {header.policy_fingerprint}); collecting goal {goal_id} again",
-                  file=sys.stderr)
+            log.warning(f"collect: {path} was collected with another policy or settings "
+                        f"(policy fingerprint {header.policy_fingerprint}); collecting goal {goal_id} again")
             todo.append(goal_id)
             continue
         done[goal_id] = {"goal_id": goal_id, **(header.stats or {}), **TreeIndex.build(header, nodes).stats()}
@@ -501,7 +503,7 @@ def _summary(cfg: CollectConfig, identity: dict, done: dict[int, dict], results:
         "simulations_per_second": simulations_run / search_s if search_s > 0 else 0.0,
         "mcts_share": sum(s["mcts_s"] for s in new) / search_s if search_s > 0 else 0.0,
         "env": cfg.env, "policy": cfg.policy, "critic": cfg.critic, "split": cfg.split,
-        "goal_range": cfg.goal_range, "out": cfg.out, "config": identity, "command": " ".join(sys.argv),
+        "goal_range": cfg.goal_range, "out": cfg.out, "config": identity, "command": command_line(),
     }
 
 
@@ -558,7 +560,7 @@ def run_collect(cfg: CollectConfig) -> dict:
         def on_result(result: dict) -> None:
             results.append(result)
             if result.get("kind") == "error":  # a bug or a policy failure: its traceback, once
-                print(f"collect: goal {result['goal_id']} failed:\n{result['error']}", file=sys.stderr)
+                log.warning(f"collect: goal {result['goal_id']} failed:\n{result['error']}")
             ok = [r for r in results if "error" not in r]
             bar.set_postfix(success=f"{sum(r['success'] for r in ok) / max(1, len(ok)):.2f}",
                             failed=len(results) - len(ok), refresh=False)
@@ -588,7 +590,7 @@ def _raise_for_failures(summary: dict) -> None:
     if not failed:
         return
     for e in summary["errors"]:
-        print(f"collect: goal {e['goal_id']} failed ({e['kind']}): {e['error']}", file=sys.stderr)
+        log.warning(f"collect: goal {e['goal_id']} failed ({e['kind']}): {e['error']}")
     infra = summary["infrastructure_errors"]
     raise CollectError(f"{len(failed)} goal(s) failed: {failed} ({infra['count']} infrastructure errors: "
                        f"{infra['goal_ids']}); the {summary['trees']} finished trees are in {summary['out']}; "

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from webgrove.io import write_text_atomic
 from webgrove.search.tree import NodeRecord, TreeHeader, TreeIndex, read_tree
+
+log = logging.getLogger(__name__)
 
 
 def _script_json(data: dict) -> str:
@@ -50,5 +53,5 @@ def run_view(cfg: ViewConfig) -> str:
     header, nodes = read_tree(cfg.tree)
     out = Path(cfg.out) if cfg.out else Path(cfg.tree).with_suffix(".html")
     write_text_atomic(out, render_html(header, nodes))
-    print(f"view: {len(nodes)} nodes -> {out}")
+    log.info(f"view: {len(nodes)} nodes -> {out}")
     return str(out)

@@ -39,9 +39,9 @@ a chosen candidate becomes a weighted SFT row::
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,6 +51,8 @@ from webgrove.agents.base import StepContext, context_from
 from webgrove.envs import is_success
 from webgrove.envs.errors import UsageError
 from webgrove.io import write_json_atomic
+
+log = logging.getLogger(__name__)
 
 SOURCES = ("self", "search", "teacher")
 FILTERS = ("all", "better", "best", "successful")
@@ -336,9 +338,9 @@ def run_rise_collect(cfg: RiseCollectConfig) -> int:
     write_jsonl_atomic(out / CANDIDATES_FILE, candidates)
     stats = candidate_stats(candidates)
     _write_json(out / "stats.json", {**stats, "config": asdict(cfg)})
-    print(f"rise collect: {stats['candidates']} candidates from {stats['goals']} goals "
-          f"({stats['by_source']}), {stats['improvements_better']} improvements better than their attempt "
-          f"-> {out / CANDIDATES_FILE}")
+    log.info(f"rise collect: {stats['candidates']} candidates from {stats['goals']} goals "
+             f"({stats['by_source']}), {stats['improvements_better']} improvements better than their attempt "
+             f"-> {out / CANDIDATES_FILE}")
     return 0
 
 
@@ -373,8 +375,8 @@ def build_rows_file(candidates: str | Path, out: str | Path, rule: str, tau: flo
 
 def run_rise_rows(cfg: RiseRowsConfig) -> int:
     stats = build_rows_file(cfg.candidates, cfg.out, cfg.filter, cfg.tau)
-    print(f"rise rows ({cfg.filter}, tau {cfg.tau}): {stats['rows']} rows from {stats['goals']} goals "
-          f"{stats['by_source']} -> {cfg.out}")
+    log.info(f"rise rows ({cfg.filter}, tau {cfg.tau}): {stats['rows']} rows from {stats['goals']} goals "
+             f"{stats['by_source']} -> {cfg.out}")
     return 0
 
 
@@ -453,7 +455,7 @@ def _train(cfg: RiseImproveConfig, policy: str, rows: Path, model: Path) -> dict
     if (model / "config.json").is_file():
         return _read_json(model / "train_result.json") or {}
     if not rows.is_file() or not rows.read_text().strip():
-        print(f"rise improve: no rows in {rows} (filter {cfg.filter}); the policy stays as it was", file=sys.stderr)
+        log.warning(f"rise improve: no rows in {rows} (filter {cfg.filter}); the policy stays as it was")
         shutil.copytree(policy, model, ignore=shutil.ignore_patterns("checkpoints"))
         return {"note": "no rows: policy unchanged"}
     return train_weighted_sft(WeightedSFTConfig(
@@ -502,7 +504,7 @@ def run_rise_improve(cfg: RiseImproveConfig) -> dict:
     for i in range(1, cfg.iterations + 1):
         done = _read_json(cfg.iteration_dir(i) / "done.json")
         if done is not None:
-            print(f"rise improve: iteration {i} already finished; skipping")
+            log.info(f"rise improve: iteration {i} already finished; skipping")
         records.append(done or run_rise_iteration(cfg, i))
     metrics = {"iterations": records, "config": asdict(cfg), "final_model": cfg.model_dir(cfg.iterations)}
     _write_json(Path(cfg.out) / "metrics.json", metrics)
@@ -517,7 +519,7 @@ def run_rise_improve_command(cfg: RiseImproveConfig) -> int:
     for r in metrics["iterations"]:
         if r["eval"]:
             sr = r["eval"]["sequential_oracle"]["success_rate"]
-            print(f"rise improve: iteration {r['iteration']}: success by attempt "
-                  + " ".join(f"{100 * s:.1f}" for s in sr))
-    print(f"rise improve: metrics in {Path(cfg.out) / 'metrics.json'}, final model {metrics['final_model']}")
+            log.info(f"rise improve: iteration {r['iteration']}: success by attempt "
+                     + " ".join(f"{100 * s:.1f}" for s in sr))
+    log.info(f"rise improve: metrics in {Path(cfg.out) / 'metrics.json'}, final model {metrics['final_model']}")
     return 0

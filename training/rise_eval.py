@@ -19,7 +19,7 @@ runs is therefore the plain one-attempt policy.
 """
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -27,6 +27,9 @@ from pathlib import Path
 
 from webgrove.envs.errors import UsageError
 from webgrove.envs.multi_attempt import FEEDBACK_MODES, is_success
+from webgrove.provenance import provenance
+
+log = logging.getLogger(__name__)
 
 CURVES = ("sequential_oracle", "sequential_last", "sequential_majority",
           "parallel_oracle", "parallel_majority", "parallel_first")
@@ -171,7 +174,7 @@ def evaluate_rise(cfg: RiseEvalConfig) -> dict:
                "attempts": cfg.attempts, "feedback": cfg.feedback,
                "by_attempt": attempt_curves(outcomes, cfg.attempts), "outcomes": outcomes,
                "seconds": time.perf_counter() - start, "config": asdict(cfg),
-               "command": "webgrove rise eval " + " ".join(sys.argv[3:]) if sys.argv[1:3] == ["rise", "eval"] else None}
+               "provenance": provenance()}
     if cfg.json:
         from webgrove.io import write_json_atomic
 
@@ -197,7 +200,7 @@ def format_curves(by_attempt: dict[str, dict]) -> str:
 
 def run_rise_eval(cfg: RiseEvalConfig) -> int:
     s = evaluate_rise(cfg)
-    print(f"{cfg.policy} on {cfg.env} ({cfg.split}, {s['episodes']} goals, T={cfg.attempts}, feedback "
-          f"{cfg.feedback}): success rate (%) / score at t = 1..{cfg.attempts}")
-    print(format_curves(s["by_attempt"]))
+    log.info(f"{cfg.policy} on {cfg.env} ({cfg.split}, {s['episodes']} goals, T={cfg.attempts}, feedback "
+             f"{cfg.feedback}): success rate (%) / score at t = 1..{cfg.attempts}")
+    log.info(format_curves(s["by_attempt"]))
     return 0

@@ -15,12 +15,15 @@ directory, so every later command takes a plain model path).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"  # subfolder of --out that holds Trainer checkpoints (for --resume)
 RESULT_FILE = "train_result.json"
@@ -246,8 +249,8 @@ def run_sft(cfg: SFTRunConfig) -> int:
     if needs_relaunch(cfg):
         return relaunch(("train", "sft"), cfg)
     s = train_sft(cfg)
-    print(f"sft: {s['rows']} rows, {s['steps']} steps, loss {s['train_loss']:.4f}, "
-          f"{s['seconds']:.1f}s ({s['tokens_per_second']:.0f} tokens/s) -> {s['out']}")
+    log.info(f"sft: {s['rows']} rows, {s['steps']} steps, loss {s['train_loss']:.4f}, "
+             f"{s['seconds']:.1f}s ({s['tokens_per_second']:.0f} tokens/s) -> {s['out']}")
     return 0
 
 
@@ -260,7 +263,7 @@ class MergeConfig:
 
 
 def run_merge(cfg: MergeConfig) -> int:
-    print(f"merged model written to {merge_adapter(cfg.adapter, cfg.out)}")
+    log.info(f"merged model written to {merge_adapter(cfg.adapter, cfg.out)}")
     return 0
 
 
@@ -332,5 +335,5 @@ def run_demos(cfg: DemosConfig) -> int:
     goals = parse_goal_range(cfg.goal_range)
     rows = demonstration_rows(cfg.env, cfg.split, goals, cfg.seed, cfg.num_products)
     n = write_jsonl_atomic(cfg.out, rows)
-    print(f"demos: {n} steps from {len({r['goal_id'] for r in rows})} of {len(goals)} goals -> {cfg.out}")
+    log.info(f"demos: {n} steps from {len({r['goal_id'] for r in rows})} of {len(goals)} goals -> {cfg.out}")
     return 0

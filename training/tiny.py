@@ -15,9 +15,12 @@ Sizes (with the default 2000-token vocabulary, 1024 positions):
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # heavy imports stay inside the functions
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
@@ -243,5 +246,5 @@ def run_init_model(config: InitModelConfig) -> int:
     out = init_model(config.out, size=config.size, arch=config.arch, seed=config.seed,
                      vocab_size=config.vocab_size)
     model = AutoModelForCausalLM.from_pretrained(out)
-    print(f"wrote {config.arch} {config.size} model ({count_parameters(model) / 1e6:.2f} M parameters) to {out}")
+    log.info(f"wrote {config.arch} {config.size} model ({count_parameters(model) / 1e6:.2f} M parameters) to {out}")
     return 0

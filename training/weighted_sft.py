@@ -17,11 +17,14 @@ weight 2w adds exactly twice what it adds at w.
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Sequence
 
 from webgrove.training.sft import SFTRunConfig, lora_config, load_model, load_rows, run_trainer
+
+log = logging.getLogger(__name__)
 
 WEIGHT = "weight"
 
@@ -121,5 +124,5 @@ def train_weighted_sft(cfg: SFTRunConfig, rows: list[dict] | None = None) -> dic
 def run_weighted_sft(cfg: WeightedSFTConfig) -> int:
     s = train_weighted_sft(cfg)
     loss = "n/a" if s["train_loss"] is None else f"{s['train_loss']:.4f}"
-    print(f"weighted sft: {s['rows']} rows, {s['steps']} steps, loss {loss}, {s['seconds']:.1f}s -> {s['out']}")
+    log.info(f"weighted sft: {s['rows']} rows, {s['steps']} steps, loss {loss}, {s['seconds']:.1f}s -> {s['out']}")
     return 0

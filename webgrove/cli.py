@@ -19,6 +19,7 @@ import dataclasses
 import errno
 import importlib
 import inspect
+import logging
 import sys
 import types
 import typing
@@ -325,8 +326,32 @@ def _find_command(argv: list[str]) -> tuple[str, ...]:
     raise UsageExit(f"unknown command {' '.join(argv[:2])!r}; use one of: {known}")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at the time (pytest and notebooks swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def route_library_messages() -> None:
+    """Library code reports progress through `logging` (loggers `webgrove.*`), never `print`;
+    the command shows those messages on stderr as plain lines and keeps stdout for results."""
+    log = logging.getLogger("webgrove")
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    route_library_messages()
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     if argv in (["-h"], ["--help"]):

@@ -102,14 +102,14 @@ def test_a_folder_without_a_collection_record_keeps_only_matching_trees(tmp_path
 # Files a crash leaves behind, and env crashes.
 
 
-def test_stale_temp_files_of_a_killed_run_are_removed(tmp_path, capsys):
+def test_stale_temp_files_of_a_killed_run_are_removed(tmp_path, caplog):
     run_collect(_config(tmp_path, goal_range="0:2"))
     for name in (".goal_00001.jsonl.4242.deadbeef.tmp", ".goal_00002.jsonl.4242.0badf00d.tmp",
                  ".summary.json.4242.12345678.tmp"):
         (tmp_path / name).write_text('{"type": "tree", "half a tr')
     summary = run_collect(_config(tmp_path, goal_range="0:3"))
     assert _temp_files(tmp_path) == []
-    assert "removed 3 temporary file(s)" in capsys.readouterr().err
+    assert "removed 3 temporary file(s)" in caplog.text
     assert (summary["collected"], summary["skipped"]) == (1, 2)
 
 

@@ -1,5 +1,6 @@
 """RISE data on hand-built attempts and trees (exact rows), success-by-attempt metrics, and the loop."""
 import json
+import logging
 import math
 
 import pytest
@@ -110,7 +111,8 @@ def test_majority_and_attempt_curves_on_hand_outcomes():
 
 
 @pytest.mark.slow
-def test_improve_rise_runs_two_iterations_and_resumes(tiny_model_dir, tmp_path, capsys):
+def test_improve_rise_runs_two_iterations_and_resumes(tiny_model_dir, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="webgrove")
     from webgrove.training.rise import RiseImproveConfig, run_rise_improve
 
     cfg = RiseImproveConfig(model=str(tiny_model_dir), out=str(tmp_path / "rise"), iterations=2,
@@ -129,7 +131,7 @@ def test_improve_rise_runs_two_iterations_and_resumes(tiny_model_dir, tmp_path, 
     (tmp_path / "rise" / "iter_2" / "eval.json").unlink()
     stamp = (tmp_path / "rise" / "iter_2" / "model" / "config.json").stat().st_mtime
     again = run_rise_improve(cfg)
-    assert "iteration 1 already finished" in capsys.readouterr().out
+    assert "iteration 1 already finished" in caplog.text
     assert (tmp_path / "rise" / "iter_2" / "model" / "config.json").stat().st_mtime == stamp
     assert again["iterations"][1] == metrics["iterations"][1]
     assert again["iterations"][2]["eval"] == metrics["iterations"][2]["eval"]
