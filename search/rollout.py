@@ -16,24 +16,16 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from webgrove.agents.episode import Actor, EpisodeResult, run_episode, summarize
 from webgrove.agents.specs import PolicyArgs
 from webgrove.envs.errors import UsageError
 from webgrove.envs.make import EnvArgs, OutputArgs
-from webgrove.envs.make import make_env as _make_env
 from webgrove.search.args import SearchArgs
 from webgrove.search.backends import BackendArgs, is_ray, ray_map
 from webgrove.search.tracking import TrackingArgs, log_metrics
 from webgrove.io import write_json_atomic
-
-
-def make_env(env_id: str, split: str = "test", data_dir: str | None = None, goals: str = "synthetic",
-             num_products: int | None = None, **kwargs: Any):
-    """Temporary: `webgrove.envs.make.make_env` with its old `goals=` keyword, for
-    `search/collect.py` until it imports `webgrove.envs.make` itself."""
-    return _make_env(env_id, split=split, data_dir=data_dir, goal_set=goals, num_products=num_products, **kwargs)
 
 
 @dataclass(kw_only=True)

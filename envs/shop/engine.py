@@ -10,7 +10,7 @@ snapshots for tree search are cheap and exact.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from webgrove.envs.shop.actions import (BACK_TO_SEARCH, BUY_NOW, NEXT_PAGE, PREV_PAGE, RESERVED_LABELS,  # noqa: F401

@@ -327,7 +327,8 @@ def test_transformers_serve_runs_a_whole_episode_and_a_search(hf_server, item_ct
     """The untrained model writes no valid action: the episode goes on with invalid actions."""
     from webgrove.agents.critics import LLMCritic, rank_values
     from webgrove.search.mcts import SearchConfig, search_episode
-    from webgrove.search.rollout import make_env, run_episode
+    from webgrove.agents.episode import run_episode
+    from webgrove.envs.make import make_env
 
     policy = _hf_policy(hf_server, num_samples=2, temperature=1.0)
     env = make_env("webgrove/WebShop-v0", split="test", num_products=200)

@@ -125,7 +125,7 @@ def test_collect_on_the_shop_with_the_rule_policy_and_lexical_critic(tmp_path):
     """Two goals of webgrove/WebShop-v0: each tree's best path is a whole episode ending in a purchase."""
     from webgrove.agents.base import context_from
     from webgrove.agents.prompts import policy_prompt
-    from webgrove.search.rollout import make_env
+    from webgrove.envs.make import make_env
     from webgrove.search.tree import TreeIndex
 
     cfg = CollectConfig(env="webgrove/WebShop-v0", policy="rule", critic="lexical", split="train",
