@@ -1,4 +1,4 @@
-"""The contracts between agents, search and training (see DESIGN.md)."""
+"""The contracts between agents, search and training (docs/DESIGN.md, "Agents")."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

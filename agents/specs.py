@@ -1,4 +1,4 @@
-"""Policy and critic specs, as written on the command line (see DESIGN.md, "The command line").
+"""Policy and critic specs, as written on the command line (docs/DESIGN.md, "The command line").
 
 Policy specs: "oracle" (needs the env), "rule", "random", a local model directory
 (`HFPolicy`), "openai" (`OpenAIPolicy`, needs `base_url` and `model_name`), or

@@ -2,7 +2,7 @@
 
 Behaviour cloning on oracle demonstrations, RFT on successful search trajectories and
 Agent-R revision trajectories all come here as rows of `prompt` and `completion`
-(DESIGN.md, "Training data"). The loss covers the completion and its eos only: TRL
+(docs/DESIGN.md, "Training data"). The loss covers the completion and its eos only: TRL
 tokenizes `prompt` and `prompt + completion + eos` and masks the common prefix, which
 with our byte-level tokenizer is exactly the prompt (it ends on "Action:", a token
 boundary). For a revision row the erroneous action sits in the prompt, so it is never
