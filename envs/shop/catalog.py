@@ -116,6 +116,17 @@ class Goal:
     title_nouns: list[str] | None = None
     options_as_list: bool = False
 
+    @classmethod
+    def for_product(cls, product: Product, instruction: str, attributes: list[str],
+                    goal_options: dict[str, str], price_upper: float, *, use_title_nouns: bool = True,
+                    options_as_list: bool = False) -> "Goal":
+        """A goal whose target is `product`; query, name and categories are copied from it."""
+        nouns = list(product.title_nouns) if use_title_nouns and product.title_nouns is not None else None
+        return cls(asin=product.asin, instruction=instruction, attributes=list(attributes),
+                   goal_options=goal_options, price_upper=price_upper, query=product.query,
+                   name=product.title, product_category=product.product_category,
+                   category=product.category, title_nouns=nouns, options_as_list=options_as_list)
+
     def to_reward_dict(self) -> dict:
         """The goal in the dict shape WebShop's reward functions take."""
         d = {

@@ -453,18 +453,7 @@ def _make_goals(d: _Draws, ptype: ProductType, target: Product, signature: str, 
         instruction = before + _join_and(attributes) + after
         if goal_options:
             instruction += ", with " + ", and ".join([f"{name}: {value}" for name, value in goal_options.items()])
-        goals.append(Goal(
-            asin=target.asin,
-            instruction=instruction + price_text,
-            attributes=attributes,
-            goal_options=goal_options,
-            price_upper=limit,
-            query=target.query,
-            name=target.title,
-            product_category=target.product_category,
-            category=target.category,
-            title_nouns=list(target.title_nouns),
-        ))
+        goals.append(Goal.for_product(target, instruction + price_text, attributes, goal_options, limit))
         if len(goals) == wanted:
             break
     return goals

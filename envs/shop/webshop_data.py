@@ -453,19 +453,9 @@ def _price_limit(rng: np.random.Generator, price: float) -> tuple[float, str]:
 
 def _goal(product: Product, instruction: str, attributes: list[str], goal_options: dict[str, str],
           price_upper: float, options_as_list: bool = False) -> Goal:
-    return Goal(
-        asin=product.asin,
-        instruction=instruction,
-        attributes=list(attributes),
-        goal_options=goal_options,
-        price_upper=price_upper,
-        query=product.query,
-        name=product.title,
-        product_category=product.product_category,
-        category=product.category,
-        title_nouns=None,
-        options_as_list=options_as_list,
-    )
+    # the original data has no title nouns: the reward falls back to spaCy or the heuristic
+    return Goal.for_product(product, instruction, attributes, goal_options, price_upper,
+                            use_title_nouns=False, options_as_list=options_as_list)
 
 
 def _synthetic_goals(products: list[Product], attributes: dict, path: Path,
