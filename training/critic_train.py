@@ -113,6 +113,7 @@ def fit(model, tokenizer, rows: list[dict], cfg: CriticRunConfig) -> list[float]
     import torch
     import torch.nn.functional as F
 
+    torch.manual_seed(cfg.seed)  # dropout draws: the same run whatever ran before
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate)
     order = random.Random(cfg.seed)
     steps = max(1, math.ceil(len(rows) * cfg.epochs / cfg.batch_size))
@@ -135,8 +136,6 @@ def fit(model, tokenizer, rows: list[dict], cfg: CriticRunConfig) -> list[float]
 
 def train_critic(cfg: CriticRunConfig) -> dict:
     """Build rows from the trees, train, validate, save to `cfg.out` (with critic.json); the summary."""
-    import torch
-
     from webgrove.training.pairs import read_index, tree_files
     from webgrove.training.sft import load_model, save_trained
 
@@ -145,7 +144,6 @@ def train_critic(cfg: CriticRunConfig) -> dict:
     if not rows:
         raise ValueError(f"no visited (state, action) nodes in {cfg.trees}")
     train, val = split_by_goal(rows, cfg.val_share, cfg.seed)
-    torch.manual_seed(cfg.seed)
     model, tokenizer = load_model(cfg.model)
     before = evaluate(model, tokenizer, val, cfg.batch_size)
     start = time.perf_counter()
