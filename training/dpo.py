@@ -2,7 +2,7 @@
 
 Off-policy as in Agent Q: the reference log-probabilities are the collecting policy's,
 stored in the trees and carried by every pair as `ref_chosen_logps` / `ref_rejected_logps`
-(DESIGN.md, "Training data"). TRL reads those columns when `precompute_ref_log_probs` is
+(docs/DESIGN.md, "Training data"). TRL reads those columns when `precompute_ref_log_probs` is
 on, and then holds no reference model; but it would still recompute them with the current
 model before training. `StoredRefDPOTrainer` skips that recomputation when every row
 already carries both values, so no second model and no extra pass over the data are
