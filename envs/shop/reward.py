@@ -313,6 +313,18 @@ def get_option_reward(purchased_options, goal_options) -> tuple[float | None, in
     return r_option, matched
 
 
+def _check_reward_inputs(purchased_product: Mapping, goal: Mapping, price: float, options: Mapping) -> None:
+    _check_keys(purchased_product, PRODUCT_KEYS, "purchased_product")
+    _check_keys(goal, GOAL_KEYS, "goal")
+    if not isinstance(options, Mapping):
+        raise TypeError(f"options must be a dict {{name: value}}, got {type(options).__name__}")
+    if price is None or goal["price_upper"] is None:
+        raise ValueError("price and goal['price_upper'] must be numbers")
+    if goal["price_upper"] <= 0:
+        # The original turns r_price into None here and then fails adding it.
+        raise ValueError(f"goal['price_upper'] must be > 0, got {goal['price_upper']}")
+
+
 def get_reward(purchased_product: Mapping, goal: Mapping, price: float, options: Mapping, verbose: bool = False):
     """WebShop's reward for buying `purchased_product` at `price` with `options`.
 
@@ -329,16 +341,7 @@ def get_reward(purchased_product: Mapping, goal: Mapping, price: float, options:
         r_option and w_option when the goal has options, then r_price and w_price
         (the w_* are the weights of each part in the sum).
     """
-    _check_keys(purchased_product, PRODUCT_KEYS, "purchased_product")
-    _check_keys(goal, GOAL_KEYS, "goal")
-    if not isinstance(options, Mapping):
-        raise TypeError(f"options must be a dict {{name: value}}, got {type(options).__name__}")
-    if price is None or goal["price_upper"] is None:
-        raise ValueError("price and goal['price_upper'] must be numbers")
-    if goal["price_upper"] <= 0:
-        # The original turns r_price into None here and then fails adding it.
-        raise ValueError(f"goal['price_upper'] must be > 0, got {goal['price_upper']}")
-
+    _check_reward_inputs(purchased_product, goal, price, options)
     type_info = get_type_reward(purchased_product, goal)
     r_price = bool(price <= goal["price_upper"])
     r_att, attrs_matched = get_attribute_reward(purchased_product, goal)
