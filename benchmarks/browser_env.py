@@ -47,9 +47,19 @@ def chromium_path() -> str:
 
 # -- shared by every backend -------------------------------------------------------------
 
+def _webgrove_from_source() -> None:
+    """Make `webgrove.envs` importable where webgrove is not installed (the BrowserGym
+    venv): pyproject's package-dir map (webgrove.envs -> envs/), by hand."""
+    sys.path.insert(0, str(ROOT))
+    import webgrove
+
+    if str(ROOT) not in webgrove.__path__:
+        webgrove.__path__.append(str(ROOT))
+
+
 def run_episodes(backend, task: str, episodes: int) -> dict:
     """Reset, then play the scripted plan; time resets and steps separately."""
-    sys.path.insert(0, str(ROOT))
+    _webgrove_from_source()
     from webgrove.envs.browser.miniwob_solutions import SOLUTIONS
 
     reset_s = step_s = 0.0

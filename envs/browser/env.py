@@ -414,9 +414,6 @@ class BrowserEnv(gym.Env):
         if self._closed:
             raise RuntimeError("this env is closed")
         self.task.teardown()
-        reuse = self._context is not None and self._alive() and not self._base_page.is_closed()
-        if not reuse:
-            self._close_context()
         self._episode = BrowserState(seed, options)
         self._actions = []
         self._refs = set()
@@ -430,9 +427,8 @@ class BrowserEnv(gym.Env):
         self._last_obs = None
         self._ref_base = None
         self._first_seq = fork.frame_seq if fork is not None else 0
-        if reuse:
-            self._recycle_page()
-        else:
+        if not self._recycle_page():
+            self._close_context()
             self._open_context()
         with self._browser.watchdog(self.step_deadline_s) as fired:
             try:
@@ -466,18 +462,27 @@ class BrowserEnv(gym.Env):
         self._on_new_page(context.new_page())
         self._base_page = self._page
 
-    def _recycle_page(self) -> None:
+    def _recycle_page(self) -> bool:
         """Make the episode tab like a fresh one without a new context or page (a new
         page costs a renderer, ~150 ms): other tabs closed, cookies and storage cleared,
         the mouse moved off the page. Refs are shown relative to the episode's first
-        document and history is reset after setup, so both read as on a fresh page."""
+        document and history is reset after setup, so both read as on a fresh page.
+        False when there is no live tab to reuse."""
         page = self._base_page
-        for other in [p for p in self._pages if p is not page]:
-            other.close()
-        self._pages, self._page = [page], page
-        page.evaluate(_CLEAR_SESSION_STORAGE_JS)
-        self._context.set_storage_state({"cookies": [], "origins": []})
-        page.mouse.move(-1, -1)
+        if self._context is None or not self._alive() or page is None or page.is_closed():
+            return False
+        try:
+            for other in [p for p in self._pages if p is not page]:
+                other.close()
+            self._pages, self._page = [page], page
+            page.evaluate(_CLEAR_SESSION_STORAGE_JS)
+            self._context.set_storage_state({"cookies": [], "origins": []})
+            page.mouse.move(-1, -1)
+        except Exception as e:
+            if not _is_playwright_error(e):
+                raise
+            return False  # the tab is in a bad way (say, a dialog or a navigation): start afresh
+        return True
 
     def _forget_history(self) -> None:
         """Drop the tab's history before the page setup left: `back` at an episode's start
