@@ -58,22 +58,28 @@ _HTML_WITH_VALUES_JS = """() => {
   });
   return '<!DOCTYPE html>' + clone.outerHTML;
 }"""
-# Counts tabs the page opens (window.open, links and forms with a target), so a step
-# can wait for the new tab instead of sleeping. Read and reset by _TAKE_OPENED_JS.
+# Counts tabs the page opens (window.open, links and forms with a target) and download
+# links clicked, so a step can wait for the new tab or the refused download instead of sleeping. Read and reset by _TAKE_OPENED_JS.
 _COUNT_OPENED_JS = """(() => {
   window.__webgroveOpened = 0;
   const open = window.open;
   window.open = function (...args) { window.__webgroveOpened++; return open.apply(this, args); };
   const counts = (el) => el && el.target && !['_self', '_parent', '_top'].includes(el.target.toLowerCase());
+  window.__webgroveDownloads = 0;
   window.addEventListener('click', (e) => {
     const link = e.target.closest && e.target.closest('a[href], area[href]');
     if (!e.defaultPrevented && counts(link)) window.__webgroveOpened++;
+    if (!e.defaultPrevented && link && link.hasAttribute('download')) window.__webgroveDownloads++;
   });
   window.addEventListener('submit', (e) => {
     if (!e.defaultPrevented && counts(e.target)) window.__webgroveOpened++;
   });
 })();"""
-_TAKE_OPENED_JS = "() => { const n = window.__webgroveOpened || 0; window.__webgroveOpened = 0; return n; }"
+_TAKE_OPENED_JS = """() => {
+  const n = [window.__webgroveOpened || 0, window.__webgroveDownloads || 0];
+  window.__webgroveOpened = window.__webgroveDownloads = 0;
+  return n;
+}"""
 POPUP_WAIT_S = 2.0
 # Scroll what a wheel at the viewport's centre would scroll, at once (a wheel event
 # scrolls asynchronously, so the next observation could miss it).
@@ -726,16 +732,22 @@ class BrowserEnv(gym.Env):
         return f"{kind}: the page left the allowed origins (blocked: {', '.join(self._blocked) or escaped})"
 
     def _follow_new_tab(self, page: Page) -> None:
-        """If the action opened a tab whose `page` event has not arrived yet, wait for it."""
+        """If the action opened a tab or started a download whose event has not arrived
+        yet, wait for it (so `info` reports it with this step)."""
         try:
-            opened = page.evaluate(_TAKE_OPENED_JS)
+            opened, downloads = page.evaluate(_TAKE_OPENED_JS)
         except Exception as e:
             if not _is_playwright_error(e):
                 raise
             return  # the page navigated away meanwhile: it opened no tab worth waiting for
+        waits = []
         if opened and self._page is page and self._context is not None:
+            waits.append((self._context, "page"))
+        if downloads and not self._downloads:
+            waits.append((page, "download"))
+        for source, event in waits:
             try:
-                self._context.wait_for_event("page", timeout=POPUP_WAIT_S * 1000)
+                source.wait_for_event(event, timeout=POPUP_WAIT_S * 1000)
             except Exception as e:
                 if not _is_playwright_error(e):
                     raise
