@@ -28,13 +28,11 @@ import copy
 import hashlib
 import re
 import secrets
-import sys
 import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from http.cookies import SimpleCookie
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -43,6 +41,7 @@ from webgrove.envs.booking.data import (CUISINES, MAX_PARTY, NEIGHBOURHOODS, OCC
                                         generate_restaurants, is_available, parse_date, parse_time)
 from webgrove.envs.booking.goals import SLOT_WINDOW, BookingGoal, split_goals
 from webgrove.envs.booking.reward import Booking, phone_digits
+from webgrove.envs.local_http import LocalServer, SiteHandler
 
 SESSION_COOKIE = "booking_session"
 SNAPSHOT_VERSION = 1
@@ -212,7 +211,7 @@ def reservation_number(state: SessionState, draft: dict[str, str]) -> str:
 
 # -- the server -------------------------------------------------------------------------
 
-class BookingServer:
+class BookingServer(LocalServer):
     """Serves the booking site from a daemon thread until `close()`; a context manager.
 
     Args:
@@ -235,23 +234,7 @@ class BookingServer:
         self.show_goal = show_goal
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self._lock = threading.Lock()
-        self._httpd = _QuietServer((host, port), _make_handler(self))
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        if start:
-            self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
-                                            name=f"booking-server-{self.port}")
-            self._thread.start()
-
-    @property
-    def port(self) -> int:
-        return self._httpd.server_address[1]
-
-    @property
-    def url(self) -> str:
-        """Base URL with a trailing slash, e.g. http://127.0.0.1:41234/."""
-        return f"http://{self._httpd.server_address[0]}:{self.port}/"
+        self._listen(_make_handler(self), host, port, start, "booking-server")
 
     # -- sessions ----------------------------------------------------------------------
 
@@ -306,28 +289,6 @@ class BookingServer:
             raise HTTPError(400, "Your session has expired.")
         with session.lock:
             return _route(self, session.state, method, path, params)
-
-    # -- lifecycle ---------------------------------------------------------------------
-
-    def serve_forever(self) -> None:
-        """Serve in this thread until interrupted (for `webgrove booking serve`)."""
-        self._httpd.serve_forever()
-
-    def close(self) -> None:
-        """Stop serving. Safe to call twice."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(timeout=5)
-        self._httpd.server_close()
-
-    def __enter__(self) -> BookingServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # -- routes -----------------------------------------------------------------------------
@@ -481,15 +442,6 @@ def _html(server: BookingServer, state: SessionState, title: str, body: str) -> 
 
 # -- HTTP -------------------------------------------------------------------------------
 
-class _QuietServer(ThreadingHTTPServer):
-    """A client that hangs up mid-answer (a browser navigating away, a tree search
-    restoring another state) is normal here, not an error worth a traceback."""
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
 def _make_handler(server: BookingServer) -> type[BaseHTTPRequestHandler]:
     class Handler(_BookingHandler):
         site = server
@@ -497,15 +449,9 @@ def _make_handler(server: BookingServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class _BookingHandler(BaseHTTPRequestHandler):
+class _BookingHandler(SiteHandler):
     site: BookingServer
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out at once (no 40 ms delayed-ACK stall)
-    log_requests = False
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
-        if self.log_requests:
-            super().log_message(format, *args)
+    cookie_name = SESSION_COOKIE
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         self._serve("GET")
@@ -518,7 +464,7 @@ class _BookingHandler(BaseHTTPRequestHandler):
             parts = urlsplit(self.path)
             params = dict(parse_qsl(parts.query, keep_blank_values=True, max_num_fields=50))
             form = self._form()  # read on GET too: an unread body would poison the kept-alive connection
-            sid = self._cookie()
+            sid = self.session_cookie()
             if parts.path == "/new" or self.site._session(sid) is None:
                 return self._new_session(parts.path, params)
             response = self.site.handle(sid, method, parts.path, form if method == "POST" else params)
@@ -547,27 +493,8 @@ class _BookingHandler(BaseHTTPRequestHandler):
         target = "/" if path == "/new" or self.command == "POST" else self.path
         self._send(Response(303, location=target), cookie=sid)
 
-    def _cookie(self) -> str | None:
-        cookie = SimpleCookie()
-        try:
-            cookie.load(self.headers.get("Cookie", ""))
-        except Exception:
-            return None
-        morsel = cookie.get(SESSION_COOKIE)
-        return morsel.value if morsel else None
-
     def _send(self, response: Response, cookie: str | None = None) -> None:
-        data = response.body.encode("utf-8")
-        self.send_response(response.status)
-        if response.location is not None:
-            self.send_header("Location", response.location)
-        if cookie is not None:
-            self.send_header("Set-Cookie", f"{SESSION_COOKIE}={cookie}; Path=/; HttpOnly; SameSite=Lax")
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_text(response.status, response.body, location=response.location, cookie=cookie)
 
 
 # -- the `webgrove booking serve` command -----------------------------------------------

@@ -17,10 +17,10 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from http.cookies import SimpleCookie
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
 
+from webgrove.envs.local_http import LocalServer, SiteHandler
 from webgrove.envs.shop.catalog import Goal
 from webgrove.envs.shop.engine import DONE, InvalidAction, Purchase, ShopEngine, ShopState, get_engine
 from webgrove.envs.shop.pages import build_page, to_html, url_to_state
@@ -51,7 +51,7 @@ class Session:
     last_used: float = field(default_factory=time.monotonic)
 
 
-class ShopServer:
+class ShopServer(LocalServer):
     """Serves the shop over HTTP from a daemon thread until `close()`; a context manager.
 
     Args:
@@ -80,23 +80,7 @@ class ShopServer:
         self._pending: OrderedDict[str, Session] = OrderedDict()
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
-        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        if start:
-            self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
-                                            name=f"shop-server-{self.port}")
-            self._thread.start()
-
-    @property
-    def port(self) -> int:
-        return self._httpd.server_address[1]
-
-    @property
-    def url(self) -> str:
-        """Base URL with a trailing slash, e.g. http://127.0.0.1:41234/."""
-        return f"http://{self._httpd.server_address[0]}:{self.port}/"
+        self._listen(_make_handler(self), host, port, start, "shop-server")
 
     # -- sessions ----------------------------------------------------------------------
 
@@ -163,28 +147,6 @@ class ShopServer:
         page = build_page(self.engine, state, session.goal, purchase)
         return to_html(page, self.engine, state, purchase=purchase)
 
-    # -- lifecycle ---------------------------------------------------------------------
-
-    def serve_forever(self) -> None:
-        """Serve in this thread until interrupted (for `webgrove shop serve`)."""
-        self._httpd.serve_forever()
-
-    def close(self) -> None:
-        """Stop serving. Safe to call twice."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(timeout=5)
-        self._httpd.server_close()
-
-    def __enter__(self) -> ShopServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 def _make_handler(server: ShopServer) -> type[BaseHTTPRequestHandler]:
     class Handler(_ShopHandler):
@@ -193,19 +155,9 @@ def _make_handler(server: ShopServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class _ShopHandler(BaseHTTPRequestHandler):
+class _ShopHandler(SiteHandler):
     shop: ShopServer
-    protocol_version = "HTTP/1.1"
-    log_requests = False
-    # Keep-alive answers must not wait for Nagle + the client's delayed ACK (~40 ms):
-    # send at once, and buffer the response so headers and body leave in one write
-    # (handle_one_request flushes after each request).
-    disable_nagle_algorithm = True
-    wbufsize = -1
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
-        if self.log_requests:
-            super().log_message(format, *args)
+    cookie_name = SESSION_COOKIE
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
         self._drain_body()
@@ -227,7 +179,7 @@ class _ShopHandler(BaseHTTPRequestHandler):
         path = parts.path
         if path == "/favicon.ico":
             return self._send(404, "text/plain", "no favicon")
-        session_id = self._cookie()
+        session_id = self.session_cookie()
         session = self.shop.session(session_id)
         if path == NEW_SESSION_PATH or session is None:
             try:
@@ -243,31 +195,11 @@ class _ShopHandler(BaseHTTPRequestHandler):
             return self._send(404, "text/html", _error_page(str(e)))
         self._send(200, "text/html", body)
 
-    def _cookie(self) -> str | None:
-        cookie = SimpleCookie()
-        try:
-            cookie.load(self.headers.get("Cookie", ""))
-        except Exception:
-            return None
-        morsel = cookie.get(SESSION_COOKIE)
-        return morsel.value if morsel else None
-
     def _redirect(self, location: str, session_id: str) -> None:
-        self.send_response(303)
-        self.send_header("Location", location)
-        self.send_header("Set-Cookie", f"{SESSION_COOKIE}={session_id}; Path=/; HttpOnly; SameSite=Lax")
-        self.send_header("Content-Length", "0")
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
+        self.send_text(303, "", location=location, cookie=session_id)
 
     def _send(self, status: int, content_type: str, text: str) -> None:
-        data = text.encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", f"{content_type}; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_text(status, text, content_type=content_type)
 
 
 def _error_page(message: str) -> str:
