@@ -80,6 +80,13 @@ class SiteHandler(BaseHTTPRequestHandler):
     log_requests = False
     cookie_name = "webgrove_session"
 
+    site: Any  # the server object this handler class answers for (see `serving`)
+
+    @classmethod
+    def serving(cls, site: Any) -> type[SiteHandler]:
+        """This handler class bound to one site server (http.server makes a handler per request)."""
+        return type(cls.__name__, (cls,), {"site": site})
+
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
         if self.log_requests:
             super().log_message(format, *args)

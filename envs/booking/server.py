@@ -32,7 +32,6 @@ import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -234,7 +233,7 @@ class BookingServer(LocalServer):
         self.show_goal = show_goal
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self._lock = threading.Lock()
-        self._listen(_make_handler(self), host, port, start, "booking-server")
+        self._listen(_BookingHandler.serving(self), host, port, start, "booking-server")
 
     # -- sessions ----------------------------------------------------------------------
 
@@ -441,13 +440,6 @@ def _html(server: BookingServer, state: SessionState, title: str, body: str) -> 
 
 
 # -- HTTP -------------------------------------------------------------------------------
-
-def _make_handler(server: BookingServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(_BookingHandler):
-        site = server
-
-    return Handler
-
 
 class _BookingHandler(SiteHandler):
     site: BookingServer

@@ -38,14 +38,7 @@ class BookingTask(ServedSiteTask):
 
     def __init__(self, split: str = "train", seed: int = 0, num_restaurants: int = 300,
                  server: BookingServer | None = None) -> None:
-        if server is None:
-            server = BookingServer(BookingSite(seed, num_restaurants), split=split)
-            self._own_server = True
-        else:
-            if server.split != split:
-                raise ValueError(f"the shared server serves split {server.split!r}, not {split!r}")
-            self._own_server = False
-        self.server = server
+        server = self._attach(server, split, lambda: BookingServer(BookingSite(seed, num_restaurants), split=split))
         self.split = split
         self.goals = server.goals
         self.allowed_origins = (server.url.rstrip("/"),)

@@ -57,16 +57,8 @@ class ShopTask(ServedSiteTask):
 
         if available_actions not in ACTION_LISTS:
             raise ValueError(f"available_actions must be one of {ACTION_LISTS}, not {available_actions!r}")
-        if server is None:
-            engine = get_engine(data_dir=data_dir, goals=goals, num_products=num_products,
-                                catalog_seed=catalog_seed)
-            server = ShopServer(engine, split=split)
-            self._own_server = True
-        else:
-            if server.split != split:
-                raise ValueError(f"the shared server serves split {server.split!r}, not {split!r}")
-            self._own_server = False
-        self.server = server
+        server = self._attach(server, split, lambda: ShopServer(get_engine(
+            data_dir=data_dir, goals=goals, num_products=num_products, catalog_seed=catalog_seed), split=split))
         self.engine = server.engine
         self.catalog = self.engine.catalog
         self.split = split

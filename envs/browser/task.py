@@ -122,6 +122,15 @@ class ServedSiteTask(Task):
         """The current goal (what scripted policies read)."""
         return self.goals[self.goal_id]
 
+    def _attach(self, server: Any, split: str, make_server: Any) -> Any:
+        """Use a shared `server` of the same split, or start (and later close) our own."""
+        if server is None:
+            server, self._own_server = make_server(), True
+        elif server.split != split:
+            raise ValueError(f"the shared server serves split {server.split!r}, not {split!r}")
+        self.server = server
+        return server
+
     def setup(self, page: Page, *, seed: int, options: dict[str, Any]) -> str:
         self.goal_id = int(options["goal_id"])
         self._use_session(page, self.server.new_session(self.goal_id))

@@ -17,7 +17,6 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
 
 from webgrove.envs.local_http import LocalServer, SiteHandler
@@ -80,7 +79,7 @@ class ShopServer(LocalServer):
         self._pending: OrderedDict[str, Session] = OrderedDict()
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
-        self._listen(_make_handler(self), host, port, start, "shop-server")
+        self._listen(_ShopHandler.serving(self), host, port, start, "shop-server")
 
     # -- sessions ----------------------------------------------------------------------
 
@@ -148,15 +147,8 @@ class ShopServer(LocalServer):
         return to_html(page, self.engine, state, purchase=purchase)
 
 
-def _make_handler(server: ShopServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(_ShopHandler):
-        shop = server
-
-    return Handler
-
-
 class _ShopHandler(SiteHandler):
-    shop: ShopServer
+    site: ShopServer
     cookie_name = SESSION_COOKIE
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
@@ -180,17 +172,17 @@ class _ShopHandler(SiteHandler):
         if path == "/favicon.ico":
             return self._send(404, "text/plain", "no favicon")
         session_id = self.session_cookie()
-        session = self.shop.session(session_id)
+        session = self.site.session(session_id)
         if path == NEW_SESSION_PATH or session is None:
             try:
                 goal_id = int(params["goal_id"]) if "goal_id" in params else None
-                session_id = self.shop.new_session(goal_id, pending=True)
+                session_id = self.site.new_session(goal_id, pending=True)
             except ValueError as e:
                 return self._send(400, "text/html", _error_page(str(e)))
             target = "/" if path == NEW_SESSION_PATH else self.path
             return self._redirect(target, session_id)
         try:
-            body = self.shop.render(session, path, params)
+            body = self.site.render(session, path, params)
         except InvalidAction as e:
             return self._send(404, "text/html", _error_page(str(e)))
         self._send(200, "text/html", body)
