@@ -7,11 +7,14 @@ write (`handle_one_request` flushes after each request).
 """
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 class QuietThreadingServer(ThreadingHTTPServer):
@@ -53,6 +56,16 @@ class LocalServer:
     def serve_forever(self) -> None:
         """Serve in this thread until interrupted (for the `serve` commands)."""
         self._httpd.serve_forever()
+
+    def serve_until_interrupted(self, banner: str) -> None:
+        """Log `banner`, serve in this thread until Ctrl-C, then close (the `serve` commands)."""
+        log.info(banner)
+        try:
+            self.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.close()
 
     def close(self) -> None:
         """Stop serving. Safe to call twice."""

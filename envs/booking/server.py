@@ -517,13 +517,7 @@ def run_booking_serve(config: BookingServeConfig) -> int:
         server = BookingServer(site, split=config.split, port=config.port, show_goal=True, start=False)
     except OSError as e:
         raise ValueError(f"cannot listen on 127.0.0.1:{config.port}: {e.strerror or e}") from e
-    print(f"{pages.SITE_NAME}: {len(site.restaurants)} restaurants at {server.url} "
-          f"({len(server.goals)} {config.split} goals; {server.url}new?goal_id=N starts goal N). Ctrl-C stops.",
-          flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
+    server.serve_until_interrupted(
+        f"{pages.SITE_NAME}: {len(site.restaurants)} restaurants at {server.url} ({len(server.goals)} "
+        f"{config.split} goals; {server.url}new?goal_id=N starts goal N). Ctrl-C stops.")
     return 0

@@ -235,14 +235,7 @@ def run_shop_serve(config: ShopServeConfig) -> int:
                         num_products=config.num_products, catalog_seed=config.catalog_seed)
     server = ShopServer(engine, split=config.split, host=config.host, port=config.port,
                         seed=config.seed, start=False)
-    print(f"WebShop ({engine.catalog.name}, {len(server.goals)} {config.split} goals) at {server.url}",
-          flush=True)
-    print(f"Open {server.url} to shop; {server.url.rstrip('/')}{NEW_SESSION_PATH} starts a new goal. "
-          "Ctrl-C stops.", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
+    server.serve_until_interrupted(
+        f"WebShop ({engine.catalog.name}, {len(server.goals)} {config.split} goals) at {server.url}\n"
+        f"Open {server.url} to shop; {server.url.rstrip('/')}{NEW_SESSION_PATH} starts a new goal. Ctrl-C stops.")
     return 0
