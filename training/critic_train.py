@@ -16,15 +16,17 @@ search did -- the part of a critic's value that MCTS uses.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from webgrove.agents.critics import LEARNED_CRITIC_FILE, value_prompt, verdict_logits
 from webgrove.search.tree import TreeIndex
+
+log = logging.getLogger(__name__)
 
 VALUE_KEYS = ("q_mcts", "q")
 SIBLING_GAP = 0.1
@@ -160,8 +162,8 @@ def train_critic(cfg: CriticRunConfig) -> dict:
 def run_critic(cfg: CriticRunConfig) -> int:
     s = train_critic(cfg)
     v0, v1 = s["val_before"], s["val_after"]
-    print(f"critic: {s['train_rows']} rows from {s['trees']} trees, {s['steps']} steps in {s['seconds']:.1f}s, "
-          f"loss {s['first_loss']:.3f} -> {s['last_loss']:.3f}; validation ({v1['rows']} rows): "
-          f"loss {v0['loss']} -> {v1['loss']}, sibling accuracy {v0['sibling_accuracy']} -> "
-          f"{v1['sibling_accuracy']} -> {cfg.out}", file=sys.stdout)
+    log.info(f"critic: {s['train_rows']} rows from {s['trees']} trees, {s['steps']} steps in {s['seconds']:.1f}s, "
+             f"loss {s['first_loss']:.3f} -> {s['last_loss']:.3f}; validation ({v1['rows']} rows): "
+             f"loss {v0['loss']} -> {v1['loss']}, sibling accuracy {v0['sibling_accuracy']} -> "
+             f"{v1['sibling_accuracy']} -> {cfg.out}")
     return 0

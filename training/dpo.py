@@ -20,13 +20,15 @@ the optional pair columns they read and their reference are in `webgrove.trainin
 """
 from __future__ import annotations
 
+import logging
 import math
-import sys
 from dataclasses import dataclass, field
 
 from webgrove.training.choice import (CANDIDATE_Q, CANDIDATES, CHOICE_LOSSES, CHOICE_REF_COLUMNS, NLL_TERMS,
                                       choice_trainer_class)
 from webgrove.training.sft import TrainConfig, load_model, load_rows, lora_config, run_trainer
+
+log = logging.getLogger(__name__)
 
 PAIR_TEXT_COLUMNS = ("prompt", "chosen", "rejected")
 REF_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")
@@ -232,8 +234,8 @@ def run_dpo(cfg: DPORunConfig) -> int:
         return relaunch(("train", "dpo"), cfg)
     s = train_dpo(cfg)
     last = next((h for h in reversed(s["log"]) if "rewards/margins" in h), {})
-    print(f"dpo ({'LoRA' if cfg.lora else 'full'}, β={cfg.beta}, reference: {cfg.ref_logps}): "
-          f"{s['rows']} pairs, {s['steps']} steps, loss {s['train_loss']:.4f}, "
-          f"last margin {last.get('rewards/margins', float('nan')):.3f}, "
-          f"{s['seconds']:.1f}s ({s['tokens_per_second']:.0f} tokens/s) -> {s['out']}", file=sys.stdout)
+    log.info(f"dpo ({'LoRA' if cfg.lora else 'full'}, β={cfg.beta}, reference: {cfg.ref_logps}): "
+             f"{s['rows']} pairs, {s['steps']} steps, loss {s['train_loss']:.4f}, "
+             f"last margin {last.get('rewards/margins', float('nan')):.3f}, "
+             f"{s['seconds']:.1f}s ({s['tokens_per_second']:.0f} tokens/s) -> {s['out']}")
     return 0
