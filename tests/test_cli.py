@@ -80,6 +80,8 @@ def _error_cases(tmp_path) -> dict[str, tuple[list[str], str]]:
         "goal range not A:B": (["demos", "--out", str(tmp_path / "d.jsonl"), "--goal-range", "5"], "A:B"),
         "goal range beyond the split": (["demos", "--out", str(tmp_path / "d.jsonl"), "--goal-range", "0:100000"],
                                         "goals (ids 0 to"),
+        "demos on a non-shop env": (["demos", "--out", str(tmp_path / "d.jsonl"), "--env",
+                                     "webgrove/miniwob.click-test-v0"], "demos need a shop env"),
         "rollout beyond the split": (["rollout", "--start-goal", "499", "--episodes", "5"], "has 500 goals"),
         "unknown policy": (["rollout", "--policy", "nope"], "unknown policy 'nope'"),
         "not a model": (["rollout", "--policy", str(not_a_model)], "not a model"),

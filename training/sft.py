@@ -322,8 +322,12 @@ class DemosConfig:
     num_products: int | None = field(default=None, metadata={"help": "synthetic catalog size (default 1000)"})
 
     def __post_init__(self) -> None:
-        from webgrove.envs.make import EnvArgs, parse_goal_range
+        from webgrove.envs.errors import UsageError
+        from webgrove.envs.make import SHOP_IDS, EnvArgs, parse_goal_range
 
+        if self.env not in SHOP_IDS:  # the oracle reads the shop's catalog
+            raise UsageError(f"demos need a shop env ({', '.join(sorted(SHOP_IDS))}): the oracle reads its "
+                             f"catalog; {self.env} has none")
         env = EnvArgs(env=self.env, split=self.split, num_products=self.num_products)
         env.check_goals(parse_goal_range(self.goal_range))
 
