@@ -1,13 +1,11 @@
 import math
 import socket
-import threading
 import time
 
 import numpy as np
 import pytest
 
 from webgrove.agents import openai_api
-from webgrove.agents.base import Policy
 from webgrove.agents.openai_api import LogprobsUnsupported, OpenAIPolicy, OpenAIServerError
 from webgrove.agents.prompts import action_completion, policy_prompt, search_query
 
@@ -30,7 +28,6 @@ def _policy(server, **kwargs) -> OpenAIPolicy:
 def test_scores_match_the_local_model(serve, tiny_lm, hf_policy, results_ctx):
     with serve(tiny_lm) as server:
         policy = _policy(server)
-        assert isinstance(policy, Policy)
         got = policy.logprobs(results_ctx, results_ctx.available_actions)
         assert policy.supports_logprobs is True
         assert len(server.requests) == 1  # all candidates in one request
