@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from webgrove.training.choice import (CANDIDATE_Q, CANDIDATES, CHOICE_LOSSES, CHOICE_REF_COLUMNS, NLL_TERMS,
                                       choice_trainer_class)
+from webgrove.envs.errors import UsageError
 from webgrove.training.sft import TrainConfig, load_model, load_rows, lora_config, run_trainer
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,9 @@ def train_dpo(cfg: DPORunConfig, rows: list[dict] | None = None) -> dict:
     """
     trainer = make_dpo_trainer(cfg, rows)
     ds = trainer.train_dataset
+    if len(ds) == 0:  # TRL drops pairs whose prompt alone fills max_length
+        raise UsageError(f"every pair's prompt is longer than --max-length {cfg.max_length} tokens; use a model "
+                         f"with more positions (and a larger --max-length) or shorter observations")
     tokens = sum(2 * len(p) + len(c) + len(r)
                  for p, c, r in zip(ds["prompt_ids"], ds["chosen_ids"], ds["rejected_ids"]))
     summary = run_trainer(trainer, cfg, tokens, len(ds))

@@ -121,6 +121,17 @@ def test_dpo_without_stored_reference(tiny_model_dir, tmp_path):
     assert trainer.train_dataset["ref_chosen_logps"] == pytest.approx(expected, abs=1e-3)
 
 
+def test_pairs_longer_than_the_model_are_a_user_error(tiny_model_dir, tmp_path):
+    """A prompt that fills --max-length leaves TRL no pairs: one clear error, not num_samples=0."""
+    from webgrove.envs.errors import UsageError
+
+    model, tokenizer = load_model(tiny_model_dir)
+    rows = [dict(r, prompt=r["prompt"] * 20) for r in dpo_rows(model, tokenizer)]
+    cfg = DPORunConfig(model=str(tiny_model_dir), out=str(tmp_path / "dpo"), pairs="unused", max_length=64, **QUIET)
+    with pytest.raises(UsageError, match="longer than --max-length 64"):
+        train_dpo(cfg, rows)
+
+
 def test_stored_reference_matches_the_acting_policy(tiny_model_dir):
     from webgrove.agents.hf import HFPolicy
 
