@@ -80,9 +80,17 @@ def _check(record: dict, name: str, types: tuple[type, ...], nullable: bool = Fa
     if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
         names = " or ".join(t.__name__ for t in types)
         raise RecordError(name, f"expected {names}, got {type(value).__name__} {value!r:.60}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise RecordError(name, f"must be finite, got {value}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not _is_finite(value):
+        raise RecordError(name, f"must be finite, got {value!r:.60}")
     return float(value) if types == _NUMBER else value
+
+
+def _is_finite(value: int | float) -> bool:
+    """Whether a number fits a finite float (an integer of 400 digits does not)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _check_type_tag(record: Any, expected: str) -> None:

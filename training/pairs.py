@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from webgrove.agents.prompts import ACTION_CUE, action_completion
+from webgrove.envs.errors import UsageError
 from webgrove.envs.shop.actions import (RESERVED_LABELS, SEARCH, click_label, is_product_id, is_shop_action,
                                         parse_action)
 from webgrove.training.choice import sibling_candidates
@@ -409,9 +410,56 @@ def iter_rows(paths: Iterable[str | Path], cfg: PairsConfig) -> Iterator[dict]:
         yield from build(read_index(p), cfg)
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
-    with Path(path).open() as f:
-        return [json.loads(line) for line in f if line.strip()]
+class RowsFileError(UsageError):
+    """A JSONL rows file (pairs, SFT rows, RISE candidates) is unreadable or malformed.
+
+    The message names the file, and the line and field at fault when there is one.
+    """
+
+    def __init__(self, path: str | Path, problem: str, *, line: int | None = None, field: str | None = None):
+        self.path, self.line, self.field = Path(path), line, field
+        where = [str(path)] + ([f"line {line}"] if line is not None else [])
+        where += [f"field {field!r}"] if field is not None else []
+        super().__init__(": ".join(where) + f": {problem}")
+
+
+TEXT_COLUMNS = ("prompt", "completion", "chosen", "rejected")  # strings; any other checked column is a number
+
+
+def _parse_row(path: Path, lineno: int, raw: bytes, columns: Sequence[str]) -> dict:
+    try:
+        row = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RowsFileError(path, f"not UTF-8 text (byte at column {exc.start + 1})", line=lineno) from None
+    except RecursionError:
+        raise RowsFileError(path, "JSON nested too deeply to read", line=lineno) from None
+    except ValueError as exc:  # JSONDecodeError, or an integer with thousands of digits
+        raise RowsFileError(path, f"not JSON ({exc})", line=lineno) from None
+    if not isinstance(row, dict):
+        raise RowsFileError(path, f"a row must be a JSON object, got {type(row).__name__}", line=lineno)
+    for column in columns:
+        value = row.get(column, None)
+        if column not in row:
+            raise RowsFileError(path, f"missing (has {sorted(row)})", line=lineno, field=column)
+        if column in TEXT_COLUMNS and not isinstance(value, str):
+            raise RowsFileError(path, f"must be a string, got {type(value).__name__}", line=lineno, field=column)
+        if column not in TEXT_COLUMNS and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                           or not math.isfinite(value)):
+            raise RowsFileError(path, f"must be a finite number, got {value!r:.40}", line=lineno, field=column)
+    return row
+
+
+def read_jsonl(path: str | Path, columns: Sequence[str] = ()) -> list[dict]:
+    """The rows of a JSONL file, each a JSON object holding `columns` (text columns strings,
+    others finite numbers).
+
+    Raises:
+        RowsFileError: naming the file, the first bad line and its field.
+        OSError: the file cannot be opened.
+    """
+    path = Path(path)
+    with path.open("rb") as f:
+        return [_parse_row(path, lineno, raw, columns) for lineno, raw in enumerate(f, start=1) if raw.strip()]
 
 
 def pair_stats(rows: list[dict], kind: str) -> dict:

@@ -167,12 +167,15 @@ def load_rows(data: str | Path | list[dict], columns: tuple[str, ...]) -> list[d
         path = Path(data)
         if not path.is_file():
             raise FileNotFoundError(f"no data file {path}")
-        with path.open() as f:
-            rows = [json.loads(line) for line in f if line.strip()]
+        from webgrove.training.pairs import RowsFileError, read_jsonl
+
+        rows = read_jsonl(path, columns)
+        if not rows:
+            raise RowsFileError(path, "no rows (an empty file)")
     else:
         rows = list(data)
     if not rows:
-        raise ValueError(f"no rows in {data if isinstance(data, (str, Path)) else 'the given list'}")
+        raise ValueError("no rows in the given list")
     missing = [c for c in columns if c not in rows[0]]
     if missing:
         raise ValueError(f"rows lack column(s) {missing}; have {sorted(rows[0])}")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 import random
 import re
 from collections import Counter
@@ -425,12 +426,17 @@ def _parse_rating(raw, fail) -> float | None:
 
 
 def _parse_number(raw) -> float | None:
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        return float(raw)
+    """A finite number from a number or a text ("4.5 out of 5 stars" -> 4.5); None if there is none."""
     if isinstance(raw, str):
-        m = _NUMBER.search(raw)  # "4.5 out of 5 stars" -> 4.5
-        return float(m.group()) if m else None
-    return None
+        m = _NUMBER.search(raw)
+        raw = m.group() if m else None
+    if not isinstance(raw, (int, float, str)) or isinstance(raw, bool):
+        return None
+    try:
+        number = float(raw)
+    except OverflowError:  # an integer of hundreds of digits
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _log_counts(path: Path, what: str, total: int, skipped: Counter) -> None:
