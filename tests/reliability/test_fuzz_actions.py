@@ -86,18 +86,6 @@ def test_text_env_fuzzed_actions_are_steps_or_no_ops(text_env, actions, goal_id)
 
 # -- browser envs ---------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def chromium():
-    from webgrove.envs.browser.chromium import BrowserLaunchError, Chromium, chromium_executable
-
-    try:
-        chromium_executable()
-    except BrowserLaunchError as e:
-        pytest.fail(str(e))
-    with Chromium() as browser:
-        yield browser
-
-
 @pytest.fixture(scope="module", params=BROWSER_IDS)
 def browser_env(request, chromium):
     env = gym.make(request.param, browser=chromium)
