@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,7 +91,8 @@ class TrainConfig:
             warmup_steps=self.warmup_ratio, lr_scheduler_type="linear",
             per_device_train_batch_size=self.batch_size, gradient_accumulation_steps=self.grad_accum,
             max_length=self.max_length, seed=self.seed, data_seed=self.seed,
-            logging_steps=self.logging_steps, disable_tqdm=not self.progress,
+            # a bar redraws into pipes and log files: only on a terminal
+            logging_steps=self.logging_steps, disable_tqdm=not (self.progress and sys.stderr.isatty()),
             save_strategy="steps" if self.save_steps else "no", save_steps=self.save_steps or 500,
             save_total_limit=2, bf16=self.bf16, gradient_checkpointing=self.gradient_checkpointing,
             dataloader_num_workers=0, remove_unused_columns=True, report_to=self.tracking(),
