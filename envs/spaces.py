@@ -4,7 +4,11 @@ from __future__ import annotations
 import string
 from typing import Any
 
+import multiprocessing as mp
+from types import ModuleType
+
 from gymnasium.spaces import Text
+from gymnasium.vector.utils.shared_memory import create_shared_memory
 
 # Pages hold any Unicode; sampling stays within printable ASCII.
 _SAMPLE_CHARSET = string.ascii_letters + string.digits + string.punctuation + " "
@@ -16,7 +20,7 @@ class AnyText(Text):
     Gymnasium's `Text` only contains strings over its charset; web pages, URLs and
     model output are arbitrary Unicode. `sample()` draws printable ASCII.
     Vector envs must use `shared_memory=False` with this space (Gymnasium's shared
-    memory stores characters as charset indices).
+    memory stores characters as charset indices); asking for shared memory is an error.
     """
 
     def __init__(self, max_length: int, *, min_length: int = 0, seed: Any = None) -> None:
@@ -27,3 +31,11 @@ class AnyText(Text):
 
     def __repr__(self) -> str:
         return f"AnyText({self.min_length}, {self.max_length})"
+
+
+@create_shared_memory.register(AnyText)
+def _refuse_shared_memory(space: AnyText, n: int = 1, ctx: ModuleType = mp) -> None:
+    # Gymnasium would store each character as an index into the sampling charset and read
+    # any other character back as garbage; say so instead of returning wrong observations.
+    raise TypeError(f"{space!r} observations (any Unicode text) do not fit Gymnasium's shared memory: "
+                    "create the vector env with shared_memory=False")

@@ -6,6 +6,7 @@ import threading
 
 import gymnasium as gym
 import numpy as np
+import pytest
 
 import webgrove.envs  # noqa: F401  (registers the ids)
 
@@ -66,3 +67,9 @@ def test_two_async_vector_envs_in_parallel_match_sequential_runs():
     for key, seeds in SEEDS.items():
         for i, seed in enumerate(seeds):
             assert len(results[key][i]) > 3 and results[key][i] == _sequential(seed, i), (key, seed)
+
+
+def test_shared_memory_is_refused_with_a_clear_error():
+    """Gymnasium's shared memory would read non-charset characters back as garbage."""
+    with pytest.raises(TypeError, match="shared_memory=False"):
+        gym.vector.AsyncVectorEnv([lambda: gym.make("webgrove/WebShop-v0", num_products=100)] * 2)
