@@ -19,7 +19,7 @@ from webgrove.envs.browser.axtree import absolute_ref, first_frame_seq, interact
 from webgrove.envs.browser.chromium import Chromium
 from webgrove.envs.browser.fork import Fork, capture, rebuild
 from webgrove.envs.browser.options import BrowserOptions
-from webgrove.envs.browser.origins import is_allowed, normalize_origins, origin_of
+from webgrove.envs.browser.origins import allowed_folders, is_allowed, normalize_origins, origin_of
 from webgrove.envs.browser.task import BrowserTask
 from webgrove.envs.spaces import AnyText
 
@@ -850,12 +850,11 @@ def _routed_urls(allowed: tuple[str, ...]) -> re.Pattern[str]:
     allowed whatever they are, so Chromium loads them without a round trip to Python
     (a third of a reset). Anything with `%` (an encoded `/` or dot) or `/.` is routed
     and checked like everything else."""
-    folders = [entry for entry in allowed if entry.startswith("file://") and entry.endswith("/")
-               and not _has_symlinks(entry[len("file://"):])]
+    folders = [f for f in allowed_folders(allowed) if not _has_symlinks(f)]
     if not folders:
         return re.compile(r"^")
-    # No `%`, `?`, `#` and no `/.` (a `..` Chromium left) after the folder.
-    skip = "|".join(re.escape("file://" + quote(f[len("file://"):])) + r"(?:(?!/\.)[^%?#])*$" for f in folders)
+    # No `%`, `?`, `#` and no segment starting with `.` (a `..` Chromium left) after the folder.
+    skip = "|".join(re.escape("file://" + quote(f)) + r"(?!\.)(?:(?!/\.)[^%?#])*$" for f in folders)
     return re.compile(rf"^(?!(?:{skip}))")
 
 

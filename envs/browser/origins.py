@@ -100,7 +100,22 @@ def _web_origin(url: str) -> str:
     return origin
 
 
+def allowed_folders(allowed: tuple[str, ...]) -> list[str]:
+    """The real paths (ending in `/`) of the folders an allow-list opens; never `/` itself.
+
+    Raises ValueError if an entry would open the whole filesystem, even one that bypassed
+    `normalize_origins`.
+    """
+    folders = []
+    for entry in allowed:
+        if urlsplit(entry).scheme.lower() == "file" and entry.endswith("/"):
+            folders.append(allowed_entry(entry)[len("file://"):])
+    return folders
+
+
 def _file_allows(entry_path: str, path: str) -> bool:
+    if entry_path in ("", "/"):  # never the whole filesystem, whatever reached this list
+        return False
     if entry_path.endswith("/"):
         return path.startswith(entry_path) or path + "/" == entry_path
     return path == entry_path

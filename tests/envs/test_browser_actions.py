@@ -124,6 +124,31 @@ def test_the_whole_filesystem_is_refused(entry):
         normalize_origins([entry])
 
 
+@pytest.mark.parametrize("entry", ["file://", "file:///", "FILE:///"])
+def test_an_unnormalized_whole_filesystem_entry_opens_nothing(entry):
+    """Even a list that skipped `normalize_origins`: no file is allowed, no request skips the
+    route handler, and the folder list refuses the entry."""
+    from webgrove.envs.browser.env import _routed_urls
+    from webgrove.envs.browser.origins import allowed_folders
+
+    assert not is_allowed("file:///etc/passwd", (entry,))
+    with pytest.raises(ValueError, match="every file on this machine"):
+        allowed_folders((entry,))
+    with pytest.raises(ValueError, match="every file on this machine"):
+        _routed_urls((entry,))
+
+
+def test_only_symlink_free_allowed_folders_skip_the_route_handler(tmp_path):
+    from webgrove.envs.browser.env import _routed_urls
+
+    (tmp_path / "site").mkdir()
+    routed = _routed_urls(normalize_origins([(tmp_path / "site").as_uri() + "/"]))
+    assert not routed.match((tmp_path / "site" / "page.html").as_uri())
+    for url in [(tmp_path / "secret.txt").as_uri(), f"file://{tmp_path}/site/%2e%2e/secret.txt",
+                (tmp_path / "site").as_uri() + "/../secret.txt", "http://127.0.0.1:1/"]:
+        assert routed.match(url), url
+
+
 def test_file_entries_allow_one_file_or_one_folder(tmp_path):
     (tmp_path / "site").mkdir()
     page = tmp_path / "site" / "page.html"
