@@ -262,8 +262,8 @@ def hf_server(tiny_model_dir, tmp_path_factory):
 
     from transformers.utils.import_utils import is_serve_available
 
-    if not is_serve_available():
-        pytest.skip("the serving extra is not installed: pip install 'webgrove[serve]'")
+    if not is_serve_available():  # `make test` installs it (the `all` extra)
+        pytest.fail("the serving extra is not installed: pip install 'webgrove[serve]'")
     chat_dir = tmp_path_factory.mktemp("tiny-chat")
     shutil.copytree(tiny_model_dir, chat_dir, dirs_exist_ok=True)
     config = json.loads((chat_dir / "tokenizer_config.json").read_text())
@@ -310,7 +310,11 @@ def test_transformers_serve_acting_falls_back_to_sampling_once(hf_server, result
     props = policy.propose(results_ctx, 2, np.random.default_rng(0))
     # the server refuses a list of prompts (400) and answers a single one with no log-probabilities
     assert policy.scoring == "sampling" and policy.supports_logprobs is False and not policy.reference_logprobs
-    assert 1 <= len(props) <= 2 and all(math.isfinite(p.logprob) and p.logprob <= 0 for p in props)
+    # a proposal's log-prob is log(count / 3) over the 3 samples; one proposal means all 3 agreed
+    counts = [round(3 * math.exp(p.logprob)) for p in props]
+    assert [p.logprob for p in props] == pytest.approx([math.log(c / 3) for c in counts])
+    assert len({p.action for p in props}) == len(props) and all(c >= 1 for c in counts) and sum(counts) <= 3
+    assert counts == [3] if len(props) == 1 else len(props) == 2
     lps = policy.logprobs(results_ctx, [p.action for p in props])  # the same samples: no new request
     assert lps == pytest.approx([p.logprob for p in props])
     second = _hf_policy(hf_server, num_samples=1)
