@@ -20,7 +20,8 @@ GOALS = "0:4"
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install 'webgrove[ray]'")
+    import ray  # the `ray` extra, installed by `make test` (`all`)
+
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=128 * 1024 * 1024,
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
     yield ray

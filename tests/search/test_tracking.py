@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import pytest
+import tensorboard  # noqa: F401  (the `track` extra, installed by `make test`: fail, never skip)
 
 from webgrove.envs.errors import UsageError
 from webgrove.search.collect import CollectConfig, run_collect
 from webgrove.search.rollout import RolloutConfig, rollout
 from webgrove.search.tracking import TrackingArgs, log_metrics, read_scalars, scalar_metrics
-
-pytest.importorskip("tensorboard", reason="the track extra is not installed: pip install 'webgrove[track]'")
 
 
 def test_only_finite_numbers_are_logged():
