@@ -5,8 +5,8 @@ from typing import Any
 
 import numpy as np
 
-from webgrove.agents.base import Critic, Policy, StepContext
-from webgrove.search.mcts import MCTS, SearchConfig, SearchTimings, is_scripted
+from webgrove.agents.base import Critic, Policy, StepContext, rolls_out_by_act
+from webgrove.search.mcts import MCTS, SearchConfig, SearchTimings
 
 
 class MCTSAgent:
@@ -75,7 +75,7 @@ class MCTSAgent:
         return child.action
 
     def _policy_action(self, ctx: StepContext) -> str:
-        if is_scripted(self.policy):
+        if rolls_out_by_act(self.policy):
             return self.policy.act(ctx, self._fallback_rng)
         proposals = self.policy.propose(ctx, 1, self._fallback_rng)
         if not proposals:

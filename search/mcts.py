@@ -95,23 +95,6 @@ def node_q(q_mcts: float, q_critic: float | None, visits: int, alpha: float) -> 
     return mix_q(q_mcts, q_critic, alpha)
 
 
-def sample_index(logprobs: Sequence[float], temperature: float, rng: np.random.Generator) -> int:
-    """An index drawn from softmax(logprob / temperature); temperature 0 takes the
-    argmax (the first one on ties) and draws nothing from `rng`."""
-    if not logprobs:
-        raise ValueError("cannot sample from an empty list")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if temperature == 0 or len(logprobs) == 1:
-        return int(np.argmax(logprobs))
-    z = np.asarray(logprobs, dtype=np.float64) / temperature
-    z = np.where(np.isfinite(z), z, -np.inf)
-    if not np.isfinite(z).any():  # every candidate impossible: fall back to uniform
-        z = np.zeros_like(z)
-    p = np.exp(z - z.max())
-    return int(rng.choice(len(p), p=p / p.sum()))
-
-
 def dedupe(proposals: Sequence[Proposal]) -> list[Proposal]:
     """Proposals with repeated actions dropped, first occurrence kept, order kept."""
     seen: set[str] = set()
@@ -263,11 +246,6 @@ def env_step_limit(env: Any) -> int | None:
     return getattr(spec, "max_episode_steps", None) if spec is not None else None
 
 
-def is_scripted(policy: Any) -> bool:
-    """Scripted agents roll out with their own `act`; model policies sample proposals."""
-    return rolls_out_by_act(policy)
-
-
 class MCTS:
     """A search tree over one episode of `env`, grown from the env's current state.
 
@@ -297,7 +275,7 @@ class MCTS:
         steps_left = config.max_depth if limit is None else limit - len(self.root_history)
         self.depth_limit = max(0, min(config.max_depth, steps_left))
         self.timings = SearchTimings()
-        self._scripted = is_scripted(policy)
+        self._scripted = rolls_out_by_act(policy)  # scripted agents roll out with their own act
         self._env_at: int | None = None  # the node whose state the env is in, if known
         t0 = time.perf_counter()
         state = self._get_state()

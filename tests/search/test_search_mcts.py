@@ -4,12 +4,11 @@ from __future__ import annotations
 import math
 
 import gymnasium as gym
-import numpy as np
 import pytest
 
 import toy_env
 from webgrove.agents.base import Proposal
-from webgrove.search.mcts import (MCTS, SearchConfig, backup, dedupe, mix_q, node_q, sample_index,
+from webgrove.search.mcts import (MCTS, SearchConfig, backup, dedupe, mix_q, node_q,
                                   search_episode, ucb_score, ucb_scores)
 from webgrove.search.tree import best_child_key
 
@@ -60,20 +59,6 @@ def test_node_q_uses_the_critic_until_visited():
     assert node_q(0.0, 0.8, 0, 0.5) == 0.8
     assert node_q(1.0, 0.8, 1, 0.5) == pytest.approx(0.9)
     assert node_q(0.4, None, 3, 0.5) == 0.4  # the root has no critic value
-
-
-def test_sample_index():
-    rng = np.random.default_rng(0)
-    assert sample_index([-2.0, -0.1, -3.0], 0.0, rng) == 1
-    assert sample_index([-1.0, -1.0], 0.0, rng) == 0  # ties: the first
-    # at a high temperature both of two candidates get drawn; at a low one, the likely one
-    draws = [sample_index([math.log(0.9), math.log(0.1)], 1.0, rng) for _ in range(400)]
-    assert 0.8 < draws.count(0) / 400 < 0.97
-    draws = [sample_index([math.log(0.9), math.log(0.1)], 0.05, rng) for _ in range(100)]
-    assert draws.count(0) == 100
-    assert sample_index([-math.inf, -1.0], 1.0, rng) == 1
-    with pytest.raises(ValueError):
-        sample_index([], 1.0, rng)
 
 
 def test_dedupe_and_best_child_key():
