@@ -234,3 +234,68 @@ def test_ucb_scores_match_the_scalar_form():
     assert ucb_scores(qs, visits, 0, 1.3) == qs
     with pytest.raises(ValueError):
         ucb_scores([0.1], [1, 2], 3, 1.0)
+
+
+# ---------------------------------------------------------------------------
+# Pinned trees: speed work on the search must not change a single node.
+
+# sha256 of every tree's header (without its creation time and timings) and node lines, for
+# shop goals 0..2 (200 products, 5 simulations, k=3, lexical critic); pinned before the
+# bookkeeping was made faster (issue 12), so any change to what a tree holds fails here.
+PINNED_TREES = {
+    "rule": "97b22a1bedf0c53b1ddf70d5f14a15bcad5bde97ac5bb9b112b8ef024b6127d9",
+    "random": "a5995f005624fae5a5233595871dee5597d663112cc7742c6c7e37d8ad0ece2e",
+}
+
+
+def trees_digest(out) -> str:
+    """A digest of a collection folder's trees: headers minus `created` and `stats`, node lines as written."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    h = hashlib.sha256()
+    for p in sorted(Path(out).glob("goal_*.jsonl")):
+        lines = p.read_text(encoding="utf-8").splitlines()
+        header = {k: v for k, v in json.loads(lines[0]).items() if k not in ("created", "stats")}
+        h.update(json.dumps(header, sort_keys=True).encode())
+        for line in lines[1:]:
+            h.update(line.encode() + b"\n")
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("policy", sorted(PINNED_TREES))
+def test_shop_trees_are_pinned(policy, tmp_path):
+    from webgrove.search.collect import CollectConfig, run_collect
+
+    run_collect(CollectConfig(env="webgrove/WebShop-v0", policy=policy, critic="lexical", num_products=200,
+                              simulations=5, k=3, goal_range="0:3", out=str(tmp_path), progress=False))
+    assert trees_digest(tmp_path) == PINNED_TREES[policy]
+
+
+# sha256 of [[actions, reward] per episode] of MCTSAgent on shop test goals 0..3, pinned alike.
+PINNED_SEARCH_EPISODES = {
+    "rule": "701523ab88a7d8e1409518f31485a28b8638877b0aae281b8de5f316ceeabb6c",
+    "random": "1f5aac2cac7d8b5f54feb87f547003175a36b2f1ccfa16a2c25e33d53fbc7551",
+}
+
+
+@pytest.mark.parametrize("policy", sorted(PINNED_SEARCH_EPISODES))
+def test_search_at_inference_is_pinned(policy):
+    import hashlib
+    import json
+
+    from webgrove.agents.episode import run_episode
+    from webgrove.agents.specs import make_critic, make_policy
+    from webgrove.envs.make import make_env
+    from webgrove.search.inference import MCTSAgent
+
+    env = make_env("webgrove/WebShop-v0", split="test", num_products=200)
+    try:
+        scripted = make_policy(policy, env=env)
+        agent = MCTSAgent(env, scripted, make_critic("lexical", policy=scripted), SearchConfig(simulations=5, k=3))
+        episodes = [run_episode(env, agent.act, goal_id=i, seed=i) for i in range(4)]
+    finally:
+        env.close()
+    played = json.dumps([[e.actions, e.reward] for e in episodes]).encode()
+    assert hashlib.sha256(played).hexdigest() == PINNED_SEARCH_EPISODES[policy]
