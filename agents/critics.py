@@ -7,7 +7,10 @@
   candidate gets 1.0. An untrained model answers by list position (the last-listed
   candidate won 48 of 60 states in issue 10), so by default the ranking is averaged over
   the candidates in a canonical order and reversed (`orders=2`): a pure position
-  preference then cancels to 0.5 for everyone; `orders=1` is the raw critique.
+  preference then cancels to 0.5 for everyone; `orders=1` is the raw critique. A model with a
+  chat template reads the question as a conversation (system `CRITIC_SYSTEM`, the question
+  as the user's message, the number as the assistant's answer; `webgrove.agents.chat`), as
+  the policy it critiques for does.
 - `LearnedCritic`: the same model family trained on the Q-values of earlier trees
   (`webgrove.training.critic_train`) to answer " good" / " bad" after the policy prompt
   and the action; the value is p(good) / (p(good) + p(bad)).
@@ -29,11 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from webgrove.agents.base import StepContext
+from webgrove.agents.chat import CRITIC_SYSTEM
 from webgrove.agents.prompts import (action_completion, critic_completion, critic_prompt, parse_critic_answer,
                                      policy_prompt, search_query)
+from webgrove.envs.booking.actions import current_values, parse_named
 from webgrove.envs.shop.actions import BUY_NOW, NAVIGATION_LABELS, SUB_PAGE_CLICKS, click_label, is_product_id, split_page
 
-CRITIC_SYSTEM = "Reply with the number of the best action only."
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOPWORDS = frozenset(
@@ -270,8 +274,40 @@ def learned_critic(spec: str, policy: Any = None, device: str = "cpu") -> Learne
     return LearnedCritic(path, device=device)
 
 
+# Values a goal and a page write differently, each reduced to one token, so that word overlap
+# sees them as equal: times ("5:30pm", "17:30", "5:30 pm" -> t1730), dates ("2026-03-20",
+# "Friday, 20 March 2026", "Mar 20" -> d0320), party sizes ("for four people", "party of 4",
+# "4 people" -> p4) and phone numbers (-> their digits).
+_MONTHS = "jan feb mar apr may jun jul aug sep oct nov dec".split()
+_MONTH = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+_COUNT = ("zero one two three four five six seven eight nine ten eleven twelve").split()
+_VALUE_PATTERNS = (
+    (re.compile(r"\(?\b\d{3}\)?[ .-]?\d{3}-\d{4}\b"), lambda m: " ph" + re.sub(r"\D", "", m[0]) + " "),
+    (re.compile(r"\b\d{4}-(\d{2})-(\d{2})\b"), lambda m: f" d{m[1]}{m[2]} "),
+    (re.compile(r"\b(\d{1,2})(?::(\d{2}))?\s*([ap])\.?m\b"),
+     lambda m: f" t{int(m[1]) % 12 + (12 if m[3] == 'p' else 0):02d}{m[2] or '00'} "),
+    (re.compile(r"\b([01]?\d|2[0-3]):([0-5]\d)\b"), lambda m: f" t{int(m[1]):02d}{m[2]} "),
+    (re.compile(r"\b(\d{1,2})\s+" + _MONTH + r"(?:,?\s+\d{4})?\b"),
+     lambda m: f" d{_MONTHS.index(m[2]) + 1:02d}{int(m[1]):02d} "),
+    (re.compile(r"\b" + _MONTH + r"\s+(\d{1,2})\b(?:,?\s+\d{4}\b)?"),
+     lambda m: f" d{_MONTHS.index(m[1]) + 1:02d}{int(m[2]):02d} "),
+    (re.compile(r"\b(?:party of|for)\s+(\d{1,2}|" + "|".join(_COUNT) + r")\b(?:\s+(?:people|persons?|guests))?"),
+     lambda m: f" p{int(m[1]) if m[1].isdigit() else _COUNT.index(m[1])} "),
+    (re.compile(r"\b(\d{1,2})\s+(?:people|persons?|guests)\b"), lambda m: f" p{int(m[1])} "),
+    (re.compile(r"\bfor just me\b"), lambda m: " p1 "),
+)
+
+
+def normalize_values(text: str) -> str:
+    """Lower-cased `text` with times, dates, party sizes and phone numbers as single tokens."""
+    text = text.lower()
+    for pattern, token in _VALUE_PATTERNS:
+        text = pattern.sub(token, text)
+    return text
+
+
 def _words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1}
+    return {w for w in _WORD.findall(normalize_values(text)) if w not in _STOPWORDS and len(w) > 1}
 
 
 def _overlap(text: str, goal_words: set[str]) -> float:
@@ -316,7 +352,9 @@ class LexicalCritic(_CachedCritic):
             lab for lab in labels
             if lab and lab not in NAVIGATION | SUB_PAGES | {BUY} and not is_product_id(lab)
             and _overlap(lab, goal_words) > 0]
-        return [self._value(a, ctx, goal_words, clicked, matching_options) for a in actions]
+        named = _NamedPage(ctx, goal_words) if any(map(parse_named, actions)) else None  # the booking site
+        return [v if named is not None and (v := named.value(a)) is not None
+                else self._value(a, ctx, goal_words, clicked, matching_options) for a in actions]
 
     @staticmethod
     def _value(action: str, ctx: StepContext, goal_words: set[str], clicked: set[str | None],
@@ -339,6 +377,68 @@ class LexicalCritic(_CachedCritic):
             return 0.1
         title = _result_title(label, ctx.observation)
         return _overlap(title or label, goal_words)
+
+
+class _NamedPage:
+    """The lexical critic's rules for named actions (`webgrove.envs.booking.actions`):
+
+    - an action the page already shows done (the option is selected, the box holds the
+      text, the radio is checked): 0.1;
+    - `type[box][text]`: 0 when the text shares no word with the goal; 0.1 when the box
+      already holds goal words, 0.2 when another box holds the text; else 0.5, plus 0.5
+      when the goal names the box right before the text ("phone 415-...", "Email: ...");
+    - an option of a list (`click[Time: 5:30 pm]`): the option's share of goal words;
+    - a date or month control (`click[Change date]`, `click[Next month]`): 1.0 while the
+      page does not show the goal's date, 0.1 once it does;
+    - other clicks: the shop's rules (share of the label's words found in the goal).
+    Times, dates, party sizes and phone numbers are compared as `normalize_values` writes them.
+    """
+
+    def __init__(self, ctx: StepContext, goal_words: set[str]) -> None:
+        self.goal_words = goal_words
+        self.goal_tokens = _WORD.findall(normalize_values(ctx.goal))
+        self.held = current_values(ctx.observation)
+        dates = {w for w in goal_words if re.fullmatch(r"d\d{4}", w)}
+        self.has_date = bool(dates)
+        self.date_missing = self.has_date and not dates <= _words(ctx.observation)
+
+    def value(self, action: str) -> float | None:
+        named = parse_named(action)
+        if named is None:
+            return None
+        verb, name, text = named
+        if verb == "type":
+            return self._typed(name, text or "")
+        if self.held.get(name) == "checked":
+            return 0.1
+        words = _words(name)
+        if words & {"date", "month"} and "close" not in words and self.has_date:
+            return 1.0 if self.date_missing else 0.1
+        box, sep, option = name.partition(": ")
+        if sep and box in self.held:
+            return 0.1 if self.held[box] == option else _overlap(option, self.goal_words)
+        return None
+
+    def _typed(self, box: str, text: str) -> float:
+        held = self.held.get(box, "")
+        if held == text.strip():
+            return 0.1
+        if not _overlap(text, self.goal_words):
+            return 0.0
+        if held and _overlap(held, self.goal_words) == 1.0:
+            return 0.1
+        if any(v == text.strip() for k, v in self.held.items() if k != box):
+            return 0.2
+        return 0.5 + 0.5 * self._named_before(box, text)
+
+    def _named_before(self, box: str, text: str) -> float:
+        """1.0 when a word of the box's name comes right before the text in the goal."""
+        want, label = _WORD.findall(normalize_values(text)), set(_WORD.findall(box.lower()))
+        tokens = self.goal_tokens
+        for i in range(1, len(tokens) - len(want) + 1):
+            if tokens[i:i + len(want)] == want and tokens[i - 1] in label:
+                return 1.0
+        return 0.0
 
 
 class NoCritic:

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from webgrove.agents.base import Proposal, StepContext
+from webgrove.agents.chat import generation_prefix_ids, resolve_format, split_completions
 from webgrove.agents.prompts import action_completion, clean_query, is_search_template, policy_prompt, search_actions
 
 QUERY_PREFIX = " search["
@@ -95,11 +96,13 @@ class HFPolicy:
         max_query_tokens: new-token limit for a sampled search query.
         batch_size: candidates scored per forward call when batching.
         batching: score all candidates together (True) or one forward pass each (False).
+        prompt_format: "auto" (the chat template when the tokenizer has one), "chat" or "raw"
+            (`webgrove.agents.chat`); `self.prompt_format` is the resolved one.
     """
 
     def __init__(self, model_path_or_model: Any, tokenizer: Any = None, device: str | None = None,
                  temperature: float = 1.0, max_query_tokens: int = 40, batch_size: int = 64,
-                 batching: bool = True):
+                 batching: bool = True, prompt_format: str = "auto"):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -125,6 +128,7 @@ class HFPolicy:
             raise ValueError("the tokenizer has no eos token; completions could not end")
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
+        self.prompt_format = resolve_format(tokenizer, prompt_format)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         cfg = model.config
         self.max_positions = int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", 1024))
@@ -182,11 +186,7 @@ class HFPolicy:
     # -- scoring ---------------------------------------------------------------
 
     def _encode(self, prompt: str, completions: list[str], add_eos: bool) -> tuple[list[int], list[list[int]]]:
-        prompt_ids = self.tokenizer(prompt)["input_ids"]
-        eos = [self.tokenizer.eos_token_id] if add_eos else []
-        comp_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] + eos for c in completions]
-        if not all(comp_ids):
-            raise ValueError("cannot score an empty completion without eos")
+        prompt_ids, comp_ids = split_completions(self.tokenizer, prompt, completions, self.prompt_format, add_eos)
         longest = max(len(c) for c in comp_ids)
         if longest >= self.max_positions:
             raise ValueError(f"a completion of {longest} tokens does not fit in {self.max_positions} positions")
@@ -195,11 +195,12 @@ class HFPolicy:
         return prompt_ids[-room:], comp_ids
 
     def score_completions(self, prompt: str, completions: list[str], add_eos: bool = True) -> list[float]:
-        """Sum of log p(token) over each completion's tokens (plus eos if `add_eos`), given `prompt`.
+        """Sum of log p(token) over each completion's tokens (plus the end: eos, or the chat
+        template's end of turn, if `add_eos`), given `prompt`.
 
-        The prompt and each completion are tokenized separately and the ids concatenated.
-        Completions start with a space after a prompt that does not end in one, so with a
-        byte-level BPE this equals tokenizing the joined text.
+        Tokenized as TRL tokenizes a pair (`webgrove.agents.chat.split_completions`): prompt
+        and completion together, the completion from where they part; these are the numbers
+        DPO's stored reference must equal.
         """
         return self.score_choices(prompt, completions, add_eos)[0]
 
@@ -291,7 +292,7 @@ class HFPolicy:
         temperature = self.temperature if temperature is None else temperature
 
         seed = int(rng.integers(0, 2**31 - 1))
-        prefix_ids = self.tokenizer(prompt + QUERY_PREFIX)["input_ids"]
+        prefix_ids = generation_prefix_ids(self.tokenizer, prompt, QUERY_PREFIX, self.prompt_format)
         prefix_ids = prefix_ids[-(self.max_positions - self.max_query_tokens):]
         ids = torch.tensor([prefix_ids], device=self.device)
         sample = temperature > 0

@@ -61,11 +61,11 @@ from typing import Any
 import numpy as np
 
 from webgrove.agents.base import Proposal, StepContext
+from webgrove.agents.chat import POLICY_SYSTEM  # the chat messages HFPolicy builds use the same text
 from webgrove.agents.hf import QUERY_PREFIX, gumbel_top_k
 from webgrove.agents.prompts import (action_completion, is_search_template, parse_action, policy_prompt,
                                      search_actions)
 
-POLICY_SYSTEM = "Reply with exactly one action from the Actions line, nothing else."
 APIS = ("completions", "chat")
 SCORING_MODES = ("echo", "echo_single", "sampling")  # the fallback order (module docstring)
 SAMPLE_CACHE_SIZE = 4096  # prompts whose samples are kept (sampling mode)

@@ -43,6 +43,10 @@ class PolicyArgs:
         "help": "seconds to wait for each answer of the server (policy openai)"})
     max_retries: int = field(default=3, metadata={
         "help": "retries after a failed or timed-out request to the server (policy openai)"})
+    prompt_format: str = field(default="auto", metadata={
+        "help": "how a local model reads prompts: chat (its chat template), raw (plain text) or auto "
+                "(chat when the tokenizer has a chat template); training must use the same",
+        "choices": ["auto", "chat", "raw"]})
 
     def __post_init__(self) -> None:
         check_policy_spec(self.policy, self.base_url, self.model_name)
@@ -51,6 +55,8 @@ class PolicyArgs:
         if self.request_timeout <= 0 or self.max_retries < 0:
             raise UsageError("--request-timeout must be > 0 and --max-retries >= 0, got "
                              f"{self.request_timeout} and {self.max_retries}")
+        if self.prompt_format not in ("auto", "chat", "raw"):
+            raise UsageError(f"--prompt-format must be auto, chat or raw, got {self.prompt_format!r}")
         next_post_init(self, PolicyArgs)
 
     def make_policy(self, env: Any = None) -> Policy:
@@ -60,7 +66,7 @@ class PolicyArgs:
             opts = {"temperature": self.temperature, "timeout": self.request_timeout,
                     "max_retries": self.max_retries}
         elif self.policy not in SCRIPTED and not _OBJECT_SPEC.match(self.policy):
-            opts = {"temperature": self.temperature}
+            opts = {"temperature": self.temperature, "prompt_format": self.prompt_format}
         return make_policy(self.policy, env=env, base_url=self.base_url, model_name=self.model_name, **opts)
 
 
@@ -129,7 +135,10 @@ def make_policy(spec: str, env: Any = None, base_url: str | None = None, model_n
         return OpenAIPolicy(base_url, model_name, **opts)
     from webgrove.agents.hf import HFPolicy
 
-    return HFPolicy(Path(spec).expanduser(), **opts)
+    try:
+        return HFPolicy(Path(spec).expanduser(), **opts)
+    except ValueError as e:  # e.g. --prompt-format chat for a model without a chat template
+        raise UsageError(f"--policy {spec}: {e}") from e
 
 
 def make_critic(spec: str, policy: Policy | None = None) -> Critic | None:

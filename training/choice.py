@@ -204,13 +204,21 @@ class ChoiceCollator:
 
 
 def add_branch_columns(example: dict, tokenizer) -> dict:
-    """`datasets.map` function: branch sets of a tokenized pair (TRL's prompt/chosen/rejected ids)."""
+    """`datasets.map` function: branch sets of a tokenized pair (TRL's prompt/chosen/rejected ids),
+    text or conversational (`webgrove.agents.chat`; the candidates are always text)."""
+    from trl.data_utils import is_conversational
+
+    from webgrove.agents.chat import joined_ids
+
     n = len(example["prompt_ids"])
-    eos = tokenizer.eos_token
-    cand_ids = []
-    for c in pair_candidates(example):
-        text = c if c.endswith(eos) else c + eos  # TRL appends eos the same way
-        cand_ids.append(tokenizer(example["prompt"] + text)["input_ids"][n:])
+    if is_conversational(example):
+        fmt, prompt = "chat", example["prompt"][-1]["content"]
+        sides = [example[k][0]["content"] for k in ("chosen", "rejected")]
+    else:  # TRL appended eos to chosen and rejected; joined_ids appends it to every candidate
+        fmt, prompt = "raw", example["prompt"]
+        sides = [example[k].removesuffix(tokenizer.eos_token) for k in ("chosen", "rejected")]
+    texts = list(dict.fromkeys([*sides, *(example.get(CANDIDATES) or [])]))
+    cand_ids = [ids[n:] for ids in joined_ids(tokenizer, prompt, texts, fmt)]
     chosen, rejected = row_branches(example["prompt_ids"], example["chosen_ids"], example["rejected_ids"], cand_ids)
     return {"chosen_branch": chosen, "rejected_branch": rejected, "chosen_is_best": chosen_is_best(example)}
 

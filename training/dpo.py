@@ -10,9 +10,11 @@ needed. Rows without stored values (pairs from a scripted collector, say) can in
 get them from the starting model (`--ref-logps model`).
 
 The stored values must be on the same tokens TRL scores: the completion's tokens and the
-eos, given the prompt. `webgrove.agents.hf.HFPolicy` scores exactly that, and
-`completion_logprobs` below does too (the tests check that TRL's first loss on pairs
-whose stored values come from the model is log 2).
+eos (a chat template's end of turn), given the prompt, tokenized together and split where
+prompt and completion part. `webgrove.agents.hf.HFPolicy` scores exactly that, and
+`completion_logprobs` below does too, both through `webgrove.agents.chat` (`--prompt-format`
+must be the collecting policy's); the tests check that TRL's first loss on pairs whose
+stored values come from the model is log 2.
 
 `--loss-type choice_sigmoid` / `choice_ce` (and `--nll-target choice`) train the
 constrained-choice probability the agent acts on instead of the sequence's; the losses,
@@ -100,14 +102,21 @@ def has_stored_ref(rows: list[dict], columns: tuple[str, ...] = REF_COLUMNS) -> 
     return all(isinstance(r.get(c), (int, float)) and math.isfinite(r[c]) for r in rows for c in columns)
 
 
-def pair_dataset_rows(rows: list[dict], use_stored: bool, choice_level: bool = False) -> list[dict]:
+def pair_dataset_rows(rows: list[dict], use_stored: bool, choice_level: bool = False,
+                      fmt: str = "raw") -> list[dict]:
     """The columns the trainer needs, reference values included only when used.
 
-    For choice-level losses: the candidate set and values (an empty list where a row has
-    none), and the stored reference choice log-probs when every row has both.
+    With fmt "chat", prompt, chosen and rejected are in TRL's conversational format
+    (`webgrove.agents.chat.conversational`). For choice-level losses: the candidate set and
+    values (an empty list where a row has none; candidates stay text), and the stored
+    reference choice log-probs when every row has both.
     """
+    from webgrove.agents.chat import conversational
+
     keep = PAIR_TEXT_COLUMNS + (REF_COLUMNS if use_stored else ())
     out = [{c: (float(r[c]) if c in REF_COLUMNS else r[c]) for c in keep} for r in rows]
+    if fmt == "chat":
+        out = [conversational(o, ("chosen", "rejected")) for o in out]
     if choice_level:
         stored_choice = use_stored and has_stored_ref(rows, CHOICE_REF_COLUMNS)
         for o, r in zip(out, rows):
@@ -140,6 +149,8 @@ def make_dpo_trainer(cfg: DPORunConfig, rows: list[dict] | None = None, model=No
     """
     from datasets import Dataset
 
+    from webgrove.agents.chat import resolve_format
+
     rows = load_rows(cfg.pairs if rows is None else rows, PAIR_TEXT_COLUMNS)
     use_stored = cfg.ref_logps == "stored"
     if use_stored and not has_stored_ref(rows):
@@ -148,7 +159,8 @@ def make_dpo_trainer(cfg: DPORunConfig, rows: list[dict] | None = None, model=No
                          f"({', '.join(REF_COLUMNS)}); collect with a model policy, or pass --ref-logps model")
     if model is None:
         model, tokenizer = load_model(cfg.model)
-    dataset = Dataset.from_list(pair_dataset_rows(rows, use_stored, cfg.choice_level))
+    fmt = resolve_format(tokenizer, cfg.prompt_format)
+    dataset = Dataset.from_list(pair_dataset_rows(rows, use_stored, cfg.choice_level, fmt))
     kwargs = dict(model=model, args=cfg.to_trl(), train_dataset=dataset, processing_class=tokenizer,
                   peft_config=lora_config(cfg) if cfg.lora else None)
     if cfg.choice_level:
@@ -178,28 +190,26 @@ def train_dpo(cfg: DPORunConfig, rows: list[dict] | None = None) -> dict:
 
 
 def completion_logprobs(model, tokenizer, prompts: list[str], completions: list[str],
-                        batch_size: int = 16) -> list[float]:
-    """Sum of log p(token) over each completion's tokens and eos, given its prompt.
+                        batch_size: int = 16, prompt_format: str = "auto") -> list[float]:
+    """Sum of log p(token) over each completion's tokens and its end (eos, or the chat
+    template's end of turn), given its prompt.
 
-    Tokenized like TRL does (prompt alone, then prompt + completion + eos; the completion
-    starts where they part), so these are the numbers DPO compares. Batched, right-padded.
+    Tokenized like TRL does (`webgrove.agents.chat.split_completions`: prompt alone, then
+    prompt + completion; the completion starts where they part), so these are the numbers
+    DPO compares. Batched, right-padded.
     """
     import torch
 
+    from webgrove.agents.chat import resolve_format, split_completions
+
     if len(prompts) != len(completions):
         raise ValueError("prompts and completions differ in length")
-    eos = tokenizer.eos_token
+    fmt = resolve_format(tokenizer, prompt_format)
     seqs, starts = [], []
     for p, c in zip(prompts, completions):
-        p_ids = tokenizer(p)["input_ids"]
-        full = tokenizer(p + c + eos)["input_ids"]
-        start = 0
-        while start < min(len(p_ids), len(full)) and p_ids[start] == full[start]:
-            start += 1
-        if start == 0:
-            raise ValueError("a prompt must tokenize to at least one token")
-        seqs.append(full)
-        starts.append(start)
+        head, (tail,) = split_completions(tokenizer, p, [c], fmt)
+        seqs.append(head + tail)
+        starts.append(len(head))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
     out: list[float] = []
@@ -223,11 +233,12 @@ def completion_logprobs(model, tokenizer, prompts: list[str], completions: list[
     return out
 
 
-def preference_margins(model, tokenizer, rows: list[dict]) -> list[float]:
+def preference_margins(model, tokenizer, rows: list[dict], prompt_format: str = "auto") -> list[float]:
     """log π(chosen) − log π(rejected) for each pair under `model` (the policy's own preference)."""
     prompts = [r["prompt"] for r in rows]
-    chosen = completion_logprobs(model, tokenizer, prompts, [r["chosen"] for r in rows])
-    rejected = completion_logprobs(model, tokenizer, prompts, [r["rejected"] for r in rows])
+    chosen = completion_logprobs(model, tokenizer, prompts, [r["chosen"] for r in rows], prompt_format=prompt_format)
+    rejected = completion_logprobs(model, tokenizer, prompts, [r["rejected"] for r in rows],
+                                   prompt_format=prompt_format)
     return [c - r for c, r in zip(chosen, rejected)]
 
 

@@ -67,6 +67,10 @@ class TrainConfig:
     run_dir: str | None = field(default=None, metadata={
         "help": "TensorBoard folder (default: OUT/runs); the same as collection's and evaluation's --run-dir "
                 "makes one run"})
+    prompt_format: str = field(default="auto", metadata={
+        "help": "rows as chat conversations through the model's chat template (chat), as text (raw), or "
+                "auto (chat when the tokenizer has a chat template); the same as the collecting policy's",
+        "choices": ["auto", "chat", "raw"]})
 
     def __post_init__(self) -> None:
         checks = {
@@ -77,6 +81,7 @@ class TrainConfig:
             "lora_dropout": 0.0 <= self.lora_dropout < 1.0, "warmup_ratio": 0.0 <= self.warmup_ratio < 1.0,
             "save_steps": self.save_steps >= 0, "logging_steps": self.logging_steps >= 1,
             "max_steps": self.max_steps == -1 or self.max_steps >= 1,
+            "prompt_format": self.prompt_format in ("auto", "chat", "raw"),
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -220,15 +225,26 @@ class SFTRunConfig(TrainConfig):
     epochs: float = field(default=3.0, metadata={"help": "passes over the data"})
 
 
+def sft_dataset_rows(rows: list[dict], fmt: str) -> list[dict]:
+    """The trainer's prompt/completion columns: text (fmt "raw") or TRL's conversational
+    format (fmt "chat": `webgrove.agents.chat.conversational`)."""
+    from webgrove.agents.chat import conversational
+
+    out = [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
+    return [conversational(r, ("completion",)) for r in out] if fmt == "chat" else out
+
+
 def make_sft_trainer(cfg: SFTRunConfig, rows: list[dict] | None = None, model=None, tokenizer=None):
     """An `SFTTrainer` for `cfg` (rows from `cfg.data` unless given; model from `cfg.model` unless given)."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
+    from webgrove.agents.chat import resolve_format
+
     rows = load_rows(cfg.data if rows is None else rows, ("prompt", "completion"))
     if model is None:
         model, tokenizer = load_model(cfg.model)
-    dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+    dataset = Dataset.from_list(sft_dataset_rows(rows, resolve_format(tokenizer, cfg.prompt_format)))
     # rows of similar length share a batch: demonstration prompts run from ~60 to ~700
     # tokens, and a CPU computes on every padding token
     args = SFTConfig(**cfg.trainer_kwargs(), completion_only_loss=True, packing=False,
