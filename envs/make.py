@@ -53,6 +53,10 @@ class EnvArgs:
         "choices": list(GOAL_SETS)})
     num_products: int | None = field(default=None, metadata={
         "help": "catalog size (default: 1000 synthetic products, or every product with --data-dir)"})
+    catalog_cache: str | None = field(default=None, metadata={
+        "help": "shop catalog store, built once per machine and memory-mapped by every worker: a folder, "
+                "auto (~/.cache/webgrove/catalogs for catalogs of 10k+ products) or off "
+                "(default: $WEBGROVE_CATALOG_CACHE, else auto)"})
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
@@ -71,7 +75,7 @@ class EnvArgs:
     def make(self, **kwargs: Any):
         """The env these settings name (see `make_env`)."""
         return make_env(self.env, split=self.split, data_dir=self.data_dir, goal_set=self.goal_set,
-                        num_products=self.num_products, **kwargs)
+                        num_products=self.num_products, catalog_cache=self.catalog_cache, **kwargs)
 
     def goal_count(self) -> int | None:
         """Goals in the split for shop envs (without building the env); None for others."""
@@ -79,7 +83,8 @@ class EnvArgs:
             return None
         from webgrove.envs.shop.engine import get_engine
 
-        engine = get_engine(data_dir=self.data_dir, goals=self.goal_set, num_products=self.num_products)
+        engine = get_engine(data_dir=self.data_dir, goals=self.goal_set, num_products=self.num_products,
+                            catalog_cache=self.catalog_cache)
         return len(engine.catalog.split_goals(self.split))
 
     def check_goals(self, goal_ids: range, flag: str = "--goal-range") -> range:
@@ -129,8 +134,11 @@ def parse_goal_range(text: str, flag: str = "--goal-range") -> range:
 
 
 def make_env(env_id: str, split: str = "test", data_dir: str | None = None, goal_set: str = "synthetic",
-             num_products: int | None = None, **kwargs: Any):
+             num_products: int | None = None, catalog_cache: str | None = None, **kwargs: Any):
     """`gymnasium.make(env_id)`, with the shop arguments passed to shop envs only.
+
+    `catalog_cache` (when given) becomes this process's default shop catalog store
+    (`webgrove.envs.shop.store.set_catalog_cache`), for the text and browser shops alike.
 
     Raises:
         UsageError: the id is not registered.
@@ -144,5 +152,9 @@ def make_env(env_id: str, split: str = "test", data_dir: str | None = None, goal
         raise UsageError(f"--env {env_id!r} is not a registered Gymnasium id; use one of {', '.join(known)} "
                          "or webgrove/miniwob.<task>-v0")
     if env_id in SHOP_IDS:
+        if catalog_cache is not None:
+            from webgrove.envs.shop.store import set_catalog_cache
+
+            set_catalog_cache(catalog_cache)
         kwargs.update(split=split, data_dir=data_dir, goals=goal_set, num_products=num_products)
     return gym.make(env_id, **kwargs)

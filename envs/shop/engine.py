@@ -10,6 +10,7 @@ snapshots for tree search are cheap and exact.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -17,6 +18,7 @@ from webgrove.envs.shop.actions import (BACK_TO_SEARCH, BUY_NOW, NEXT_PAGE, PREV
                                         SEARCH_ACTION, SUB_PAGE_LABELS, InvalidAction, parse_action)
 from webgrove.envs.shop.catalog import Catalog, Goal, Product
 from webgrove.envs.shop.search import RESULTS_PER_PAGE, SearchIndex
+from webgrove.envs.shop.store import AUTO_MIN_BYTES, StoredCatalog, cache_root, open_or_build, store_folder
 
 # Page kinds
 SEARCH, RESULTS, ITEM, SUB, DONE = "search", "results", "item", "item_sub", "done"
@@ -51,9 +53,9 @@ class Purchase:
 class ShopEngine:
     """Catalog + search index + the rules of every page."""
 
-    def __init__(self, catalog: Catalog, cache_size: int = 65536):
+    def __init__(self, catalog: Catalog | StoredCatalog, cache_size: int = 65536, index: SearchIndex | None = None):
         self.catalog = catalog
-        self.index = SearchIndex(catalog.products)
+        self.index = index if index is not None else SearchIndex(catalog.products)
         # Pages repeat a lot (agents revisit results pages, tree search replays states):
         # clickables depend on the state alone, so memoize them, bounded.
         self._clickables: dict[ShopState, tuple[str, ...]] = {}
@@ -173,29 +175,60 @@ class ShopEngine:
 
 
 @functools.lru_cache(maxsize=8)
-def synthetic_engine(num_products: int = 1000, seed: int = 0) -> ShopEngine:
-    """The engine over the built-in synthetic catalog, shared by every env in the process."""
+def synthetic_engine(num_products: int = 1000, seed: int = 0, cache_root: str | None = None) -> ShopEngine:
+    """The engine over the built-in synthetic catalog, shared by every env in the process.
+
+    With `cache_root`, the catalog and index are mapped from a store there (built once per
+    machine, see `envs/shop/store.py`) instead of built in this process.
+    """
     from webgrove.envs.shop.synthetic import generate_catalog
 
-    return ShopEngine(generate_catalog(num_products=num_products, seed=seed))
+    if cache_root is None:
+        return ShopEngine(generate_catalog(num_products=num_products, seed=seed))
+    identity = {"source": "synthetic", "num_products": num_products, "seed": seed}
+    folder = store_folder(Path(cache_root), f"synthetic-{num_products}-seed{seed}", identity)
+    catalog, index = open_or_build(folder, identity, lambda: generate_catalog(num_products=num_products, seed=seed))
+    return ShopEngine(catalog, index=index)
 
 
 @functools.lru_cache(maxsize=4)
-def webshop_engine(data_dir: str, goals: str = "synthetic", num_products: int | None = None) -> ShopEngine:
-    """The engine over the original WebShop data files in `data_dir`."""
-    from webgrove.envs.shop.webshop_data import load_webshop
+def webshop_engine(data_dir: str, goals: str = "synthetic", num_products: int | None = None,
+                   cache_root: str | None = None) -> ShopEngine:
+    """The engine over the original WebShop data files in `data_dir` (mapped from a store under
+    `cache_root` when given; the store's identity includes each file's size and mtime)."""
+    from webgrove.envs.shop.webshop_data import find_webshop_files, load_webshop
 
-    return ShopEngine(load_webshop(data_dir, goals=goals, num_products=num_products))
+    if cache_root is None:
+        return ShopEngine(load_webshop(data_dir, goals=goals, num_products=num_products))
+    files = find_webshop_files(data_dir, goals)
+    identity = {"source": "webshop", "goals": goals, "num_products": num_products,
+                "files": [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns]
+                          for p in (files.products, files.attributes, files.human, files.reviews) if p is not None]}
+    folder = store_folder(Path(cache_root), f"webshop-{goals}", identity)
+    catalog, index = open_or_build(folder, identity, lambda: load_webshop(data_dir, goals=goals,
+                                                                          num_products=num_products))
+    return ShopEngine(catalog, index=index)
 
 
-def get_engine(data_dir: str | None = None, goals: str = "synthetic",
-               num_products: int | None = None, catalog_seed: int = 0) -> ShopEngine:
+def get_engine(data_dir: str | None = None, goals: str = "synthetic", num_products: int | None = None,
+               catalog_seed: int = 0, catalog_cache: str | None = None) -> ShopEngine:
     """The shared engine for a synthetic catalog, or for WebShop's files when `data_dir` is set.
 
     `num_products` defaults to 1,000 for the synthetic catalog and to every product in the files.
+    `catalog_cache` is where the catalog store lives: a folder, "auto" or "off" (None: the
+    process default, $WEBGROVE_CATALOG_CACHE, else "auto"; see `envs/shop/store.py`).
     """
     if data_dir is not None:
-        return webshop_engine(str(data_dir), goals, num_products)
+        root = cache_root(catalog_cache, _products_file_size(str(data_dir), goals), big=AUTO_MIN_BYTES)
+        return webshop_engine(str(data_dir), goals, num_products, None if root is None else str(root))
     if goals != "synthetic":
         raise ValueError(f"goals={goals!r} needs the original WebShop files: pass data_dir=PATH")
-    return synthetic_engine(1000 if num_products is None else int(num_products), int(catalog_seed))
+    n = 1000 if num_products is None else int(num_products)
+    root = cache_root(catalog_cache, n)
+    return synthetic_engine(n, int(catalog_seed), None if root is None else str(root))
+
+
+def _products_file_size(data_dir: str, goals: str) -> int:
+    from webgrove.envs.shop.webshop_data import find_webshop_files
+
+    return find_webshop_files(data_dir, goals).products.stat().st_size

@@ -51,7 +51,9 @@ class ShopEnv(gym.Env):
 
     ## Arguments
     split ("train" | "test"), observation_mode, num_products (default: 1,000 synthetic products,
-    or every product in the files) and catalog_seed (synthetic catalog), data_dir and goals ("synthetic" | "human") for the original WebShop files.
+    or every product in the files) and catalog_seed (synthetic catalog), data_dir and goals ("synthetic" | "human") for the original WebShop files;
+    catalog_cache: where the catalog and index are stored once per machine and memory-mapped
+    (a folder, "auto" or "off"; see `envs/shop/store.py`). Behaviour is the same either way.
 
     ## Version History
     * v0: first version.
@@ -62,13 +64,14 @@ class ShopEnv(gym.Env):
     def __init__(self, split: str = "train", observation_mode: str = "text",
                  num_products: int | None = None, catalog_seed: int = 0,
                  data_dir: str | None = None, goals: str = "synthetic",
-                 render_mode: str | None = None):
+                 render_mode: str | None = None, catalog_cache: str | None = None):
         if observation_mode not in OBSERVATION_MODES:
             raise ValueError(f"observation_mode must be one of {OBSERVATION_MODES}, got {observation_mode!r}")
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.engine: ShopEngine = get_engine(data_dir=data_dir, goals=goals,
-                                             num_products=num_products, catalog_seed=catalog_seed)
+                                             num_products=num_products, catalog_seed=catalog_seed,
+                                             catalog_cache=catalog_cache)
         self.catalog = self.engine.catalog
         self.split = split
         self.goals: list[Goal] = self.catalog.split_goals(split)
