@@ -50,7 +50,7 @@ def resolve_format(tokenizer: Any, prompt_format: str = "auto") -> str:
     if prompt_format == "auto":
         return "chat" if has_chat_template(tokenizer) else "raw"
     if prompt_format == "chat" and not has_chat_template(tokenizer):
-        raise ValueError("prompt format 'chat' needs a tokenizer with a chat template; this one has none "
+        raise ValueError("prompt format 'chat' needs a chat template, and this tokenizer has no chat template "
                          "(use the raw format)")
     return prompt_format
 
