@@ -11,7 +11,7 @@ turns any webgrove env into that MDP:
 - every `info` carries `attempt` (1-based index of the current attempt), `attempts` (the
   records of the finished ones, oldest first) and `attempt_rewards` (their rewards); the
   step that starts a new attempt also carries `attempt_ended` (the finished record plus
-  its `reward_info`). The observation itself is the page, unchanged: like the goal, the
+  its `reward_info` and the last step's `error`, None when the action was valid). The observation itself is the page, unchanged: like the goal, the
   attempts travel in `info`, and `webgrove.agents.base.context_from` hands them to the
   policy, whose prompt shows them (`webgrove.agents.prompts.format_attempts`).
 
@@ -219,7 +219,7 @@ class MultiAttemptWrapper(gym.Wrapper):
             return obs, total, bool(terminated or record["success"]), bool(truncated and not terminated), info
         obs, next_info = self.env.reset(seed=self._seed, options=dict(self._options))
         next_info = self._decorate(next_info)
-        next_info["attempt_ended"] = {**record, "reward_info": info.get("reward_info")}
+        next_info["attempt_ended"] = {**record, "reward_info": info.get("reward_info"), "error": info.get("error")}
         return obs, 0.0, False, False, next_info
 
     def _finish_attempt(self, info: dict, truncated: bool) -> dict:

@@ -8,6 +8,13 @@ the top-scored click, the greedy search query; scripted policies act as they do)
 `start_goal + i`, resets with seed `seed + i` and draws from its own generator seeded by
 `(seed, i)`, so a result does not depend on how episodes are spread over `--workers`
 processes. Results carry WebShop's metrics (`webgrove.agents.episode.summarize`).
+
+With `--attempts T` (T > 1; RISE's evaluation, `webgrove.training.rise_eval`) each goal also
+runs as a multi-attempt episode with `--feedback` (stopping at the first success), without
+feedback (every attempt), and as T independent samples; the results add `by_attempt`
+(success rate and score at t = 1..T with 95% intervals, with and without oracle, and
+parallel sampling) and the per-goal `attempt_outcomes`. The plain metrics stay those of
+one attempt: attempt 1 of the with-oracle run is that episode (same goal, seed and generator).
 """
 from __future__ import annotations
 
@@ -26,10 +33,11 @@ from webgrove.search.args import SearchArgs
 from webgrove.search.backends import BackendArgs, is_ray, ray_map
 from webgrove.search.tracking import TrackingArgs, log_metrics
 from webgrove.io import write_json_atomic
+from webgrove.training.rise_eval import AttemptArgs
 
 
 @dataclass(kw_only=True)
-class RolloutConfig(EnvArgs, PolicyArgs, SearchArgs, OutputArgs, BackendArgs, TrackingArgs):
+class RolloutConfig(EnvArgs, PolicyArgs, SearchArgs, OutputArgs, BackendArgs, TrackingArgs, AttemptArgs):
     """Runs a policy (greedily, or with --mcts search before every step) on consecutive goals
     of a split and reports WebShop's metrics: success rate (0-1) and score (0-100)."""
 
@@ -45,6 +53,8 @@ class RolloutConfig(EnvArgs, PolicyArgs, SearchArgs, OutputArgs, BackendArgs, Tr
         for flag, (ok, want) in checks.items():
             if not ok:
                 raise UsageError(f"{flag} must be {want}, got {getattr(self, flag[2:].replace('-', '_'))}")
+        if self.attempts > 1 and self.mcts:
+            raise UsageError("--attempts runs the policy itself; leave out --mcts")
         super().__post_init__()  # the argument groups' checks
 
     @property
@@ -73,10 +83,9 @@ def make_actor(env, cfg: RolloutConfig) -> Callable[[int], Actor]:
         return lambda i: agent.act  # each episode starts a fresh tree from the config's seed
 
     def actor(i: int) -> Actor:
-        rng = np.random.default_rng([cfg.seed, i])
-        if hasattr(policy, "act"):
-            return lambda ctx: policy.act(ctx, rng)
-        return lambda ctx: policy.propose(ctx, 1, rng)[0].action
+        from webgrove.training.rise_eval import policy_actor
+
+        return policy_actor(policy, np.random.default_rng([cfg.seed, i]))
 
     return actor
 
@@ -85,6 +94,8 @@ def _run_goals(cfg: RolloutConfig, indices: list[int], bar_disable: bool | None)
     """Episodes i in `indices` (goal start_goal + i, seed seed + i), in this process."""
     from tqdm import tqdm
 
+    if cfg.attempts > 1:
+        return _run_attempt_goals(cfg, indices, bar_disable)
     env = cfg.make()
     try:
         actor = make_actor(env, cfg)
@@ -92,6 +103,24 @@ def _run_goals(cfg: RolloutConfig, indices: list[int], bar_disable: bool | None)
         return [run_episode(env, actor(i), goal_id=cfg.start_goal + i, seed=cfg.seed + i) for i in bar]
     finally:
         env.close()
+
+
+def _run_attempt_goals(cfg: RolloutConfig, indices: list[int], bar_disable: bool | None) -> list[EpisodeResult]:
+    """`--attempts`: episodes i in `indices` as multi-attempt runs (`AttemptRunner`); each
+    result is attempt 1 with the goal's by-attempt outcome."""
+    import dataclasses
+
+    from tqdm import tqdm
+
+    from webgrove.training.rise_eval import AttemptRunner
+
+    runner = AttemptRunner(cfg.make, lambda env, t: dataclasses.replace(cfg, temperature=t).make_policy(env),
+                           cfg, cfg.temperature)
+    try:
+        bar = tqdm(indices, desc=f"rollout {cfg.label} x{cfg.attempts}", disable=bar_disable, unit="goal", leave=False)
+        return [runner.goal(cfg.start_goal + i, cfg.seed + i, [cfg.seed, i]) for i in bar]
+    finally:
+        runner.close()
 
 
 def _worker(args: tuple[RolloutConfig, list[int]]) -> tuple[list[EpisodeResult], float]:
@@ -175,6 +204,10 @@ def summarize_rollout(cfg: RolloutConfig, results: list[EpisodeResult], seconds:
                    episode_seeds=[cfg.seed + i for i in range(len(results))],
                    goal_ids=[r.goal_id for r in results], rewards=[r.reward for r in results],
                    successes=[r.success for r in results], provenance=provenance())
+    if cfg.attempts > 1:
+        from webgrove.training.rise_eval import attempt_summary
+
+        summary.update(attempt_summary(cfg, results, cfg.seed))
     if cfg.json:
         write_json_atomic(cfg.json, dict(summary, config=asdict(cfg)), allow_nan=True)
     log_metrics(cfg, "eval", summary)

@@ -70,30 +70,40 @@ class AttemptRun:
     done: bool  # the whole episode is over
     obs: Any  # the next attempt's first observation when not done
     info: dict
+    errors: int = 0  # steps whose action the env rejected (info["error"] set)
 
 
 def run_attempt(env, obs, info: dict, act: Callable[[StepContext], str]) -> AttemptRun:
     """Act from (obs, info) until the current attempt ends; the history restarts per attempt."""
     history: list[str] = []
     steps: list[tuple[StepContext, str]] = []
+    errors = 0
     while True:
         ctx = context_from(obs, info, history)
         action = act(ctx)
         steps.append((ctx, action))
         history.append(action)
         obs, _, terminated, truncated, info = env.step(action)
+        # the step that starts the next attempt carries the ended attempt's own info inside
+        errors += (info.get("attempt_ended") or info).get("error") is not None
         if terminated or truncated or "attempt_ended" in info:
-            return AttemptRun(steps, info["attempts"][-1], bool(terminated or truncated), obs, info)
+            return AttemptRun(steps, info["attempts"][-1], bool(terminated or truncated), obs, info, errors)
+
+
+def run_attempt_runs(env, act: Callable[[StepContext], str], goal_id: int, seed: int) -> list[AttemptRun]:
+    """A whole multi-attempt episode on one goal, one `AttemptRun` per attempt, oldest first."""
+    obs, info = env.reset(seed=seed, options={"goal_id": goal_id})
+    runs = []
+    while True:
+        runs.append(run_attempt(env, obs, info, act))
+        if runs[-1].done:
+            return runs
+        obs, info = runs[-1].obs, runs[-1].info
 
 
 def run_attempts(env, act: Callable[[StepContext], str], goal_id: int, seed: int) -> list[dict]:
     """A whole multi-attempt episode on one goal; returns its attempt records, oldest first."""
-    obs, info = env.reset(seed=seed, options={"goal_id": goal_id})
-    while True:
-        run = run_attempt(env, obs, info, act)
-        if run.done:
-            return run.info["attempts"]
-        obs, info = run.obs, run.info
+    return run_attempt_runs(env, act, goal_id, seed)[-1].info["attempts"]
 
 
 def candidate(goal_id: int, seed: int, history: list[dict], source: str, steps: list[dict],
@@ -200,7 +210,8 @@ class RiseCollectConfig:
     samples: int = field(default=4, metadata={"help": "sampled attempts per failed attempt (self)"})
     sample_temperature: float = field(default=1.0, metadata={"help": "temperature of those samples (self)"})
     teacher: str | None = field(default=None, metadata={"help": "policy spec of the teacher (teacher), e.g. oracle"})
-    trees: str | None = field(default=None, metadata={"help": "folder of MCTS trees of these goals (search)"})
+    trees: str | None = field(default=None, metadata={
+        "help": "folder(s) of MCTS trees of these goals, comma-separated (search)"})
     seed: int = field(default=0, metadata={"help": "base seed; goal g resets with a seed derived from it"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
@@ -214,13 +225,18 @@ class RiseCollectConfig:
             raise UsageError(f"--improve takes a comma-separated list of {', '.join(SOURCES)}, got {self.improve!r}")
         if "teacher" in sources and not self.teacher:
             raise UsageError("--improve teacher needs --teacher SPEC (e.g. oracle)")
-        if "search" in sources and not (self.trees and Path(self.trees).is_dir()):
-            raise UsageError(f"--improve search needs --trees DIR with the goals' trees, got {self.trees!r}")
+        if "search" in sources and not (self.trees and all(d.is_dir() for d in tree_dirs(self.trees))):
+            raise UsageError(f"--improve search needs --trees DIR[,DIR...] with the goals' trees, got {self.trees!r}")
         if self.attempts < 1 or self.samples < 1 or self.temperature < 0 or self.sample_temperature < 0:
             raise UsageError("--attempts and --samples must be >= 1 and temperatures >= 0")
 
     def sources(self) -> list[str]:
         return [s.strip() for s in self.improve.split(",") if s.strip()]
+
+
+def tree_dirs(trees: str | None) -> list[Path]:
+    """The folders of a comma-separated `--trees` value (e.g. the demo's three collection blocks)."""
+    return [Path(d.strip()) for d in (trees or "").split(",") if d.strip()]
 
 
 def step_limit(max_steps: int | None) -> dict:
@@ -275,8 +291,9 @@ class _Collector:
         from webgrove.search.collect import tree_path
         from webgrove.training.pairs import read_index
 
-        path = tree_path(self.cfg.trees, goal_id)
-        if not path.is_file():
+        paths = [tree_path(d, goal_id) for d in tree_dirs(self.cfg.trees)]
+        path = next((p for p in paths if p.is_file()), None)
+        if path is None:
             return []
         found = search_candidate(read_index(path), history, seed)
         return [found] if found is not None else []
@@ -408,7 +425,8 @@ class RiseImproveConfig:
     improve: str = field(default="self", metadata={"help": "sources of improved attempts: self, search, teacher"})
     samples: int = field(default=4, metadata={"help": "sampled attempts per failed attempt (self)"})
     teacher: str | None = field(default=None, metadata={"help": "teacher policy spec (teacher)"})
-    trees: str | None = field(default=None, metadata={"help": "folder of MCTS trees of the train goals (search)"})
+    trees: str | None = field(default=None, metadata={
+        "help": "folder(s) of MCTS trees of the train goals, comma-separated (search)"})
     filter: str = field(default="best", metadata={"help": "RISE's filter", "choices": list(FILTERS)})
     tau: float = field(default=0.4, metadata={"help": "temperature of the reward weights"})
     learning_rate: float = field(default=5e-4, metadata={"help": "weighted SFT learning rate"})

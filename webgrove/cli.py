@@ -246,7 +246,16 @@ def format_rollout(s: dict) -> str:
     return (f"{s['policy']}{mcts} on {s['env']} ({s['split']}, {s['episodes']} episodes): "
             f"success rate {s['success_rate']:.3f}{_ci95(s, 'success_rate', '.3f')}, "
             f"score {s['score']:.1f}{_ci95(s, 'score', '.1f')}, "
-            f"{s['steps_per_second']:.1f} steps/s, {s['seconds']:.1f}s")
+            f"{s['steps_per_second']:.1f} steps/s, {s['seconds']:.1f}s") + _format_attempts(s)
+
+
+def _format_attempts(s: dict) -> str:
+    if not s.get("by_attempt"):
+        return ""
+    from webgrove.training.rise_eval import format_curves
+
+    return (f"\nsuccess rate (%) / score at attempt t = 1..{s['attempts']} (feedback {s['feedback']}):\n"
+            + format_curves(s["by_attempt"]))
 
 
 def rollout_warnings(s: dict) -> list[str]:

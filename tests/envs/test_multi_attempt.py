@@ -109,11 +109,14 @@ def test_with_oracle_a_success_ends_the_episode_and_without_it_every_attempt_run
 
 
 def test_a_truncated_attempt_is_told_it_ran_out_of_steps():
-    with make(attempts=2) as env:
+    with make(attempts=3) as env:
         env.reset(seed=0, options={"goal_id": 0})
         _, _, _, _, info = play(env, OUT_OF_STEPS)  # 15-step limit
         assert info["attempt"] == 2
         assert info["attempts"][0]["feedback"] == "failed, reward 0.00: ran out of steps before finishing"
+        assert info["attempt_ended"]["error"] is None  # a valid last action
+        _, _, _, _, info = play(env, OUT_OF_STEPS[:-1] + ["click[no such button]"])
+        assert info["attempt_ended"]["error"] and info["attempt"] == 3  # the ended step's rejection travels
 
 
 def test_no_seed_still_restarts_the_same_goal():

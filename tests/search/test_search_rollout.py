@@ -46,3 +46,45 @@ def test_goals_beyond_the_split_are_refused_before_any_episode():
     with pytest.raises(UsageError, match=r"up to 119, but the test split .* has 116 goals"):
         rollout(RolloutConfig(policy="rule", start_goal=110, episodes=10, progress=False, **SHOP))
     assert rollout(RolloutConfig(policy="oracle", start_goal=115, episodes=1, progress=False, **SHOP))["score"] == 100
+
+
+def test_attempts_add_success_by_attempt_and_keep_the_one_attempt_metrics(tmp_path):
+    from webgrove.training.rise_eval import CURVES
+
+    plain = rollout(RolloutConfig(policy="random", episodes=4, progress=False, **SHOP))
+    multi = rollout(RolloutConfig(policy="random", episodes=4, attempts=3, progress=False,
+                                  json=str(tmp_path / "a.json"), **SHOP))
+    # attempt 1 of the with-oracle run is the plain episode: same goal, seed and generator
+    for key in ("goal_ids", "rewards", "successes", "mean_steps", "invalid_actions", "success_rate", "score"):
+        assert multi[key] == plain[key], key
+    assert "by_attempt" not in plain and multi["attempts"] == 3 and multi["feedback"] == "components"
+    by = multi["by_attempt"]
+    assert list(by) == list(CURVES)
+    for curve in by.values():
+        assert len(curve["success_rate"]) == len(curve["score_ci95"]) == 3
+        assert all(lo <= s <= hi for s, (lo, hi) in zip(curve["score"], curve["score_ci95"]))
+    oracle = by["sequential_oracle"]["score"]
+    assert oracle[0] == pytest.approx(plain["score"]) and oracle == sorted(oracle)  # best so far never drops
+    outcome = multi["attempt_outcomes"][0]
+    assert len(outcome["sequential_none"]["rewards"]) == len(outcome["parallel"]["rewards"]) == 3
+    assert all(f.startswith("failed, reward") for f in outcome["sequential_feedback"])
+    assert json.loads((tmp_path / "a.json").read_text())["by_attempt"] == json.loads(json.dumps(by))
+    spread = rollout(RolloutConfig(policy="random", episodes=4, attempts=3, workers=2, progress=False, **SHOP))
+    assert spread["by_attempt"] == by  # any number of workers
+
+
+def test_attempts_stop_at_a_success_and_skip_the_runs_left_out():
+    s = rollout(RolloutConfig(policy="oracle", episodes=2, attempts=4, without_oracle=False, parallel=False,
+                              progress=False, **SHOP))
+    assert list(s["by_attempt"]) == ["sequential_oracle"]
+    assert s["by_attempt"]["sequential_oracle"]["success_rate"] == [1.0] * 4
+    assert [o["sequential"] for o in s["attempt_outcomes"]] == [[1.0], [1.0]]  # one attempt each
+
+
+@pytest.mark.parametrize("kwargs, flag", [
+    (dict(attempts=0), "--attempts"), (dict(attempts=2, feedback="none"), "--feedback"),
+    (dict(attempts=2, mcts=True), "--mcts"), (dict(attempts=2, parallel_temperature=-1.0), "--parallel-temperature"),
+])
+def test_bad_attempt_settings_raise_usage_errors(kwargs, flag):
+    with pytest.raises(UsageError, match=flag):
+        RolloutConfig(**kwargs)

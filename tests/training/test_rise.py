@@ -102,12 +102,19 @@ def test_majority_and_attempt_curves_on_hand_outcomes():
          "parallel": {"rewards": [1.0, 0.0, 0.0], "answers": ["z", "w", "w"]}},
     ]
     c = attempt_curves(outcomes, 3)
-    assert c["sequential_oracle"] == {"success_rate": [0.0, 0.5, 0.5], "score": [25.0, 50.0, 50.0]}
-    assert c["sequential_last"] == {"success_rate": [0.0, 0.5, 0.5], "score": [25.0, 50.0, 75.0]}
+    point = lambda curve: {k: curve[k] for k in ("success_rate", "score")}  # noqa: E731
+    assert point(c["sequential_oracle"]) == {"success_rate": [0.0, 0.5, 0.5], "score": [25.0, 50.0, 50.0]}
+    assert point(c["sequential_last"]) == {"success_rate": [0.0, 0.5, 0.5], "score": [25.0, 50.0, 75.0]}
+    # 95% intervals at every t: Wilson for success (0 of 2: [0, 0.658]), bootstrap for the score
+    assert c["sequential_oracle"]["success_rate_ci95"][0] == pytest.approx([0.0, 0.6576], abs=1e-4)
+    assert all(lo <= s <= hi for s, (lo, hi) in zip(c["sequential_last"]["score"], c["sequential_last"]["score_ci95"]))
     assert c["sequential_majority"]["success_rate"] == [0.0, 0.5, 0.0]
     assert c["parallel_oracle"]["success_rate"] == [0.5, 0.5, 1.0]
     assert c["parallel_majority"]["success_rate"] == [0.5, 0.0, 0.0]
     assert c["parallel_first"]["success_rate"] == [0.5, 0.5, 0.5]
+    # runs that were not made (no sequential_none, no parallel) leave their curves out
+    only = attempt_curves([{"sequential": o["sequential"]} for o in outcomes], 3)
+    assert list(only) == ["sequential_oracle"] and only["sequential_oracle"] == c["sequential_oracle"]
 
 
 @pytest.mark.slow
