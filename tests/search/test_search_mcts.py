@@ -239,13 +239,18 @@ def test_ucb_scores_match_the_scalar_form():
 # ---------------------------------------------------------------------------
 # Pinned trees: speed work on the search must not change a single node.
 
-# sha256 of every tree's node lines (as written) and its goal id, seed and best path, for shop
-# goals 0..2 (200 products, 5 simulations, k=3, lexical critic); pinned before the bookkeeping
-# was made faster (issue 12). A change to the search that alters a tree fails here; a change
-# elsewhere that alters trees on purpose (env, policy, critic) re-pins them.
+# sha256 of every tree's node lines (as written) and its goal id, seed and best path; pinned
+# before the search's bookkeeping was made faster (issue 12). Without a critic, so that a
+# change to a critic's values does not move the pins; the toy env's is this folder's own.
+# A change to the search that alters a tree fails here; a deliberate change to the shop env
+# or the scripted policies re-pins (compute the digest with the search code before and after).
+SHOP_PIN = dict(env="webgrove/WebShop-v0", critic="none", num_products=200, simulations=5, k=3, goal_range="0:3")
+TOY_PIN = dict(env="toy_env:ToyTree-v0", policy="toy_env:make_policy", critic="toy_env:make_critic",
+               simulations=20, k=3, goal_range="0:5")
 PINNED_TREES = {
-    "rule": "02fecb67c63c146256a5975b4b3a0c78394afb92d7b1454e5233b60bf67cd280",
-    "random": "ecfb9348fde739e08984599fd0a8d22aa1b8acab5b2003131cd76c34a63accdb",
+    "rule": (dict(SHOP_PIN, policy="rule"), "1b3d7675066293eb393c3cb3680e5f1b3b12b43ef7a2173ae49dee9b5b4a04de"),
+    "random": (dict(SHOP_PIN, policy="random"), "b4f932d8a17c76402d0c57825cfa5473218900f63770e861bc7db62cef68f98d"),
+    "toy": (TOY_PIN, "7938721a7cd0aa863ab6a37bc08ffc5e1b11350182a8770abfddc73ac2410767"),
 }
 
 
@@ -266,19 +271,19 @@ def trees_digest(out) -> str:
     return h.hexdigest()
 
 
-@pytest.mark.parametrize("policy", sorted(PINNED_TREES))
-def test_shop_trees_are_pinned(policy, tmp_path):
+@pytest.mark.parametrize("name", sorted(PINNED_TREES))
+def test_trees_are_pinned(name, tmp_path):
     from webgrove.search.collect import CollectConfig, run_collect
 
-    run_collect(CollectConfig(env="webgrove/WebShop-v0", policy=policy, critic="lexical", num_products=200,
-                              simulations=5, k=3, goal_range="0:3", out=str(tmp_path), progress=False))
-    assert trees_digest(tmp_path) == PINNED_TREES[policy]
+    settings, digest = PINNED_TREES[name]
+    run_collect(CollectConfig(**settings, out=str(tmp_path), progress=False))
+    assert trees_digest(tmp_path) == digest
 
 
-# sha256 of [[actions, reward] per episode] of MCTSAgent on shop test goals 0..3, pinned alike.
+# sha256 of [[actions, reward] per episode] of MCTSAgent (no critic) on shop test goals 0..3, pinned alike.
 PINNED_SEARCH_EPISODES = {
     "rule": "701523ab88a7d8e1409518f31485a28b8638877b0aae281b8de5f316ceeabb6c",
-    "random": "1f5aac2cac7d8b5f54feb87f547003175a36b2f1ccfa16a2c25e33d53fbc7551",
+    "random": "d0e517f284cc841b31907967f0029d6f995b95294f0ae62cac6e616a2d8710e2",
 }
 
 
@@ -288,14 +293,13 @@ def test_search_at_inference_is_pinned(policy):
     import json
 
     from webgrove.agents.episode import run_episode
-    from webgrove.agents.specs import make_critic, make_policy
+    from webgrove.agents.specs import make_policy
     from webgrove.envs.make import make_env
     from webgrove.search.inference import MCTSAgent
 
     env = make_env("webgrove/WebShop-v0", split="test", num_products=200)
     try:
-        scripted = make_policy(policy, env=env)
-        agent = MCTSAgent(env, scripted, make_critic("lexical", policy=scripted), SearchConfig(simulations=5, k=3))
+        agent = MCTSAgent(env, make_policy(policy, env=env), None, SearchConfig(simulations=5, k=3))
         episodes = [run_episode(env, agent.act, goal_id=i, seed=i) for i in range(4)]
     finally:
         env.close()
