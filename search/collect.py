@@ -45,20 +45,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from webgrove.agents.specs import PolicyArgs
 from webgrove.envs.errors import UsageError
 from webgrove.envs.make import EnvArgs, OutputArgs, parse_goal_range
-from webgrove.io import stale_temp_files, write_json_atomic
+from webgrove.io import stale_temp_files, write_json_atomic, write_text_atomic
 from webgrove.provenance import command_line
 from webgrove.search.args import SearchArgs
 from webgrove.search.backends import BackendArgs, collect_on_ray
 from webgrove.search.mcts import search_episode
 from webgrove.search.tracking import TrackingArgs, log_metrics
-from webgrove.search.tree import TreeFormatError, TreeIndex, make_header, read_tree, with_stats, write_tree
+from webgrove.search.tree import TreeFormatError, TreeIndex, make_header, read_tree, tree_text, with_stats
 
 log = logging.getLogger(__name__)
 
@@ -280,32 +280,48 @@ class GuardedEnv:
         return self._call("observe")
 
 
-def collect_goal(parties: _Parties, cfg: CollectConfig, identity: dict, goal_id: int) -> dict:
-    """Search one goal and write its tree; returns its stats (flat)."""
+def goal_tree(parties: _Parties, cfg: CollectConfig, identity: dict, goal_id: int) -> tuple[str, dict]:
+    """Search one goal: its tree file's text and its stats (flat), with the seconds of each
+    part: `reset_s`; the search's `total_s` = `env_s` + `policy_s` + `critic_s` + `mcts_s`
+    (MCTS's own bookkeeping); `records_s`, the tree's records, checks and JSON."""
     start = time.perf_counter()
     seed = goal_seed(cfg.seed, goal_id)
     try:
         _, info = parties.env.reset(seed=seed, options={"goal_id": goal_id})
     except Exception as exc:
         raise EnvCrashed(f"the env failed in reset(): {type(exc).__name__}: {exc}") from exc
+    reset_s = time.perf_counter() - start
     tree = search_episode(GuardedEnv(parties.env), parties.policy, parties.critic, cfg.search_config(seed=seed))
+    t = time.perf_counter()
     records = tree.records()
     timings = tree.timings.as_dict()
-    stats = {"simulations_run": timings["simulations"], "env_steps": timings["env_steps"],
-             "seconds": time.perf_counter() - start,
+    stats = {"simulations_run": timings["simulations"], "env_steps": timings["env_steps"], "seconds": t - start,
              **{k: timings[k] for k in ("total_s", "env_s", "policy_s", "critic_s", "mcts_s")}}
     header = make_header(env_id=cfg.env, goal_id=goal_id, goal=info["goal"], seed=seed, policy=cfg.policy,
                          config=identity, best_path=tree.best_path,
                          policy_fingerprint=identity["policy_fingerprint"])
     header = with_stats(header, records, stats)
-    write_tree(tree_path(cfg.out, goal_id), header, records)
-    return {"goal_id": goal_id, **header.stats}
+    text = tree_text(header, records, tree_path(cfg.out, goal_id))
+    return text, {"goal_id": goal_id, **header.stats, "reset_s": reset_s, "records_s": time.perf_counter() - t}
 
 
-def collect_goal_safely(parties: _Parties, cfg: CollectConfig, identity: dict, goal_id: int) -> dict:
-    """`collect_goal`, with an exception turned into an error entry (KeyboardInterrupt still stops)."""
+def collect_goal(parties: _Parties, cfg: CollectConfig, identity: dict, goal_id: int) -> dict:
+    """Search one goal and write its tree; returns its stats (flat, `goal_tree`'s), `write_s`
+    (the atomic write) and `seconds` (the whole goal) included."""
+    start = time.perf_counter()
+    text, result = goal_tree(parties, cfg, identity, goal_id)
+    t = time.perf_counter()
+    write_text_atomic(tree_path(cfg.out, goal_id), text)
+    end = time.perf_counter()
+    return {**result, "write_s": end - t, "seconds": end - start}
+
+
+def collect_goal_safely(parties: _Parties, cfg: CollectConfig, identity: dict, goal_id: int,
+                        collect: Callable[[_Parties, CollectConfig, dict, int], dict] = collect_goal) -> dict:
+    """`collect(...)` (by default `collect_goal`), with an exception turned into an error
+    entry (KeyboardInterrupt still stops)."""
     try:
-        return collect_goal(parties, cfg, identity, goal_id)
+        return collect(parties, cfg, identity, goal_id)
     except EnvCrashed as exc:
         return {"goal_id": goal_id, "error": f"{exc}\n{traceback.format_exc()}", "kind": INFRASTRUCTURE}
     except Exception:
@@ -486,6 +502,20 @@ def summarize_trees(stats: list[dict]) -> dict:
     }
 
 
+# Where a goal's collection time goes (`goal_tree`, `collect_goal`); `other_s` is the rest.
+TIMING_PARTS = ("reset_s", "env_s", "policy_s", "critic_s", "mcts_s", "records_s", "write_s")
+
+
+def collection_timings(stats: list[dict]) -> dict:
+    """Seconds of collection summed over goals' stats, by part (`TIMING_PARTS`, `other_s`,
+    `goal_s` the total), and `mcts_share`: MCTS's own part (the search's bookkeeping
+    `mcts_s` and the tree's records `records_s`) over `goal_s`."""
+    total = sum(s.get("seconds", 0.0) for s in stats)
+    parts = {k: sum(s.get(k, 0.0) for s in stats) for k in TIMING_PARTS}
+    return {"timings": {**parts, "other_s": total - sum(parts.values()), "goal_s": total},
+            "mcts_share": (parts["mcts_s"] + parts["records_s"]) / total if total > 0 else 0.0}
+
+
 def _summary(cfg: CollectConfig, identity: dict, done: dict[int, dict], results: list[dict],
              seconds: float, interrupted: bool) -> dict:
     new = [r for r in results if "error" not in r]
@@ -501,7 +531,7 @@ def _summary(cfg: CollectConfig, identity: dict, done: dict[int, dict], results:
                    for r in failed],
         "interrupted": interrupted, "seconds": seconds, "simulations_run": simulations_run,
         "simulations_per_second": simulations_run / search_s if search_s > 0 else 0.0,
-        "mcts_share": sum(s["mcts_s"] for s in new) / search_s if search_s > 0 else 0.0,
+        **collection_timings(new),
         "env": cfg.env, "policy": cfg.policy, "critic": cfg.critic, "split": cfg.split,
         "goal_range": cfg.goal_range, "out": cfg.out, "config": identity, "command": command_line(),
     }

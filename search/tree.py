@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import os
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, Iterable, Protocol, Sequence, TypeVar
 
 from webgrove.envs import is_success
-from webgrove.io import atomic_open
+from webgrove.io import write_text_atomic
 
 # A log-probability is <= 0; this much above 0 is float rounding (a single candidate's
 # renormalised choice probability can come out as 1 + 1e-7).
@@ -85,6 +87,28 @@ def _check(record: dict, name: str, types: tuple[type, ...], nullable: bool = Fa
     return float(value) if types == _NUMBER else value
 
 
+# Exact types that pass `_check` without its full look (a float still needs the finiteness
+# test, an int a size test); anything else — None, a subclass, a wrong type — takes `_check`.
+_PLAIN = {(int,): int, (str,): str, (bool,): bool, (dict,): dict, (list,): list, _NUMBER: float}
+_SMALL_INT = 2 ** 62  # far below the 1.8e308 where an int stops fitting a float
+
+
+def _check_fields(record: dict, types: dict[str, tuple[type, ...]], nullable: Iterable[str] = ()) -> dict:
+    """`{name: _check(record, name, types[name], name in nullable)}`, with a fast path for
+    plain values (the records MCTS writes and most files hold); the same verdicts."""
+    values = {}
+    for name, allowed in types.items():
+        value = record.get(name)
+        kind = type(value)
+        if kind is _PLAIN[allowed] and (
+                (kind is float and value - value == 0.0)  # finite: inf - inf and nan - nan are nan
+                or (kind is int and -_SMALL_INT < value < _SMALL_INT) or kind in (str, bool, dict, list)):
+            values[name] = value
+        else:
+            values[name] = _check(record, name, allowed, nullable=name in nullable)
+    return values
+
+
 def _is_finite(value: int | float) -> bool:
     """Whether a number fits a finite float (an integer of 400 digits does not)."""
     try:
@@ -136,7 +160,7 @@ class TreeHeader:
     def from_dict(cls, record: Any) -> "TreeHeader":
         """Check and type a header object. Raises RecordError naming the field."""
         _check_type_tag(record, "tree")
-        values = {name: _check(record, name, types) for name, types in cls._TYPES.items()}
+        values = _check_fields(record, cls._TYPES)
         for name, types in cls._OPTIONAL.items():
             values[name] = _check(record, name, types, nullable=True) if name in record else None
         path = values["best_path"]
@@ -167,21 +191,26 @@ class NodeRecord:
 
     def to_dict(self) -> dict:
         """The JSON object of the node's line."""
-        return {"type": "node", **{name: getattr(self, name) for name in _NODE_TYPES}}
+        return dict(zip(_NODE_KEYS, ("node", *_node_values_of(self))))
 
     @classmethod
     def from_dict(cls, record: Any) -> "NodeRecord":
         """Check and type one node object on its own (`node_position_problem` checks it
         against the others). Raises RecordError naming the field."""
-        _check_type_tag(record, "node")
-        is_root = record.get("parent", 0) is None or record.get("id") == 0  # the position check says which
-        values = {name: _check(record, name, types, nullable=is_root and name in ROOT_NULL_FIELDS)
-                  for name, types in _NODE_TYPES.items()}
-        if values["logprob"] is not None and values["logprob"] > LOGPROB_TOLERANCE:
-            raise RecordError("logprob", f"a log-probability is <= 0, got {values['logprob']}")
-        if values["visits"] < 0:
-            raise RecordError("visits", f"must be >= 0, got {values['visits']}")
-        return cls(**values)
+        return cls(**node_values(record))
+
+
+def node_values(record: Any) -> dict:
+    """The checked field values of one node object (what `NodeRecord.from_dict` types).
+    Raises RecordError naming the field."""
+    _check_type_tag(record, "node")
+    is_root = record.get("parent", 0) is None or record.get("id") == 0  # the position check says which
+    values = _check_fields(record, _NODE_TYPES, ROOT_NULL_FIELDS if is_root else ())
+    if values["logprob"] is not None and values["logprob"] > LOGPROB_TOLERANCE:
+        raise RecordError("logprob", f"a log-probability is <= 0, got {values['logprob']}")
+    if values["visits"] < 0:
+        raise RecordError("visits", f"must be >= 0, got {values['visits']}")
+    return values
 
 
 _NODE_TYPES: dict[str, tuple[type, ...]] = {
@@ -189,6 +218,8 @@ _NODE_TYPES: dict[str, tuple[type, ...]] = {
     "logprob": _NUMBER, "visits": (int,), "q_mcts": _NUMBER, "q_critic": _NUMBER, "q": _NUMBER,
     "reward": _NUMBER, "terminal": (bool,),
 }
+_NODE_KEYS = ("type", *_NODE_TYPES)
+_node_values_of = operator.attrgetter(*_NODE_TYPES)  # a record's values in line order, in one C call
 
 
 def make_header(env_id: str, goal_id: int, goal: str, seed: int, policy: str, config: dict,
@@ -208,7 +239,11 @@ def make_header(env_id: str, goal_id: int, goal: str, seed: int, policy: str, co
 
 def node_position_problem(node: NodeRecord, earlier: Sequence[NodeRecord]) -> RecordError | None:
     """Why `node` cannot come after the nodes `earlier` (ids 0 .. len-1), or None."""
-    index = len(earlier)
+    return _position_problem(node, len(earlier), earlier)
+
+
+def _position_problem(node: NodeRecord, index: int, nodes: Sequence[NodeRecord]) -> RecordError | None:
+    """`node_position_problem` for the node at `index` of `nodes` (no copy of the earlier ones)."""
     if node.id != index:
         return RecordError("id", f"expected id {index} (ids are 0, 1, 2, ... in file order), got {node.id}")
     if index == 0:
@@ -221,7 +256,7 @@ def node_position_problem(node: NodeRecord, earlier: Sequence[NodeRecord]) -> Re
         return RecordError("parent", "only the root (id 0) has parent null")
     if not 0 <= node.parent < index:
         return RecordError("parent", f"parent {node.parent} is not an earlier node")
-    expected = earlier[node.parent].depth + 1
+    expected = nodes[node.parent].depth + 1
     if node.depth != expected:
         return RecordError("depth", f"expected depth {expected} (parent's + 1), got {node.depth}")
     return None
@@ -244,7 +279,7 @@ def validate_tree(header: TreeHeader, nodes: Sequence[NodeRecord], path: str | o
     if not nodes:
         raise TreeFormatError(path, 2, None, "a tree has at least its root node")
     for i, node in enumerate(nodes):
-        problem = node_position_problem(node, nodes[:i])
+        problem = _position_problem(node, i, nodes)
         if problem:
             raise TreeFormatError(path, i + 2, problem.field, problem.reason)
     reason = best_path_problem(header.best_path or [], nodes)
@@ -270,14 +305,78 @@ def tree_from_dicts(records: Sequence[Any], path: str | os.PathLike = "<records>
 # Files.
 
 
+# json.dumps builds a new encoder per call when given options; one encoder serves every line.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+
+
+def tree_text(header: TreeHeader, nodes: Iterable[NodeRecord], path: str | os.PathLike = "<records>") -> str:
+    """A tree file's text, validated as a reader will validate it (a typed record can still
+    hold a bad value, say a NaN critic value): raises TreeFormatError naming `path`."""
+    nodes = list(nodes)
+    if not _plain_nodes(nodes):  # the full check names the bad line and field
+        records = [header.to_dict(), *(n.to_dict() for n in nodes)]
+        _check_lines(records, path)
+        validate_tree(header, nodes, path)
+        return "".join([_ENCODE(r) + "\n" for r in records])
+    _check_lines([header.to_dict()], path)
+    validate_tree(header, nodes, path)  # all that is left to check of plain nodes: their places
+    return "".join([_ENCODE(header.to_dict()) + "\n", _ENCODE(nodes[0].to_dict()) + "\n",
+                    *_plain_node_lines(nodes[1:])])
+
+
+def _check_lines(records: Sequence[Any], path: str | os.PathLike) -> None:
+    """Each record checked as `tree_from_dicts` checks it (header first), without typing it anew."""
+    for line, record in enumerate(records, start=1):
+        try:
+            TreeHeader.from_dict(record) if line == 1 else node_values(record)
+        except RecordError as exc:
+            raise TreeFormatError(path, line, exc.field, exc.reason) from None
+
+
+# The exact value types of the nodes MCTS writes (the root: its nulls). A node of these
+# types with finite numbers, visits in range and a log-prob <= 0 passes `node_values`.
+_PLAIN_NODE = tuple(_PLAIN[types] for types in _NODE_TYPES.values())
+_PLAIN_ROOT = tuple(type(None) if name in ROOT_NULL_FIELDS else kind for name, kind in zip(_NODE_TYPES, _PLAIN_NODE))
+
+
+def _plain_nodes(nodes: Sequence[NodeRecord]) -> bool:
+    """Whether every node holds values of exactly its fields' plain types, finite numbers,
+    visits in range and a log-prob <= 0; False sends the records through the full check."""
+    for i, node in enumerate(nodes):
+        if tuple(map(type, _node_values_of(node))) != (_PLAIN_NODE if i else _PLAIN_ROOT):
+            return False
+        # a sum of floats is finite only if each one is (or it overflowed: then the full check decides)
+        numbers = node.q_mcts + node.q + node.reward + (node.logprob + node.q_critic if i else 0.0)
+        if not (math.isfinite(numbers) and 0 <= node.visits < _SMALL_INT and (not i or node.logprob <= LOGPROB_TOLERANCE)):
+            return False
+    return True
+
+
+# A non-root plain node's line, exactly as `_ENCODE(node.to_dict())` writes it: json writes a
+# plain int or float as its repr, a string with `encode_basestring`, and separates with ", " and
+# ": ". Written here to encode each prompt once: siblings share theirs (the encoder is ~2/3 of
+# the cost of a tree's records otherwise). tests/search/test_search_tree.py checks the equality.
+_NODE_LINE = ('{"type": "node", "id": %d, "parent": %d, "depth": %d, "action": %s, "prompt": %s, "logprob": %r, '
+              '"visits": %d, "q_mcts": %r, "q_critic": %r, "q": %r, "reward": %r, "terminal": %s}\n')
+
+
+def _plain_node_lines(nodes: Sequence[NodeRecord]) -> list[str]:
+    prompts: dict[str, str] = {}
+    lines = []
+    for node in nodes:
+        (id_, parent, depth, action, prompt, logprob, visits, q_mcts, q_critic, q, reward,
+         terminal) = _node_values_of(node)
+        encoded = prompts.get(prompt)
+        if encoded is None:
+            encoded = prompts[prompt] = encode_basestring(prompt)
+        lines.append(_NODE_LINE % (id_, parent, depth, encode_basestring(action), encoded, logprob, visits,
+                                   q_mcts, q_critic, q, reward, "true" if terminal else "false"))
+    return lines
+
+
 def write_tree(path: str | os.PathLike, header: TreeHeader, nodes: Iterable[NodeRecord]) -> None:
     """Validate and write a tree file atomically (temp file in the same folder + rename)."""
-    nodes = list(nodes)
-    # checked as a reader will check them: a typed record can still hold a bad value (a NaN critic value)
-    tree_from_dicts([header.to_dict(), *(n.to_dict() for n in nodes)], path)
-    with atomic_open(path) as f:
-        for record in (header, *nodes):
-            f.write(json.dumps(record.to_dict(), ensure_ascii=False, allow_nan=False) + "\n")
+    write_text_atomic(path, tree_text(header, nodes, path))
 
 
 def _parse_line(path: Path, lineno: int, raw: bytes) -> Any:

@@ -190,3 +190,43 @@ def test_binary_and_deeply_nested_files_name_the_path(tmp_path):
     with pytest.raises(TreeFormatError, match=rf"{path}, line 2: JSON nested too deeply"):
         read_tree(path)
     assert not is_complete_tree(path)
+
+
+@pytest.mark.parametrize("action,prompt", [
+    ("click[a]", "Goal: g\nAction:"),
+    ('type [e3] [say "hi"\\ now]', "naïve café — 价格 ≤ 40 \u2028 \x00\x1f\x7f \ud800 tab\tend"),
+    ("", ""),
+])
+def test_tree_text_writes_what_json_writes(action, prompt):
+    """Plain nodes take a hand-written line (one encoding per distinct prompt); it must be
+    byte for byte what json.dumps writes, for any string and float."""
+    from webgrove.search.tree import _plain_nodes, tree_text
+
+    header, nodes = _hand_tree()
+    floats = [-0.0, 1e-300, 123456789.125, -1e-7, 0.1 + 0.2, 5e-324]
+    nodes = [nodes[0]] + [dataclasses.replace(n, action=action, prompt=prompt if i % 2 else prompt + "x",
+                                              q_mcts=floats[i], q=-floats[i], logprob=-abs(floats[i - 1]),
+                                              q_critic=floats[-i], reward=float(i))
+                          for i, n in enumerate(nodes[1:], start=1)]
+    expected = "".join(json.dumps(r.to_dict(), ensure_ascii=False, allow_nan=False) + "\n" for r in (header, *nodes))
+    assert _plain_nodes(nodes) and tree_text(header, nodes) == expected
+    # not plain (an int where a float goes): the general path writes the same way
+    odd = [nodes[0], dataclasses.replace(nodes[1], reward=1), *nodes[2:]]
+    assert not _plain_nodes(odd) and tree_text(header, odd) == "".join(
+        json.dumps(r.to_dict(), ensure_ascii=False, allow_nan=False) + "\n" for r in (header, *odd))
+
+
+@pytest.mark.parametrize("field,value,match", [("q_critic", float("inf"), "line 4, field 'q_critic'.*finite"),
+                                               ("logprob", 0.5, "line 4, field 'logprob'"),
+                                               ("visits", -1, "line 4, field 'visits'"),
+                                               ("depth", 7, "line 4, field 'depth'"),
+                                               ("action", 3, "line 4, field 'action'")])
+def test_tree_text_refuses_what_a_reader_refuses(field, value, match):
+    from webgrove.search.tree import tree_text
+
+    header, nodes = _hand_tree()
+    nodes[2] = dataclasses.replace(nodes[2], **{field: value})
+    with pytest.raises(TreeFormatError, match=match):
+        tree_text(header, nodes)
+    with pytest.raises(TreeFormatError, match=match):
+        tree_from_dicts([header.to_dict(), *(n.to_dict() for n in nodes)])
