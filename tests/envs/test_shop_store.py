@@ -12,7 +12,7 @@ from webgrove.envs.make import EnvArgs
 from webgrove.envs.shop import store
 from webgrove.envs.shop.engine import get_engine
 from webgrove.envs.shop.env import ShopEnv
-from webgrove.envs.shop.search import SearchIndex
+from webgrove.envs.shop.search import SearchIndex, _top_positive, tokenize
 from webgrove.envs.shop.store import CatalogStoreError, StoredCatalog, open_or_build, open_store, write_store
 from webgrove.envs.shop.synthetic import generate_catalog
 from webgrove.envs.shop.webshop_data import load_webshop
@@ -72,6 +72,32 @@ def test_mapped_index_ranks_exactly_as_the_built_one(tmp_path):
     queries = [g.instruction for g in catalog.goals[:400]] + ["", "zzz unknown words", "shampoo"]
     for q in queries:
         assert mapped.search(q) == built.search(q), q
+
+
+def _reference_search(index: SearchIndex, query: str, top_k: int = 50) -> list[int]:
+    """The search as it was written before the store: bm25s's get_scores, argpartition over all."""
+    tokens = [t for t in tokenize(query) if t in index._vocab]
+    if not tokens:
+        return []
+    scores = index._bm25.get_scores(tokens)
+    top = np.argpartition(-scores, top_k - 1)[:top_k]
+    ranked = top[np.lexsort((top, -scores[top]))]
+    return [int(i) for i in ranked if scores[i] > 0]
+
+
+def test_search_fast_path_is_the_reference_search():
+    catalog = generate_catalog(N)
+    index = SearchIndex(catalog.products)
+    words = sorted(index._vocab, key=index._vocab.get)
+    queries = [g.instruction for g in catalog.goals[:300]] + words[:300]
+    ties = 0
+    for q in queries:
+        tokens = [t for t in tokenize(q) if t in index._vocab]
+        if tokens:
+            assert index.scores(tokens).tobytes() == index._bm25.get_scores(tokens).tobytes()
+            ties += _top_positive(index.scores(tokens), 50) is None
+        assert index._search_uncached(q, 50) == _reference_search(index, q), q
+    assert ties > 0  # the tie fallback ran too
 
 
 def _episodes(env: ShopEnv, act, episodes: int, seed: int) -> list:

@@ -1,0 +1,263 @@
+"""One shop catalog per machine: memory and start-up of N workers, and a 1M-product store.
+
+Part 1 (default 100,000 products, 1, 2 and 8 workers): N worker processes start at once,
+each builds a `ShopEnv` (split test) and runs a few oracle episodes, then the driver reads
+every worker's memory: PSS (shared pages divided among the processes that map them; the
+sum over workers is what the machine spends), USS (private) and RSS (counts shared pages
+in every process). Modes:
+    per-worker   catalog_cache="off": every worker builds catalog and index itself (before)
+    shared       the store under --cache (built once, before the first warm run), mapped
+    bare         1 worker with the same imports and no catalog: the interpreter's floor
+The first shared run starts 1 worker on an empty cache: its start-up includes the build.
+
+Part 2 (--big, default 1,000,000 products; one process, alone): builds the store (time per
+phase, peak RSS, size on disk), then opens it in a fresh process and measures uncached
+search latency over distinct goal instructions (p50/p99) and the open time.
+
+Everything runs under the caller's niceness (run it with nice -n 10); the load average
+is recorded next to each figure. Writes benchmarks/results/catalog.json.
+
+    nice -n 10 python benchmarks/catalog.py                         # all of it
+    nice -n 10 python benchmarks/catalog.py --products 20000 --workers 1 2 --big 0   # quick
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results" / "catalog.json"
+TARGETS = {"shared_8_over_1_pss": 2.0, "start_s": 2.0, "big_build_s": 180.0, "big_search_p99_ms": 5.0}
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+# --- inside a worker ------------------------------------------------------------------
+
+
+def worker(mode: str, products: int, cache: str, launched: float, episodes: int) -> None:
+    """Build the env, work a little, report, then wait for the driver to read memory."""
+    import bm25s  # noqa: F401  (the same imports in every mode)
+
+    from webgrove.agents.base import context_from
+    from webgrove.agents.scripted import OraclePolicy
+    from webgrove.envs.shop.env import ShopEnv
+
+    t0, c0 = time.time(), time.process_time()
+    if mode == "bare":
+        report = {"env_s": 0.0, "env_cpu_s": 0.0}
+    else:
+        env = ShopEnv(split="test", num_products=products, catalog_cache=cache if mode == "shared" else "off")
+        ready, env_cpu = time.time(), time.process_time() - c0
+        oracle, total = OraclePolicy(env), 0.0
+        for i in range(episodes):
+            obs, info = env.reset(seed=i, options={"goal_id": i})
+            history = []
+            for _ in range(15):
+                action = oracle.act(context_from(obs, info, history))
+                obs, reward, term, _, info = env.step(action)
+                history.append(action)
+                if term:
+                    total += reward
+                    break
+        report = {"env_s": round(ready - t0, 3), "env_cpu_s": round(env_cpu, 3), "mean_reward": round(total / max(1, episodes), 4)}
+    report.update(pid=os.getpid(), start_s=round(time.time() - launched, 3) if mode == "bare" else
+                  round(t0 - launched + report["env_s"], 3))
+    print(json.dumps(report), flush=True)
+    sys.stdin.readline()  # hold the memory until the driver has read it
+
+
+def memory(pid: int) -> dict:
+    import psutil
+
+    m = psutil.Process(pid).memory_full_info()
+    return {"pss_mb": m.pss / 2**20, "uss_mb": m.uss / 2**20, "rss_mb": m.rss / 2**20}
+
+
+def run_workers(mode: str, n: int, products: int, cache: str, episodes: int) -> dict:
+    """Start n workers at once; their start-up times and summed memory once all are ready."""
+    launched = time.time()
+    procs = [subprocess.Popen([sys.executable, __file__, "--worker", mode, "--products", str(products),
+                               "--cache", cache, "--launched", repr(launched), "--episodes", str(episodes)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, OMP_NUM_THREADS="1"))
+             for _ in range(n)]
+    try:
+        reports = [json.loads(p.stdout.readline()) for p in procs]
+        mems = [memory(r["pid"]) for r in reports]
+    finally:
+        for p in procs:
+            p.communicate("exit\n", timeout=60)
+    return {
+        "mode": mode, "workers": n, "products": products,
+        "start_s_max": max(r["start_s"] for r in reports), "start_s_mean": round(sum(r["start_s"] for r in reports) / n, 3),
+        "env_s_max": max(r["env_s"] for r in reports), "env_cpu_s_max": max(r["env_cpu_s"] for r in reports),
+        "pss_total_mb": round(sum(m["pss_mb"] for m in mems)), "uss_total_mb": round(sum(m["uss_mb"] for m in mems)),
+        "rss_total_mb": round(sum(m["rss_mb"] for m in mems)), "pss_per_worker_mb": round(sum(m["pss_mb"] for m in mems) / n),
+        "mean_reward": reports[0].get("mean_reward"), "load_average": load(),
+    }
+
+
+# --- the big store --------------------------------------------------------------------
+
+
+def build_big(products: int, folder: str) -> dict:
+    """Build the store for `products` synthetic products into `folder`, phase by phase."""
+    from webgrove.envs.shop.search import SearchIndex
+    from webgrove.envs.shop.store import write_store
+    from webgrove.envs.shop.synthetic import generate_catalog
+
+    out: dict = {}
+
+    def phase(name: str, fn):
+        t, c = time.perf_counter(), time.process_time()
+        value = fn()
+        out[f"{name}_s"] = round(time.perf_counter() - t, 1)
+        out[f"{name}_cpu_s"] = round(time.process_time() - c, 1)
+        return value
+
+    catalog = phase("generate", lambda: generate_catalog(products))
+    index = phase("index", lambda: SearchIndex(catalog.products))
+    Path(folder).mkdir(parents=True)
+    identity = {"source": "synthetic", "num_products": products, "seed": 0}
+    phase("write", lambda: write_store(catalog, Path(folder), identity, index=index))
+    out["build_s"] = round(out["generate_s"] + out["index_s"] + out["write_s"], 1)
+    out["build_cpu_s"] = round(out["generate_cpu_s"] + out["index_cpu_s"] + out["write_cpu_s"], 1)
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    out["goals"] = len(catalog.goals)
+    out["disk_mb"] = round(sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file()) / 2**20)
+    return out
+
+
+def search_big(folder: str, queries: int = 2000) -> dict:
+    """Open the store in this (fresh) process and time uncached searches of distinct instructions."""
+    import psutil
+
+    from webgrove.envs.shop.store import open_store
+
+    t = time.perf_counter()
+    catalog, index = open_store(Path(folder))
+    open_s = time.perf_counter() - t
+    goals = catalog.split_goals("train")
+    step = max(1, len(goals) // queries)
+    texts = list(dict.fromkeys(goals[i].instruction for i in range(0, len(goals), step)))[:queries]
+    for q in texts[:50]:  # first touches of the mapped pages
+        index.search(q)
+    index._cache.clear()
+    lat = []
+    for q in texts:
+        t = time.perf_counter()
+        index.search(q)
+        lat.append((time.perf_counter() - t) * 1000)
+    lat.sort()
+    m = psutil.Process().memory_full_info()
+    return {"open_s": round(open_s, 3), "queries": len(lat), "search_p50_ms": round(lat[len(lat) // 2], 3),
+            "search_p99_ms": round(lat[int(len(lat) * 0.99) - 1], 3), "after_search_pss_mb": round(m.pss / 2**20),
+            "after_search_rss_mb": round(m.rss / 2**20)}
+
+
+def run_big(products: int, scratch: str) -> dict:
+    folder = str(Path(scratch) / f"big-{products}")
+    row = {"products": products, "load_average_before": load()}
+    for step, extra in (("build", []), ("search", [])):
+        out = subprocess.run([sys.executable, __file__, f"--big-{step}", folder, "--products", str(products)] + extra,
+                             check=True, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+        row.update(json.loads(out.stdout.strip().splitlines()[-1]))
+        row[f"load_average_after_{step}"] = load()
+    shutil.rmtree(folder, ignore_errors=True)
+    return row
+
+
+# --- the driver -----------------------------------------------------------------------
+
+
+def main() -> None:
+    from webgrove.provenance import provenance
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 8])
+    parser.add_argument("--episodes", type=int, default=20, help="oracle episodes each worker runs")
+    parser.add_argument("--big", type=int, default=1_000_000, help="products of the big store (0: skip)")
+    parser.add_argument("--scratch", default=None, help="folder for the stores (default: a temporary one)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--cache", help=argparse.SUPPRESS)
+    parser.add_argument("--launched", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--big-build", help=argparse.SUPPRESS)
+    parser.add_argument("--big-search", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args.worker, args.products, args.cache, args.launched, args.episodes)
+    if args.big_build:
+        return print(json.dumps(build_big(args.products, args.big_build)))
+    if args.big_search:
+        return print(json.dumps(search_big(args.big_search)))
+
+    scratch = args.scratch or tempfile.mkdtemp(prefix="webgrove-catalog-bench-")
+    cache = str(Path(scratch) / "cache")
+    rows = [run_workers("bare", 1, args.products, cache, args.episodes),
+            {**run_workers("shared", 1, args.products, cache, args.episodes), "mode": "shared (cold: builds the store)"}]
+    for n in args.workers:
+        rows.append(run_workers("shared", n, args.products, cache, args.episodes))
+    for n in args.workers:
+        rows.append(run_workers("per-worker", n, args.products, cache, args.episodes))
+    shutil.rmtree(cache, ignore_errors=True)
+    big = run_big(args.big, scratch) if args.big else None
+    report(rows, big, args)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"command": "nice -n 10 " + " ".join(["python"] + sys.argv), "rows": rows,
+                                   "big": big, "targets": TARGETS, "provenance": provenance()}, indent=2))
+    print(f"wrote {RESULTS}")
+
+
+def report(rows: list[dict], big: dict | None, args) -> None:
+    cols = ["mode", "workers", "start_s_max", "start_s_mean", "env_s_max", "env_cpu_s_max", "pss_total_mb", "pss_per_worker_mb",
+            "uss_total_mb", "rss_total_mb", "load_average"]
+    print(f"{args.products} products, {args.episodes} oracle episodes per worker")
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(str(r[c]) for c in cols) + " |")
+    shared = {r["workers"]: r for r in rows if r["mode"] == "shared"}
+    per = {r["workers"]: r for r in rows if r["mode"] == "per-worker"}
+    floor = next(r["pss_total_mb"] for r in rows if r["mode"] == "bare")
+    if 1 in shared and max(shared) > 1:
+        n = max(shared)
+        ratio = shared[n]["pss_total_mb"] / shared[1]["pss_total_mb"]
+        catalog_ratio = (shared[n]["pss_total_mb"] - n * floor) / max(1, shared[1]["pss_total_mb"] - floor)
+        print(f"target: {n} shared workers <= {TARGETS['shared_8_over_1_pss']}x the memory of one:")
+        print(f"  total PSS against one shared worker: {ratio:.2f}x "
+              f"({'met' if ratio <= TARGETS['shared_8_over_1_pss'] else 'MISSED'}; each process has its own "
+              f"{floor} MB interpreter and libraries)")
+        print(f"  catalog's share (PSS minus {n} x the bare {floor} MB) against one shared worker's: {catalog_ratio:.2f}x")
+        if 1 in per:
+            print(f"  total PSS against one per-worker-catalog worker (today's): "
+                  f"{shared[n]['pss_total_mb'] / per[1]['pss_total_mb']:.2f}x")
+        if n in per:
+            print(f"  {n} per-worker-catalog workers: {per[n]['pss_total_mb']} MB, "
+                  f"{per[n]['pss_total_mb'] / shared[n]['pss_total_mb']:.1f}x the shared {shared[n]['pss_total_mb']} MB")
+        worst = max(r["env_s_max"] for r in shared.values())
+        print(f"target: shared catalog start-up <= {TARGETS['start_s']} s each: worst env build {worst} s -> "
+              f"{'met' if worst <= TARGETS['start_s'] else 'MISSED'} (whole process with imports: worst "
+              f"{max(r['start_s_max'] for r in shared.values())} s)")
+    if big:
+        print(f"{big['products']} products: build {big['build_s']} s wall, {big['build_cpu_s']} s CPU (generate {big['generate_s']}, index "
+              f"{big['index_s']}, write {big['write_s']}), peak RSS {big['peak_rss_mb']} MB, {big['disk_mb']} MB on disk; "
+              f"open {big['open_s']} s; search p50 {big['search_p50_ms']} ms, p99 {big['search_p99_ms']} ms "
+              f"({big['queries']} uncached queries); load {big['load_average_before']} -> {big['load_average_after_search']}")
+        for key, target, value in (("big_build_s", TARGETS["big_build_s"], big["build_s"]),
+                                   ("big_search_p99_ms", TARGETS["big_search_p99_ms"], big["search_p99_ms"])):
+            print(f"target {key}: {value} vs {target} -> {'met' if value <= target else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
