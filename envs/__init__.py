@@ -7,6 +7,7 @@ from gymnasium.envs.registration import register, registry
 
 from webgrove.envs.booking import register_booking_env
 from webgrove.envs.browser import register_browser_envs
+from webgrove.envs.make import SHOP_ATTEMPT_IDS, SHOP_IDS
 
 SUCCESS_REWARD = 1.0  # the reward of a solved task (WebShop's full match; MiniWoB and Browser-v0 alike)
 
@@ -26,6 +27,8 @@ def _register_all() -> None:
     )
     register_browser_envs()
     register_booking_env()
+    for base, variant in zip(SHOP_IDS, SHOP_ATTEMPT_IDS):  # up to T attempts with feedback (RISE)
+        register(id=variant, entry_point="webgrove.envs.multi_attempt:attempts_env", kwargs={"env_id": base})
 
 
 _register_all()

@@ -20,6 +20,8 @@ from typing import Any
 from webgrove.envs.errors import UsageError
 
 SHOP_IDS = ("webgrove/WebShop-v0", "webgrove/WebShopBrowser-v0")
+# their multi-attempt variants (webgrove.envs.multi_attempt, RISE): the same shop arguments, plus attempts
+SHOP_ATTEMPT_IDS = ("webgrove/WebShop-Attempts-v0", "webgrove/WebShopBrowser-Attempts-v0")
 SPLITS = ("train", "test")
 GOAL_SETS = ("synthetic", "human")
 
@@ -79,7 +81,7 @@ class EnvArgs:
 
     def goal_count(self) -> int | None:
         """Goals in the split for shop envs (without building the env); None for others."""
-        if self.env not in SHOP_IDS:
+        if self.env not in SHOP_IDS + SHOP_ATTEMPT_IDS:
             return None
         from webgrove.envs.shop.engine import get_engine
 
@@ -151,7 +153,7 @@ def make_env(env_id: str, split: str = "test", data_dir: str | None = None, goal
         known = sorted(k for k in gym.registry if k.startswith("webgrove/") and "/miniwob." not in k)
         raise UsageError(f"--env {env_id!r} is not a registered Gymnasium id; use one of {', '.join(known)} "
                          "or webgrove/miniwob.<task>-v0")
-    if env_id in SHOP_IDS:
+    if env_id in SHOP_IDS + SHOP_ATTEMPT_IDS:
         if catalog_cache is not None:
             from webgrove.envs.shop.store import set_catalog_cache
 

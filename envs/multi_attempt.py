@@ -40,6 +40,19 @@ oracle"); with `none` all `attempts` run whatever happens. The episode's reward
 delivers), or `best` -- the best attempt's (an oracle's selection). `info["episode_reward"]`
 repeats it on that step.
 
+Gymnasium ids: the shop ids have registered multi-attempt variants whose `gymnasium.make`
+arguments are the wrapper's (`attempts=5`, `feedback="components"`, `reward_rule="last"`)
+plus the base id's own::
+
+    gymnasium.make("webgrove/WebShop-Attempts-v0", attempts=5, feedback="components", split="test")
+    gymnasium.make("webgrove/WebShopBrowser-Attempts-v0", attempts=3, feedback="score", browser=...)
+
+They have no step limit of their own (each attempt keeps the base id's, e.g. 15 steps);
+`gymnasium.make` puts its checkers around the wrapper, so reach its methods with
+`env.get_wrapper_attr("get_state")()` (or build it with `make_multi_attempt`). Any
+other id (MiniWoB tasks, `webgrove/Browser-v0`) is wrapped the same way with
+`make_multi_attempt("webgrove/miniwob.enter-text-v0", attempts=3)`.
+
 Snapshots: the wrapper's own `get_state()` / `set_state()` cover the attempt records, the
 seed, the wrapped env's snapshot (`env.unwrapped.get_state()`) and the `TimeLimit` count,
 so a state inside attempt 3 restores exactly, records included. Call them on the wrapper,
@@ -290,6 +303,13 @@ def make_multi_attempt(env: gym.Env | str, attempts: int = 5, feedback: str = "c
     elif make_kwargs:
         raise ValueError("make_kwargs are for an env id; pass an env alone or an id with its arguments")
     return MultiAttemptWrapper(env, attempts=attempts, feedback=feedback, reward_rule=reward_rule)
+
+
+def attempts_env(env_id: str, attempts: int = 5, feedback: str = "components", reward_rule: str = "last",
+                 **env_kwargs: Any) -> MultiAttemptWrapper:
+    """The entry point of the registered multi-attempt ids (see the module docstring): `env_id`
+    made with `env_kwargs`, wrapped in `MultiAttemptWrapper(attempts, feedback, reward_rule)`."""
+    return make_multi_attempt(env_id, attempts=attempts, feedback=feedback, reward_rule=reward_rule, **env_kwargs)
 
 
 def is_success(reward: float, success_reward: float = SUCCESS_REWARD) -> bool:

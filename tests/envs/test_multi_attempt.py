@@ -237,3 +237,36 @@ def test_shop_site_attempt_feedback_from_the_reward_components(chromium):
         assert (reward, terminated, info["attempt"]) == (0.0, False, 2) and obs["goal"] == goal
         assert info["attempt_rewards"] == [pytest.approx(0.8)]
         assert info["attempts"][0]["feedback"] == "failed, reward 0.80: wrong options (0 of 1 matched)"
+
+
+# -- registered Gymnasium ids ---------------------------------------------------------
+
+def test_the_registered_shop_variant_takes_the_wrapper_arguments_in_gymnasium_make():
+    import gymnasium as gym
+
+    with gym.make("webgrove/WebShop-Attempts-v0", attempts=2, feedback="components", split="test") as env:
+        assert env.get_wrapper_attr("attempts") == 2 and env.get_wrapper_attr("feedback") == "components"
+        # no limit of its own: each attempt keeps WebShop-v0's 15 steps
+        assert gym.spec("webgrove/WebShop-Attempts-v0").max_episode_steps is None
+        obs, info = env.reset(seed=3, options={"goal_id": 0})
+        _, reward, terminated, _, info = play(env, WRONG)
+        assert (reward, terminated, info["attempt"]) == (0.0, False, 2)
+        assert info["attempts"][0]["feedback"] == WRONG_FEEDBACK
+        _, reward, terminated, _, info = oracle_attempt(env, obs, info)
+        assert (reward, terminated, info["attempt_rewards"]) == (1.0, True, [pytest.approx(0.8), 1.0])
+    with gym.make("webgrove/WebShop-Attempts-v0") as env:  # the documented defaults
+        assert (env.get_wrapper_attr("attempts"), env.get_wrapper_attr("feedback"),
+                env.get_wrapper_attr("reward_rule")) == (5, "components", "last")
+    with pytest.raises(ValueError, match="feedback"):
+        gym.make("webgrove/WebShop-Attempts-v0", feedback="loud")
+
+
+@pytest.mark.browser
+def test_the_registered_browser_shop_variant_builds_the_wrapper(chromium):
+    import gymnasium as gym
+
+    with gym.make("webgrove/WebShopBrowser-Attempts-v0", attempts=3, feedback="score", split="test",
+                  browser=chromium) as env:
+        assert env.get_wrapper_attr("attempts") == 3 and env.get_wrapper_attr("feedback") == "score"
+        _, info = env.reset(seed=0, options={"goal_id": 0})
+        assert (info["attempt"], info["attempts"]) == (1, [])
