@@ -1,15 +1,23 @@
-"""Search at inference on the shop: greedy acting versus Agent Q's MCTS.
+"""Agent Q's MCTS on the shop: search at inference, and where collection time goes.
 
-For each scripted policy (random, rule) with the lexical critic, on the first N
-test goals of webgrove/WebShop-v0: success rate and score of the policy acting
-greedily, and of `MCTSAgent` searching before every step; for the search also
-simulations per second and MCTS's own share of the search time (the rest is the
-env, the policy and the critic). Prints a table and writes
-benchmarks/results/search.json with the exact command line and the load average
-(timings on a busy machine are slower, shares less so).
+1. **Inference**: for each scripted policy (random, rule) with the lexical critic, on the
+   first N test goals of webgrove/WebShop-v0: success rate and score of the policy acting
+   greedily, and of `MCTSAgent` searching before every step; for the search also
+   simulations per second and MCTS's own share of the search time (the rest is the env,
+   the policy and the critic).
+2. **Collection** (`webgrove collect`, one process): trees per second and the exact
+   breakdown of each goal's wall time (`webgrove.search.collect.collection_timings`):
+   env reset; env, policy and critic calls inside the search; MCTS's own bookkeeping in
+   the search (selection, expansion, backup); the tree's records (records, stats, checks,
+   JSON); the atomic file write (open, fsync, rename); the rest. MCTS's own share of
+   collection time is (bookkeeping + records) / goal time; it is also given without the
+   file write, which is storage, not computation.
+
+Prints tables and writes benchmarks/results/search.json with the exact command line and
+the load average (timings on a busy machine are slower, shares less so).
 
     python benchmarks/search.py                       # 200 goals, 10 simulations per step
-    python benchmarks/search.py --goals 50 --simulations 20
+    python benchmarks/search.py --goals 50 --simulations 20 --parts collection
 """
 from __future__ import annotations
 
@@ -59,17 +67,41 @@ def run_mode(env, policy_spec: str, mcts: bool, goals: int, simulations: int, k:
     return row
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--goals", type=int, default=200, help="test goals 0..N-1")
-    parser.add_argument("--simulations", type=int, default=10, help="MCTS simulations per step")
-    parser.add_argument("--k", type=int, default=5, help="proposals per expansion")
-    parser.add_argument("--policies", nargs="+", default=["random", "rule"])
-    parser.add_argument("--num-products", type=int, default=1000, help="synthetic catalog size")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=str(RESULTS))
-    args = parser.parse_args()
+COLLECTION_PARTS = (("reset_s", "reset"), ("env_s", "env"), ("policy_s", "policy"), ("critic_s", "critic"),
+                    ("mcts_s", "MCTS search"), ("records_s", "tree records"), ("write_s", "file write"),
+                    ("other_s", "other"))
 
+
+def run_collection(policy_spec: str, goals: int, simulations: int, k: int, num_products: int, seed: int) -> dict:
+    """`webgrove collect` of train goals 0..goals-1 in this process; its summary's timings."""
+    import tempfile
+
+    from webgrove.search.collect import CollectConfig, run_collect
+
+    with tempfile.TemporaryDirectory() as out:
+        s = run_collect(CollectConfig(env=ENV_ID, policy=policy_spec, critic="lexical", num_products=num_products,
+                                      simulations=simulations, k=k, seed=seed, goal_range=f"0:{goals}", out=out,
+                                      progress=False))
+    t = s["timings"]
+    return {"policy": policy_spec, "trees": s["collected"], "success_rate": s["success_rate"],
+            "nodes": s["nodes"], "seconds": s["seconds"], "trees_per_s": s["collected"] / t["goal_s"],
+            "timings": t, "mcts_share": s["mcts_share"],
+            "mcts_share_without_write": (t["mcts_s"] + t["records_s"]) / (t["goal_s"] - t["write_s"])}
+
+
+def collection_table(rows: list[dict]) -> str:
+    head = " | ".join(name for _, name in COLLECTION_PARTS)
+    lines = [f"| policy | trees/s | ms/tree | {head} | MCTS's own share | without the write |",
+             "|---" * (len(COLLECTION_PARTS) + 5) + "|"]
+    for r in rows:
+        t, n = r["timings"], r["trees"]
+        parts = " | ".join(f"{1000 * t[key] / n:.2f} ({100 * t[key] / t['goal_s']:.1f}%)" for key, _ in COLLECTION_PARTS)
+        lines.append(f"| {r['policy']} | {r['trees_per_s']:.1f} | {1000 * t['goal_s'] / n:.2f} | {parts} | "
+                     f"{100 * r['mcts_share']:.1f}% | {100 * r['mcts_share_without_write']:.1f}% |")
+    return "\n".join(lines)
+
+
+def run_inference(args) -> list[dict]:
     from webgrove.envs.make import make_env
 
     env = make_env(ENV_ID, split="test", num_products=args.num_products)
@@ -83,7 +115,6 @@ def main() -> None:
                       f" ({row['seconds']:.1f}s)", flush=True)
     finally:
         env.close()
-
     print()
     print(f"{ENV_ID}, test goals 0..{args.goals - 1}, lexical critic, k={args.k}")
     print("| policy | mode | success rate | score | mean steps | simulations/s | MCTS share | seconds |")
@@ -93,14 +124,41 @@ def main() -> None:
         share = f"{100 * r['mcts_share']:.1f}%" if "simulations" in r else "–"
         print(f"| {r['policy']} | {r['mode']} | {r['success_rate']:.3f} | {r['score']:.1f} | {r['mean_steps']:.1f}"
               f" | {sims} | {share} | {r['seconds']:.1f} |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--goals", type=int, default=200, help="test goals 0..N-1 (inference)")
+    parser.add_argument("--collect-goals", type=int, default=100, help="train goals 0..N-1 (collection)")
+    parser.add_argument("--simulations", type=int, default=10, help="MCTS simulations per step")
+    parser.add_argument("--k", type=int, default=5, help="proposals per expansion")
+    parser.add_argument("--policies", nargs="+", default=["random", "rule"])
+    parser.add_argument("--parts", nargs="+", default=["inference", "collection"], choices=["inference", "collection"])
+    parser.add_argument("--num-products", type=int, default=1000, help="synthetic catalog size")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args()
+
+    load_before = os.getloadavg()
+    rows = run_inference(args) if "inference" in args.parts else []
+    collection = []
+    if "collection" in args.parts:
+        collection = [run_collection(spec, args.collect_goals, args.simulations, args.k, args.num_products, args.seed)
+                      for spec in args.policies]
+        print()
+        print(f"Collection: {ENV_ID}, train goals 0..{args.collect_goals - 1}, lexical critic, "
+              f"{args.simulations} simulations, k={args.k}, one process; ms per tree (share of goal time)")
+        print(collection_table(collection))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "command": " ".join(["python"] + sys.argv), "env": ENV_ID, "goals": args.goals,
-        "simulations": args.simulations, "k": args.k, "seed": args.seed, "num_products": args.num_products,
-        "load_average": os.getloadavg(), "cpus": os.cpu_count(), "rows": rows,
+        "collect_goals": args.collect_goals, "simulations": args.simulations, "k": args.k, "seed": args.seed,
+        "num_products": args.num_products, "load_average_before": load_before, "load_average": os.getloadavg(),
+        "cpus": os.cpu_count(), "rows": rows, "collection": collection,
     }, indent=2) + "\n")
-    print(f"wrote {out}")
+    print(f"load average before {load_before}, after {os.getloadavg()}; wrote {out}")
 
 
 if __name__ == "__main__":

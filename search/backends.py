@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
-from dataclasses import dataclass, field, replace
+import time
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from webgrove.envs.errors import UsageError
@@ -88,6 +88,19 @@ def ray_session(address: str | None, num_cpus: int) -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+
+
+@contextlib.contextmanager
+def backend_session(cfg: Any) -> Iterator[None]:
+    """For a config that mixes in BackendArgs: with --backend ray, one Ray connection held for
+    the block (`ray_session` with `cfg.workers` CPUs), so that the several collections and
+    rollouts inside it (the improve loop's) share it instead of each starting Ray anew;
+    nothing with --backend local."""
+    if not is_ray(cfg):
+        yield
+        return
+    with ray_session(cfg.ray_address, num_cpus=cfg.workers):
+        yield
 
 
 def _one_torch_thread() -> None:
@@ -180,17 +193,19 @@ def _build_collector(job: tuple[Any, dict]) -> Any:
     return build_parties(cfg)
 
 
+def _tree_for_driver(parties: Any, cfg: Any, identity: dict, goal_id: int) -> dict:
+    from webgrove.search.collect import goal_tree
+
+    text, result = goal_tree(parties, cfg, identity, goal_id)
+    return {**result, "tree_text": text}
+
+
 def _collect_on_actor(parties: Any, job: tuple[Any, dict], goal_id: int) -> dict:
-    """`collect_goal_safely` into a folder of the actor's own; the tree file's text comes back."""
-    from webgrove.search.collect import collect_goal_safely, tree_path
+    """`collect_goal_safely` without a file: the tree file's text comes back to the driver."""
+    from webgrove.search.collect import collect_goal_safely
 
     cfg, identity = job
-    with tempfile.TemporaryDirectory(prefix="webgrove-tree-") as tmp:
-        result = collect_goal_safely(parties, replace(cfg, out=tmp), identity, goal_id)
-        path = tree_path(tmp, goal_id)
-        if "error" not in result:
-            result["tree_text"] = path.read_text(encoding="utf-8")
-    return result
+    return collect_goal_safely(parties, cfg, identity, goal_id, collect=_tree_for_driver)
 
 
 def collect_on_ray(cfg: Any, identity: dict, todo: list[int], on_result: Callable[[dict], None]) -> None:
@@ -202,7 +217,10 @@ def collect_on_ray(cfg: Any, identity: dict, todo: list[int], on_result: Callabl
     def write_then_report(result: dict) -> None:
         text = result.pop("tree_text", None)
         if text is not None:
+            start = time.perf_counter()
             write_text_atomic(tree_path(cfg.out, result["goal_id"]), text)
+            result["write_s"] = time.perf_counter() - start  # the goal's time, though spent here
+            result["seconds"] += result["write_s"]
         on_result(result)
 
     run_on_ray(_build_collector, _collect_on_actor, (cfg, identity), todo, write_then_report,
