@@ -313,15 +313,15 @@ def tree_text(header: TreeHeader, nodes: Iterable[NodeRecord], path: str | os.Pa
     """A tree file's text, validated as a reader will validate it (a typed record can still
     hold a bad value, say a NaN critic value): raises TreeFormatError naming `path`."""
     nodes = list(nodes)
-    if not _plain_nodes(nodes):  # the full check names the bad line and field
+    lines = _plain_lines(nodes)
+    if lines is None:  # the full check names the bad line and field
         records = [header.to_dict(), *(n.to_dict() for n in nodes)]
         _check_lines(records, path)
         validate_tree(header, nodes, path)
         return "".join([_ENCODE(r) + "\n" for r in records])
     _check_lines([header.to_dict()], path)
     validate_tree(header, nodes, path)  # all that is left to check of plain nodes: their places
-    return "".join([_ENCODE(header.to_dict()) + "\n", _ENCODE(nodes[0].to_dict()) + "\n",
-                    *_plain_node_lines(nodes[1:])])
+    return "".join([_ENCODE(header.to_dict()) + "\n", *lines])
 
 
 def _check_lines(records: Sequence[Any], path: str | os.PathLike) -> None:
@@ -338,20 +338,6 @@ def _check_lines(records: Sequence[Any], path: str | os.PathLike) -> None:
 _PLAIN_NODE = tuple(_PLAIN[types] for types in _NODE_TYPES.values())
 _PLAIN_ROOT = tuple(type(None) if name in ROOT_NULL_FIELDS else kind for name, kind in zip(_NODE_TYPES, _PLAIN_NODE))
 
-
-def _plain_nodes(nodes: Sequence[NodeRecord]) -> bool:
-    """Whether every node holds values of exactly its fields' plain types, finite numbers,
-    visits in range and a log-prob <= 0; False sends the records through the full check."""
-    for i, node in enumerate(nodes):
-        if tuple(map(type, _node_values_of(node))) != (_PLAIN_NODE if i else _PLAIN_ROOT):
-            return False
-        # a sum of floats is finite only if each one is (or it overflowed: then the full check decides)
-        numbers = node.q_mcts + node.q + node.reward + (node.logprob + node.q_critic if i else 0.0)
-        if not (math.isfinite(numbers) and 0 <= node.visits < _SMALL_INT and (not i or node.logprob <= LOGPROB_TOLERANCE)):
-            return False
-    return True
-
-
 # A non-root plain node's line, exactly as `_ENCODE(node.to_dict())` writes it: json writes a
 # plain int or float as its repr, a string with `encode_basestring`, and separates with ", " and
 # ": ". Written here to encode each prompt once: siblings share theirs (the encoder is ~2/3 of
@@ -360,17 +346,30 @@ _NODE_LINE = ('{"type": "node", "id": %d, "parent": %d, "depth": %d, "action": %
               '"visits": %d, "q_mcts": %r, "q_critic": %r, "q": %r, "reward": %r, "terminal": %s}\n')
 
 
-def _plain_node_lines(nodes: Sequence[NodeRecord]) -> list[str]:
-    prompts: dict[str, str] = {}
-    lines = []
-    for node in nodes:
-        (id_, parent, depth, action, prompt, logprob, visits, q_mcts, q_critic, q, reward,
-         terminal) = _node_values_of(node)
+def _plain_lines(nodes: Sequence[NodeRecord]) -> list[str] | None:
+    """The nodes' lines when every node holds values of exactly its fields' plain types,
+    finite numbers, visits in range and a log-prob <= 0 (then only their places are left
+    to check); None otherwise, for the full check."""
+    if not nodes or tuple(map(type, _node_values_of(nodes[0]))) != _PLAIN_ROOT:
+        return None
+    root = nodes[0]
+    if not (math.isfinite(root.q_mcts + root.q + root.reward) and 0 <= root.visits < _SMALL_INT):
+        return None
+    lines, prompts = [_ENCODE(root.to_dict()) + "\n"], {}
+    for node in nodes[1:]:
+        values = _node_values_of(node)
+        if tuple(map(type, values)) != _PLAIN_NODE:
+            return None
+        _, _, _, action, prompt, logprob, visits, q_mcts, q_critic, q, reward, terminal = values
+        # a sum of floats is finite only if each one is (or it overflowed: then the full check decides)
+        if not (math.isfinite(logprob + q_mcts + q_critic + q + reward) and logprob <= LOGPROB_TOLERANCE
+                and 0 <= visits < _SMALL_INT):
+            return None
         encoded = prompts.get(prompt)
         if encoded is None:
             encoded = prompts[prompt] = encode_basestring(prompt)
-        lines.append(_NODE_LINE % (id_, parent, depth, encode_basestring(action), encoded, logprob, visits,
-                                   q_mcts, q_critic, q, reward, "true" if terminal else "false"))
+        lines.append(_NODE_LINE % (*values[:3], encode_basestring(action), encoded, *values[5:11],
+                                   "true" if terminal else "false"))
     return lines
 
 

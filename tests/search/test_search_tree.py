@@ -200,7 +200,7 @@ def test_binary_and_deeply_nested_files_name_the_path(tmp_path):
 def test_tree_text_writes_what_json_writes(action, prompt):
     """Plain nodes take a hand-written line (one encoding per distinct prompt); it must be
     byte for byte what json.dumps writes, for any string and float."""
-    from webgrove.search.tree import _plain_nodes, tree_text
+    from webgrove.search.tree import _plain_lines, tree_text
 
     header, nodes = _hand_tree()
     floats = [-0.0, 1e-300, 123456789.125, -1e-7, 0.1 + 0.2, 5e-324]
@@ -209,10 +209,10 @@ def test_tree_text_writes_what_json_writes(action, prompt):
                                               q_critic=floats[-i], reward=float(i))
                           for i, n in enumerate(nodes[1:], start=1)]
     expected = "".join(json.dumps(r.to_dict(), ensure_ascii=False, allow_nan=False) + "\n" for r in (header, *nodes))
-    assert _plain_nodes(nodes) and tree_text(header, nodes) == expected
+    assert _plain_lines(nodes) and tree_text(header, nodes) == expected
     # not plain (an int where a float goes): the general path writes the same way
     odd = [nodes[0], dataclasses.replace(nodes[1], reward=1), *nodes[2:]]
-    assert not _plain_nodes(odd) and tree_text(header, odd) == "".join(
+    assert _plain_lines(odd) is None and tree_text(header, odd) == "".join(
         json.dumps(r.to_dict(), ensure_ascii=False, allow_nan=False) + "\n" for r in (header, *odd))
 
 
