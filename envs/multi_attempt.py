@@ -11,7 +11,8 @@ turns any webgrove env into that MDP:
 - every `info` carries `attempt` (1-based index of the current attempt), `attempts` (the
   records of the finished ones, oldest first) and `attempt_rewards` (their rewards); the
   step that starts a new attempt also carries `attempt_ended` (the finished record plus
-  its `reward_info` and the last step's `error`, None when the action was valid). The observation itself is the page, unchanged: like the goal, the
+  its `reward_info` and the last step's `error`, None when the action was valid). The
+  observation itself is the page, unchanged: like the goal, the
   attempts travel in `info`, and `webgrove.agents.base.context_from` hands them to the
   policy, whose prompt shows them (`webgrove.agents.prompts.format_attempts`).
 

@@ -55,6 +55,8 @@ class RolloutConfig(EnvArgs, PolicyArgs, SearchArgs, OutputArgs, BackendArgs, Tr
                 raise UsageError(f"{flag} must be {want}, got {getattr(self, flag[2:].replace('-', '_'))}")
         if self.attempts > 1 and self.mcts:
             raise UsageError("--attempts runs the policy itself; leave out --mcts")
+        if self.attempts == 1 and self.max_steps is not None:
+            raise UsageError("--max-steps is the step limit of one attempt: it needs --attempts T (T > 1)")
         super().__post_init__()  # the argument groups' checks
 
     @property
@@ -112,10 +114,13 @@ def _run_attempt_goals(cfg: RolloutConfig, indices: list[int], bar_disable: bool
 
     from tqdm import tqdm
 
+    from webgrove.training.rise import step_limit
     from webgrove.training.rise_eval import AttemptRunner
 
-    runner = AttemptRunner(cfg.make, lambda env, t: dataclasses.replace(cfg, temperature=t).make_policy(env),
-                           cfg, cfg.temperature)
+    def make_policy(env, temperature: float):
+        return dataclasses.replace(cfg, temperature=temperature).make_policy(env)
+
+    runner = AttemptRunner(lambda: cfg.make(**step_limit(cfg.max_steps)), make_policy, cfg, cfg.temperature)
     try:
         bar = tqdm(indices, desc=f"rollout {cfg.label} x{cfg.attempts}", disable=bar_disable, unit="goal", leave=False)
         return [runner.goal(cfg.start_goal + i, cfg.seed + i, [cfg.seed, i]) for i in bar]

@@ -103,6 +103,8 @@ class AttemptArgs:
         "help": "also run every attempt without feedback (RISE's without oracle: last / majority)"})
     parallel: bool = field(default=True, metadata={
         "help": "also sample T independent episodes per goal (parallel sampling: best of t / majority)"})
+    max_steps: int | None = field(default=None, metadata={
+        "help": "step limit of one attempt, attempt 1 included (with --attempts; default: the id's own)"})
 
     def __post_init__(self) -> None:
         from webgrove.envs.make import next_post_init
@@ -114,6 +116,8 @@ class AttemptArgs:
                              "(the no-feedback run is --without-oracle)")
         if self.parallel_temperature < 0:
             raise UsageError(f"--parallel-temperature must be >= 0, got {self.parallel_temperature}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise UsageError(f"--max-steps must be at least 1, got {self.max_steps}")
         next_post_init(self, AttemptArgs)
 
 
@@ -172,11 +176,13 @@ class AttemptRunner:
                                 goal_id, seed)
         seq = runs[-1].info["attempts"]
         outcome = {"goal_id": goal_id, "sequential": [r["reward"] for r in seq],
-                   "sequential_feedback": [r["feedback"] for r in seq], "sequential_actions": [r["actions"] for r in seq]}
+                   "sequential_feedback": [r["feedback"] for r in seq],
+                   "sequential_actions": [r["actions"] for r in seq]}
         if self.none_env is not None:
             none = run_attempts(self.none_env, policy_actor(self.none_policy, np.random.default_rng(rng_key)),
                                 goal_id, seed)
-            outcome["sequential_none"] = {"rewards": [r["reward"] for r in none], "answers": [r["answer"] for r in none]}
+            outcome["sequential_none"] = {"rewards": [r["reward"] for r in none],
+                                          "answers": [r["answer"] for r in none]}
         if self.sampler is not None:
             results = [run_episode(self.single_env, policy_actor(self.sampler, np.random.default_rng([*rng_key, 1, k])),
                                    goal_id, seed) for k in range(self.args.attempts)]
@@ -207,7 +213,6 @@ class RiseEvalConfig(AttemptArgs):
     episodes: int = field(default=50, metadata={"help": "goals start_goal, start_goal+1, ..."})
     start_goal: int = field(default=0, metadata={"help": "first goal id"})
     attempts: int = field(default=5, metadata={"help": "attempts T"})
-    max_steps: int | None = field(default=None, metadata={"help": "step limit of one attempt (default: the id's)"})
     temperature: float = field(default=0.0, metadata={"help": "temperature of the sequential attempts (0: greedy)"})
     seed: int = field(default=0, metadata={"help": "base seed; goal g's episodes and samples derive from it"})
     json: str | None = field(default=None, metadata={"help": "write the summary JSON here"})
@@ -248,7 +253,8 @@ def evaluate_rise(cfg: RiseEvalConfig) -> dict:
         runner.close()
     attempts = attempt_summary(cfg, episodes, cfg.seed)
     summary = {"policy": cfg.policy, "env": cfg.env, "split": cfg.split, "episodes": len(episodes),
-               **{k: v for k, v in attempts.items() if k != "attempt_outcomes"}, "outcomes": attempts["attempt_outcomes"],
+               **{k: v for k, v in attempts.items() if k != "attempt_outcomes"},
+               "outcomes": attempts["attempt_outcomes"],
                "seconds": time.perf_counter() - start, "config": asdict(cfg),
                "provenance": provenance()}
     if cfg.json:

@@ -75,15 +75,20 @@ def test_attempts_add_success_by_attempt_and_keep_the_one_attempt_metrics(tmp_pa
 
 def test_attempts_stop_at_a_success_and_skip_the_runs_left_out():
     s = rollout(RolloutConfig(policy="oracle", episodes=2, attempts=4, without_oracle=False, parallel=False,
-                              progress=False, **SHOP))
+                              max_steps=8, progress=False, **SHOP))
     assert list(s["by_attempt"]) == ["sequential_oracle"]
     assert s["by_attempt"]["sequential_oracle"]["success_rate"] == [1.0] * 4
     assert [o["sequential"] for o in s["attempt_outcomes"]] == [[1.0], [1.0]]  # one attempt each
+    short = rollout(RolloutConfig(policy="random", episodes=2, attempts=2, max_steps=2, parallel=False, progress=False,
+                                  **SHOP))
+    assert all(len(a) <= 2 for o in short["attempt_outcomes"] for a in o["sequential_actions"])  # per attempt
 
 
 @pytest.mark.parametrize("kwargs, flag", [
     (dict(attempts=0), "--attempts"), (dict(attempts=2, feedback="none"), "--feedback"),
-    (dict(attempts=2, mcts=True), "--mcts"), (dict(attempts=2, parallel_temperature=-1.0), "--parallel-temperature"),
+    (dict(attempts=2, mcts=True), "--mcts"), (dict(max_steps=8), "--max-steps"),
+    (dict(attempts=2, max_steps=0), "--max-steps"),
+    (dict(attempts=2, parallel_temperature=-1.0), "--parallel-temperature"),
 ])
 def test_bad_attempt_settings_raise_usage_errors(kwargs, flag):
     with pytest.raises(UsageError, match=flag):
