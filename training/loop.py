@@ -44,6 +44,7 @@ from typing import Callable
 from webgrove.envs.errors import UsageError
 from webgrove.envs.make import group_values, parse_goal_range
 from webgrove.search.args import SearchArgs
+from webgrove.search.backends import BackendArgs, backend_session
 from webgrove.io import write_json_atomic
 
 METRICS_FILE = "metrics.json"
@@ -52,11 +53,12 @@ GREEDY, SEARCH, VALIDATION = "agent_q", "agent_q+mcts", "agent_q (validation)"
 
 
 @dataclass(kw_only=True)
-class ImproveConfig(SearchArgs):
+class ImproveConfig(SearchArgs, BackendArgs):
     """Iterate: MCTS trees on train goals → Agent Q pairs → DPO → held-out evaluation.
 
     The search flags (`SearchArgs`: --critic, --simulations, --k, ...) set collection; evaluation
     with search uses the same settings except --eval-simulations and --eval-k, and rolls out greedily.
+    --backend ray runs collection and every evaluation on Ray (one Ray session for the whole loop).
     """
 
     model: str = field(metadata={"help": "starting policy: a model directory (e.g. after behaviour cloning)"})
@@ -143,7 +145,8 @@ def collect_config(cfg: ImproveConfig, policy: str, goals: str, out: str | Path)
     # force_new: the loop owns its folders; trees of a model since retrained are collected anew
     return CollectConfig(env=cfg.env, policy=policy, split="train", goal_range=goals,
                          out=str(out), workers=cfg.workers, **group_values(cfg, SearchArgs), seed=cfg.seed,
-                         num_products=cfg.num_products, progress=cfg.progress, force_new=True)
+                         num_products=cfg.num_products, progress=cfg.progress, force_new=True,
+                         **group_values(cfg, BackendArgs))
 
 
 def dpo_config(cfg: ImproveConfig, start_model: str, pairs: str | Path, out: str | Path):
@@ -173,7 +176,8 @@ def eval_config(cfg: ImproveConfig, model: str, mcts: bool, json_path: str | Pat
         goals = range(cfg.eval_mcts_episodes if mcts else cfg.eval_episodes)
     return RolloutConfig(policy=model, env=cfg.env, split=split, start_goal=goals.start, episodes=len(goals),
                          seed=cfg.seed, mcts=mcts, **search, num_products=cfg.num_products,
-                         workers=cfg.workers, json=str(json_path), progress=cfg.progress)
+                         workers=cfg.workers, json=str(json_path), progress=cfg.progress,
+                         **group_values(cfg, BackendArgs))
 
 
 def _read_json(path: Path) -> dict | None:
@@ -345,6 +349,11 @@ def finished_record(cfg: ImproveConfig, i: int) -> dict | None:
 
 def run_improve(cfg: ImproveConfig) -> dict:
     """Run (or resume) the loop; returns the metrics written to OUT/metrics.json."""
+    with backend_session(cfg):  # --backend ray: one Ray connection for every collection and evaluation
+        return _run_improve(cfg)
+
+
+def _run_improve(cfg: ImproveConfig) -> dict:
     from webgrove.provenance import provenance
     from webgrove.training.plots import plot_iterations
 

@@ -109,3 +109,41 @@ def test_ray_rollouts_equal_local_ones(ray_cluster):
     here, there = rollout(RolloutConfig(**kw)), rollout(RolloutConfig(**kw, workers=2, backend="ray"))
     for key in ("goal_ids", "rewards", "successes", "episode_seeds"):
         assert here[key] == there[key]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """`webgrove init-model`'s tiny model, its tokenizer trained on a little shop text."""
+    from webgrove.training.tiny import init_model, shop_corpus
+
+    return init_model(tmp_path_factory.mktemp("tiny"), corpus=shop_corpus(num_products=100, episodes=4),
+                      vocab_size=400)
+
+
+@pytest.mark.slow
+def test_improve_on_ray_collects_and_evaluates_as_local(ray_cluster, tiny_model, tmp_path, monkeypatch):
+    """A 1-iteration improve run: --backend ray sends collection and the evaluations through
+    Ray (seen by wrapping the Ray dispatchers, which still run) and gives the local trees."""
+    import torch
+
+    import webgrove.search.backends
+    import webgrove.search.rollout
+    from webgrove.training.loop import ImproveConfig, run_improve
+
+    torch.set_num_threads(1)  # as Ray's workers: the same float sums
+    dispatched = []
+    for module, name in ((webgrove.search.backends, "run_on_ray"), (webgrove.search.rollout, "ray_map")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **kw: (dispatched.append(_name),
+                                                                                    _real(*a, **kw))[1])
+    kw = dict(model=str(tiny_model), iterations=1, goals_per_iteration=2, simulations=2, k=2, max_depth=3,
+              theta=0.0, epochs=1, batch_size=4, eval_episodes=2, eval_mcts_episodes=1, eval_simulations=1,
+              eval_k=2, eval_start=False, fit_eval=False, progress=False, num_products=100)
+    local = run_improve(ImproveConfig(**kw, out=str(tmp_path / "local")))
+    assert dispatched == []
+    ray = run_improve(ImproveConfig(**kw, out=str(tmp_path / "ray"), backend="ray", workers=2))
+    assert dispatched == ["run_on_ray", "ray_map", "ray_map"]  # collection, greedy and search evaluations
+    _same_trees(tmp_path / "local" / "iter_1" / "trees", tmp_path / "ray" / "iter_1" / "trees", range(2))
+    for method in ("agent_q", "agent_q+mcts"):
+        assert local["iterations"][1][method] == ray["iterations"][1][method]
+    assert ray["config"]["backend"] == "ray"
