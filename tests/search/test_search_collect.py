@@ -52,6 +52,12 @@ def test_collect_writes_one_valid_tree_per_goal(tmp_path):
     assert summary["trees"] == 3 and summary["collected"] == 3 and summary["skipped"] == 0
     assert summary["nodes"] == sum(len(read_tree(tree_path(tmp_path, g))[1]) for g in (2, 3, 4))
     assert 0 <= summary["success_rate"] <= 1 and summary["simulations_per_second"] > 0
+    # where the goals' time went: every part measured, and no part counted twice (the rest, other_s,
+    # is call overhead between the timers)
+    t = summary["timings"]
+    assert all(t[k] > 0 for k in ("reset_s", "env_s", "policy_s", "critic_s", "mcts_s", "records_s", "write_s"))
+    assert t["other_s"] >= 0
+    assert summary["mcts_share"] == pytest.approx((t["mcts_s"] + t["records_s"]) / t["goal_s"])
     # a rerun has nothing to do and leaves every tree as it was
     before = _snapshot(tmp_path)
     again = run_collect(_config(tmp_path, goal_range="2:5"))
