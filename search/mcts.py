@@ -193,8 +193,11 @@ class Node:
 class SearchTimings:
     """Seconds spent in each party of the search; MCTS's own share is the rest.
 
-    `env_s` covers step, get_state, set_state and observe; `policy_s` the policy's
-    calls and building their input (StepContext, prompt); `critic_s` the critic.
+    `total_s` is the wall time of the root's snapshot, of every `search` call (its
+    simulations and the choice of the child) and of `restore`; `env_s` covers step,
+    get_state, set_state and observe; `policy_s` the policy's calls and building their
+    input (StepContext, prompt); `critic_s` the critic; `mcts_s` what is left: selection,
+    expansion bookkeeping and backup.
     """
 
     total_s: float = 0.0
