@@ -40,6 +40,7 @@ import mmap
 import os
 import shutil
 import tempfile
+import time
 import zlib
 from collections import OrderedDict
 from pathlib import Path
@@ -143,8 +144,8 @@ def open_or_build(folder: Path, identity: dict, build: Callable[[], Catalog]):
                 _remove(folder)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
         try:
-            catalog = build()
-            write_store(catalog, tmp, identity)
+            logger.info("building the catalog store %s (once per machine and catalog)", folder)
+            build_store(build, tmp, identity)
             os.rename(tmp, folder)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -152,14 +153,52 @@ def open_or_build(folder: Path, identity: dict, build: Callable[[], Catalog]):
     return open_store(folder, identity)
 
 
-def write_store(catalog: Catalog, folder: Path, identity: dict, index=None) -> None:
-    """Write `catalog` (and its index, built here when not given) as a store into `folder`.
+def build_store(build: Callable[[], Catalog], folder: Path, identity: dict, timings: dict | None = None) -> None:
+    """Build the catalog with `build()` and write it as a store into `folder` (a fresh temporary one).
 
-    The manifest is written last; `folder` should be a fresh temporary folder.
+    The catalog is released once its records and tokens are written, before the index is
+    built, so the peak memory is the larger of the two rather than their sum. `timings`,
+    when given, receives each phase's wall and CPU seconds.
     """
+    from webgrove.envs.shop.search import SearchIndex, TokenIds, build_bm25, cyclic_gc_paused
+
+    clock = _Phases(timings if timings is not None else {})
+    folder = Path(folder)
+    with cyclic_gc_paused():
+        catalog = clock("generate", build)
+        meta = clock("write_records", lambda: _write_catalog(catalog, folder))
+        corpus = clock("tokenize", lambda: TokenIds(catalog.products))
+        del catalog
+        clock("index", lambda: SearchIndex(bm25=build_bm25(corpus)).save(folder / "index"))
+        del corpus
+    clock("manifest", lambda: _write_manifest(folder, identity, meta))
+
+
+class _Phases:
+    """Runs a phase and records its wall and CPU seconds under its name."""
+
+    def __init__(self, out: dict):
+        self.out = out
+
+    def __call__(self, name: str, fn: Callable[[], object]):
+        t, c = time.perf_counter(), time.process_time()
+        value = fn()
+        self.out[f"{name}_s"] = round(time.perf_counter() - t, 2)
+        self.out[f"{name}_cpu_s"] = round(time.process_time() - c, 2)
+        return value
+
+
+def write_store(catalog: Catalog, folder: Path, identity: dict, index=None) -> None:
+    """Write `catalog` and its index (built here when not given) as a store into `folder`."""
     from webgrove.envs.shop.search import SearchIndex
 
-    folder = Path(folder)
+    meta = _write_catalog(catalog, Path(folder))
+    (index if index is not None else SearchIndex(catalog.products)).save(Path(folder) / "index")
+    _write_manifest(Path(folder), identity, meta)
+
+
+def _write_catalog(catalog: Catalog, folder: Path) -> dict:
+    """Products, goals, splits and the asin lookup; what the manifest says of the catalog."""
     _write_records(folder / "products", catalog.products, _encode_product)
     _write_records(folder / "goals", catalog.goals, _encode_goal)
     for name, indices in catalog.splits.items():
@@ -168,14 +207,15 @@ def write_store(catalog: Catalog, folder: Path, identity: dict, index=None) -> N
     rows = np.argsort(asins, kind="stable")
     np.save(folder / "asins.npy", asins[rows])
     np.save(folder / "asin_rows.npy", rows.astype(np.int64))
-    del asins
-    index = index if index is not None else SearchIndex(catalog.products)
-    index.save(folder / "index")
+    return {"name": catalog.name, "num_products": len(catalog.products), "num_goals": len(catalog.goals),
+            "splits": sorted(catalog.splits)}
+
+
+def _write_manifest(folder: Path, identity: dict, meta: dict) -> None:
+    """Written last: a store without its manifest is not a store."""
     files = {str(p.relative_to(folder)): {"size": p.stat().st_size, "crc32": _crc32(p)}
              for p in sorted(folder.rglob("*")) if p.is_file()}
-    manifest = {"format": STORE_FORMAT, "code": code_version(), "identity": identity, "name": catalog.name,
-                "num_products": len(catalog.products), "num_goals": len(catalog.goals),
-                "splits": sorted(catalog.splits), "files": files}
+    manifest = {"format": STORE_FORMAT, "code": code_version(), "identity": identity, **meta, "files": files}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
 
 

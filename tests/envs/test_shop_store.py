@@ -12,7 +12,7 @@ from webgrove.envs.make import EnvArgs
 from webgrove.envs.shop import store
 from webgrove.envs.shop.engine import get_engine
 from webgrove.envs.shop.env import ShopEnv
-from webgrove.envs.shop.search import SearchIndex, _top_positive, tokenize
+from webgrove.envs.shop.search import SearchIndex, _top_positive, product_document, tokenize
 from webgrove.envs.shop.store import CatalogStoreError, StoredCatalog, open_or_build, open_store, write_store
 from webgrove.envs.shop.synthetic import generate_catalog
 from webgrove.envs.shop.webshop_data import load_webshop
@@ -83,6 +83,19 @@ def _reference_search(index: SearchIndex, query: str, top_k: int = 50) -> list[i
     top = np.argpartition(-scores, top_k - 1)[:top_k]
     ranked = top[np.lexsort((top, -scores[top]))]
     return [int(i) for i in ranked if scores[i] > 0]
+
+
+def test_index_from_token_ids_scores_as_bm25s_from_token_strings():
+    import bm25s
+
+    catalog = generate_catalog(N)
+    ours = SearchIndex(catalog.products)
+    theirs = bm25s.BM25(method="lucene")
+    theirs.index([tokenize(product_document(p)) for p in catalog.products], show_progress=False)
+    assert set(ours._vocab) | {""} == set(theirs.vocab_dict)
+    for q in [g.instruction for g in catalog.goals[:300]]:
+        tokens = [t for t in tokenize(q) if t in ours._vocab]
+        assert ours.scores(tokens).tobytes() == theirs.get_scores(tokens).tobytes(), q
 
 
 def test_search_fast_path_is_the_reference_search():
