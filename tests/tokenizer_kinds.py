@@ -95,7 +95,8 @@ def _bytelevel(texts: list[str], vocab_size: int, chat: bool):
         pre_tokenizers.Split(Regex(QWEN_SPLIT), behavior="isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                                       show_progress=False,
                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     # Qwen's instruct checkpoints end a turn with <|im_end|>, the base ones with <|endoftext|>
     return tok, dict(eos_token="<|im_end|>" if chat else "<|endoftext|>", pad_token="<|endoftext|>")

@@ -225,12 +225,12 @@ class SFTRunConfig(TrainConfig):
     epochs: float = field(default=3.0, metadata={"help": "passes over the data"})
 
 
-def sft_dataset_rows(rows: list[dict], fmt: str) -> list[dict]:
-    """The trainer's prompt/completion columns: text (fmt "raw") or TRL's conversational
-    format (fmt "chat": `webgrove.agents.chat.conversational`)."""
+def sft_dataset_rows(rows: list[dict], fmt: str, extra: tuple[str, ...] = ()) -> list[dict]:
+    """The trainer's prompt/completion columns (and the `extra` ones): text (fmt "raw") or TRL's
+    conversational format (fmt "chat": `webgrove.agents.chat.conversational`)."""
     from webgrove.agents.chat import conversational
 
-    out = [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
+    out = [{c: r[c] for c in ("prompt", "completion", *extra)} for r in rows]
     return [conversational(r, ("completion",)) for r in out] if fmt == "chat" else out
 
 

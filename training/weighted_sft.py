@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-from webgrove.training.sft import SFTRunConfig, lora_config, load_model, load_rows, run_trainer
+from webgrove.training.sft import SFTRunConfig, load_model, load_rows, lora_config, run_trainer, sft_dataset_rows
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +99,16 @@ def make_weighted_trainer(cfg: SFTRunConfig, rows: list[dict] | None = None, mod
     from datasets import Dataset
     from trl import SFTConfig
 
+    from webgrove.agents.chat import resolve_format
+
     rows = load_rows(cfg.data if rows is None else rows, ("prompt", "completion", WEIGHT))
     bad = [i for i, r in enumerate(rows) if not (isinstance(r[WEIGHT], (int, float)) and r[WEIGHT] >= 0)]
     if bad:
         raise ValueError(f"row {bad[0]}: weight must be a number >= 0, got {rows[bad[0]][WEIGHT]!r}")
     if model is None:
         model, tokenizer = load_model(cfg.model)
-    dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"],
-                                  WEIGHT: float(r[WEIGHT])} for r in rows])
+    weighted = [{**r, WEIGHT: float(r[WEIGHT])} for r in rows]
+    dataset = Dataset.from_list(sft_dataset_rows(weighted, resolve_format(tokenizer, cfg.prompt_format), (WEIGHT,)))
     args = SFTConfig(**cfg.trainer_kwargs(), completion_only_loss=True, packing=False,
                      train_sampling_strategy="group_by_length")
     collator = weighted_collator_class()(pad_token_id=tokenizer.pad_token_id)

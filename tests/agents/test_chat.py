@@ -36,7 +36,8 @@ def prompts_and_completions():
     """(prompt, completions) of every test step: the policy's, and the critic's over its actions."""
     for ctx in contexts():
         yield policy_prompt(ctx), [action_completion(a) for a in ctx.available_actions]
-        yield critic_prompt(ctx, ctx.available_actions), [critic_completion(i) for i in range(len(ctx.available_actions))]
+        n = len(ctx.available_actions)
+        yield critic_prompt(ctx, ctx.available_actions), [critic_completion(i) for i in range(n)]
 
 
 def test_resolve_format():
@@ -80,7 +81,8 @@ def test_separate_tokenization_differs_where_merges_cross():
              tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id])
     joined = split_completions(tokenizer, prompt, [completion], "raw")
     assert apart[0] + apart[1] != joined[0] + joined[1][0]
-    assert joined == (trl_split(tokenizer, prompt, completion, "raw")[0], [trl_split(tokenizer, prompt, completion, "raw")[1]])
+    trl_prompt, trl_completion = trl_split(tokenizer, prompt, completion, "raw")
+    assert joined == (trl_prompt, [trl_completion])
     assert tokenizer.convert_ids_to_tokens(joined[1][0])[0] == ":▁click["  # the prompt's ":" went with it
 
 
@@ -91,8 +93,10 @@ def test_chat_messages_and_rows():
     assert POLICY_SYSTEM in policy_text and policy_text.endswith("Action:<|im_end|>\n<|im_start|>assistant\n")
     critic_text = tokenizer.decode(split_completions(tokenizer, critic_prompt(ctx, ["click[red]"]), [" 1"], "chat")[0])
     assert CRITIC_SYSTEM in critic_text and POLICY_SYSTEM not in critic_text
-    row = conversational({"prompt": "p", "chosen": " click[a]", "rejected": " click[b]", "q": 1.0}, ("chosen", "rejected"))
-    assert row == {"prompt": messages("p"), "chosen": assistant("click[a]"), "rejected": assistant("click[b]"), "q": 1.0}
+    row = conversational({"prompt": "p", "chosen": " click[a]", "rejected": " click[b]", "q": 1.0},
+                         ("chosen", "rejected"))
+    assert row == {"prompt": messages("p"), "chosen": assistant("click[a]"), "rejected": assistant("click[b]"),
+                   "q": 1.0}
     assert row["chosen"] == [{"role": "assistant", "content": "click[a]"}] and is_conversational(row)
 
 

@@ -78,3 +78,16 @@ def test_first_dpo_loss_on_stored_reference_is_log2(kind_rows, tmp_path, loss_ty
             sets = branch_sets(comp_ids)
             assert example["chosen_branch"] == sets[comp_ids.index(example["chosen_ids"])]
             assert example["rejected_branch"] == sets[comp_ids.index(example["rejected_ids"])]
+
+
+def test_sft_trains_on_the_tokens_the_policy_scores(kind_rows, tmp_path):
+    from webgrove.training.sft import SFTRunConfig, make_sft_trainer
+
+    kind, tokenizer, policy, rows = kind_rows
+    sft = [{"prompt": r["prompt"], "completion": r["chosen"]} for r in rows]
+    cfg = SFTRunConfig(model="unused", out=str(tmp_path / kind), data="unused", max_steps=1, **QUIET)
+    trainer = make_sft_trainer(cfg, sft, model=build_model(tokenizer), tokenizer=tokenizer)
+    for r, example in zip(sft, trainer.train_dataset):
+        prompt_ids, (comp_ids,) = policy._encode(r["prompt"], [r["completion"]], True)
+        assert example["input_ids"] == prompt_ids + comp_ids
+        assert example["labels"] == [-100] * len(prompt_ids) + comp_ids  # the loss covers what the policy scores
