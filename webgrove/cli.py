@@ -53,6 +53,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str, str]] = {
                          "merge a LoRA adapter into its base model as a plain model directory"),
     ("shop", "serve"): ("webgrove.envs.shop.server", "ShopServeConfig", "run_shop_serve",
                         "serve the shop on 127.0.0.1 to use in a browser (the purchase page shows the reward)"),
+    ("shop", "build-catalog"): ("webgrove.envs.shop.build_catalog", "BuildCatalogConfig", "run_build_catalog",
+                                "build (or check) a shop catalog's memory-mapped store before workers open it"),
     ("booking", "serve"): ("webgrove.envs.booking.server", "BookingServeConfig", "run_booking_serve",
                            "serve the restaurant-booking site on 127.0.0.1 to use in a browser (/new?goal_id=N)"),
     ("rise", "collect"): ("webgrove.training.rise", "RiseCollectConfig", "run_rise_collect",

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -103,6 +104,7 @@ def cache_root(setting: str | os.PathLike | None, size_hint: int | None, big: in
     return Path(setting).expanduser()
 
 
+@functools.lru_cache(maxsize=1)
 def code_version() -> str:
     """A hash of the code that builds catalogs and indexes (and of bm25s's version)."""
     import importlib.metadata
@@ -142,6 +144,8 @@ def open_or_build(folder: Path, identity: dict, build: Callable[[], Catalog]):
             except CatalogStoreError as exc:
                 logger.warning("catalog store unusable, rebuilding it: %s", exc)
                 _remove(folder)
+        for stale in folder.parent.glob(f".{folder.name}.tmp-*"):  # a builder killed mid-way
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
         try:
             logger.info("building the catalog store %s (once per machine and catalog)", folder)

@@ -10,7 +10,7 @@ from webgrove.agents.base import context_from
 from webgrove.agents.scripted import OraclePolicy, RandomPolicy
 from webgrove.envs.make import EnvArgs
 from webgrove.envs.shop import store
-from webgrove.envs.shop.engine import get_engine
+from webgrove.envs.shop.engine import get_engine, synthetic_engine
 from webgrove.envs.shop.env import ShopEnv
 from webgrove.envs.shop.search import SearchIndex, _top_positive, product_document, tokenize
 from webgrove.envs.shop.store import CatalogStoreError, StoredCatalog, open_or_build, open_store, write_store
@@ -242,3 +242,18 @@ def test_store_key_follows_the_identity(tmp_path):
 def test_default_engine_without_a_store_is_unchanged():
     engine = get_engine(num_products=N, catalog_cache="off")
     assert engine.catalog.products == generate_catalog(N).products
+
+
+def test_build_catalog_command_builds_then_checks(tmp_path, capsys):
+    from webgrove.cli import main
+
+    assert main(["shop", "build-catalog", "--num-products", "300", "--catalog-cache", str(tmp_path)]) == 0
+    first = capsys.readouterr().out
+    assert "synthetic-300-seed0: 300 products" in first and str(tmp_path) in first
+    stores = [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
+    assert len(stores) == 1 and (stores[0] / "manifest.json").is_file()
+    (stores[0] / "asins.npy").write_bytes(b"broken")
+    synthetic_engine.cache_clear()  # a new process would open the store again
+    assert main(["shop", "build-catalog", "--num-products", "300", "--catalog-cache", str(tmp_path)]) == 0
+    assert (stores[0] / "asins.npy").read_bytes() != b"broken"  # rebuilt
+    assert main(["shop", "build-catalog", "--catalog-cache", "off"]) == 2
