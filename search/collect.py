@@ -131,6 +131,8 @@ class CollectConfig(EnvArgs, PolicyArgs, SearchArgs, OutputArgs, BackendArgs, Tr
 def collection_identity(cfg: CollectConfig, policy_fingerprint: str) -> dict:
     """What makes two trees comparable: every setting but `NOT_IDENTITY`, plus the policy's fingerprint."""
     values = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in NOT_IDENTITY}
+    if values.get("prompt_format") == "auto":  # the default: folders recorded before the flag existed still match
+        del values["prompt_format"]
     return {"policy_fingerprint": policy_fingerprint, **values}
 
 
