@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from webgrove.agents.base import Critic, Policy
+from webgrove.agents.chat import PROMPT_FORMATS
 from webgrove.envs.errors import UsageError
 from webgrove.envs.make import next_post_init
 
@@ -46,7 +47,7 @@ class PolicyArgs:
     prompt_format: str = field(default="auto", metadata={
         "help": "how a local model reads prompts: chat (its chat template), raw (plain text) or auto "
                 "(chat when the tokenizer has a chat template); training must use the same",
-        "choices": ["auto", "chat", "raw"]})
+        "choices": list(PROMPT_FORMATS)})
 
     def __post_init__(self) -> None:
         check_policy_spec(self.policy, self.base_url, self.model_name)
@@ -55,8 +56,8 @@ class PolicyArgs:
         if self.request_timeout <= 0 or self.max_retries < 0:
             raise UsageError("--request-timeout must be > 0 and --max-retries >= 0, got "
                              f"{self.request_timeout} and {self.max_retries}")
-        if self.prompt_format not in ("auto", "chat", "raw"):
-            raise UsageError(f"--prompt-format must be auto, chat or raw, got {self.prompt_format!r}")
+        if self.prompt_format not in PROMPT_FORMATS:
+            raise UsageError(f"--prompt-format must be one of {', '.join(PROMPT_FORMATS)}, got {self.prompt_format!r}")
         next_post_init(self, PolicyArgs)
 
     def make_policy(self, env: Any = None) -> Policy:

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from webgrove.agents.chat import PROMPT_FORMATS
+
 log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"  # subfolder of --out that holds Trainer checkpoints (for --resume)
@@ -70,7 +72,7 @@ class TrainConfig:
     prompt_format: str = field(default="auto", metadata={
         "help": "rows as chat conversations through the model's chat template (chat), as text (raw), or "
                 "auto (chat when the tokenizer has a chat template); the same as the collecting policy's",
-        "choices": ["auto", "chat", "raw"]})
+        "choices": list(PROMPT_FORMATS)})
 
     def __post_init__(self) -> None:
         checks = {
@@ -81,7 +83,7 @@ class TrainConfig:
             "lora_dropout": 0.0 <= self.lora_dropout < 1.0, "warmup_ratio": 0.0 <= self.warmup_ratio < 1.0,
             "save_steps": self.save_steps >= 0, "logging_steps": self.logging_steps >= 1,
             "max_steps": self.max_steps == -1 or self.max_steps >= 1,
-            "prompt_format": self.prompt_format in ("auto", "chat", "raw"),
+            "prompt_format": self.prompt_format in PROMPT_FORMATS,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
