@@ -35,7 +35,7 @@ from webgrove.agents.base import StepContext
 from webgrove.agents.chat import CRITIC_SYSTEM
 from webgrove.agents.prompts import (action_completion, critic_completion, critic_prompt, parse_critic_answer,
                                      policy_prompt, search_query)
-from webgrove.envs.booking.actions import current_values, parse_named
+from webgrove.envs.booking.actions import current_values, element_names, parse_named
 from webgrove.envs.shop.actions import BUY_NOW, NAVIGATION_LABELS, SUB_PAGE_CLICKS, click_label, is_product_id, split_page
 
 
@@ -379,18 +379,42 @@ class LexicalCritic(_CachedCritic):
         return _overlap(title or label, goal_words)
 
 
+# Words a goal introduces a form value with ("Email: ...", "my number is ...") -> words of the
+# boxes that value belongs in.
+_FIELD_BOXES = {"name": {"name"}, "phone": {"phone"}, "number": {"phone"}, "email": {"email"},
+                "note": {"request"}, "request": {"request"}}
+
+
+def _goal_fields(goal: str) -> list[tuple[str, set[str]]]:
+    """(field word, the words after it in its sentence) for each field a goal gives a value for."""
+    out = []
+    for sentence in re.split(r"\.\s+", goal):
+        words = _WORD.findall(normalize_values(sentence))
+        for i, w in enumerate(words):
+            if w in _FIELD_BOXES:
+                out.append((w, set(words[i + 1:]) - _STOPWORDS))
+                break
+    return out
+
+
+_RECENT = 4  # an action repeated within this many steps goes round in a loop
+
+
 class _NamedPage:
     """The lexical critic's rules for named actions (`webgrove.envs.booking.actions`):
 
     - an action the page already shows done (the option is selected, the box holds the
-      text, the radio is checked): 0.1;
-    - `type[box][text]`: 0 when the text shares no word with the goal; 0.1 when the box
-      already holds goal words, 0.2 when another box holds the text; else 0.5, plus 0.5
-      when the goal names the box right before the text ("phone 415-...", "Email: ...");
+      text, the radio is checked) or taken in the last four steps (a loop): 0;
+    - `type[box][text]`: 0 when the text shares no word with the goal or the box already
+      holds goal words; 0.2 when another box holds the text, or when the goal gives the
+      text as a field ("Email: ...", "phone ...", "the name ...") the box is not named
+      after; else 0.5, plus 0.5 when the goal names the box right before the text; a tenth
+      of that when the goal never names the box (a password, a search box);
     - an option of a list (`click[Time: 5:30 pm]`): the option's share of goal words;
     - a date or month control (`click[Change date]`, `click[Next month]`): 1.0 while the
-      page does not show the goal's date, 0.1 once it does;
-    - other clicks: the shop's rules (share of the label's words found in the goal).
+      page does not show the goal's date, 0 once it does;
+    - other clicks: the share of the label's words found in the goal, at least 0.3 for a
+      button (it sends a form: search, filters, details, confirmation) and 0.05 for a link.
     Times, dates, party sizes and phone numbers are compared as `normalize_values` writes them.
     """
 
@@ -398,6 +422,9 @@ class _NamedPage:
         self.goal_words = goal_words
         self.goal_tokens = _WORD.findall(normalize_values(ctx.goal))
         self.held = current_values(ctx.observation)
+        self.recent = set(ctx.history[-_RECENT:])
+        self.buttons = {name for name, node, _ in element_names(ctx.observation) if node.role == "button"}
+        self.fields = _goal_fields(ctx.goal)
         dates = {w for w in goal_words if re.fullmatch(r"d\d{4}", w)}
         self.has_date = bool(dates)
         self.date_missing = self.has_date and not dates <= _words(ctx.observation)
@@ -407,29 +434,34 @@ class _NamedPage:
         if named is None:
             return None
         verb, name, text = named
+        words = _words(name)
+        if verb == "click" and words & {"date", "month"} and "close" not in words and self.has_date:
+            return 1.0 if self.date_missing else 0.0
+        if action in self.recent:
+            return 0.0
         if verb == "type":
             return self._typed(name, text or "")
         if self.held.get(name) == "checked":
-            return 0.1
-        words = _words(name)
-        if words & {"date", "month"} and "close" not in words and self.has_date:
-            return 1.0 if self.date_missing else 0.1
+            return 0.0
         box, sep, option = name.partition(": ")
         if sep and box in self.held:
-            return 0.1 if self.held[box] == option else _overlap(option, self.goal_words)
-        return None
+            return 0.0 if self.held[box] == option else _overlap(option, self.goal_words)
+        if name in self.buttons:
+            return max(0.3, _overlap(name, self.goal_words))
+        return max(0.05, _overlap(name, self.goal_words))
 
     def _typed(self, box: str, text: str) -> float:
         held = self.held.get(box, "")
-        if held == text.strip():
-            return 0.1
-        if not _overlap(text, self.goal_words):
+        if held == text.strip() or not _overlap(text, self.goal_words) or (
+                held and _overlap(held, self.goal_words) == 1.0):
             return 0.0
-        if held and _overlap(held, self.goal_words) == 1.0:
-            return 0.1
-        if any(v == text.strip() for k, v in self.held.items() if k != box):
-            return 0.2
-        return 0.5 + 0.5 * self._named_before(box, text)
+        field = next((f for f, words in self.fields if _words(text) <= words), None)
+        if any(v == text.strip() for k, v in self.held.items() if k != box) or (
+                field is not None and not _FIELD_BOXES[field] & _words(box)):
+            value = 0.2
+        else:
+            value = 0.5 + 0.5 * self._named_before(box, text)
+        return value if _words(box) & self.goal_words else value / 10
 
     def _named_before(self, box: str, text: str) -> float:
         """1.0 when a word of the box's name comes right before the text in the goal."""

@@ -84,3 +84,39 @@ def to_browser_action(action: str, axtree: str) -> str:
             raise LookupError(f"{action!r}: {name!r} is a text box; use type[{name}][text]")
         return f"select [{node.ref}] [{option}]" if option is not None else f"click [{node.ref}]"
     raise LookupError(f"{action!r}: nothing on this page is called {wanted!r}")
+
+
+def parse_named(action: str) -> tuple[str, str, str | None] | None:
+    """("click", name, None) or ("type", box name, text) for a named action, else None."""
+    text = action.strip()
+    if m := _TYPE.fullmatch(text):
+        return "type", m[1].strip(), m[2]
+    if m := _CLICK.fullmatch(text):
+        return "click", m[1].strip(), None
+    return None
+
+
+def current_values(axtree: str) -> dict[str, str]:
+    """What the page's controls hold now, by the name their named actions use: a text box's
+    text, a list's selected option, "checked" for a checked radio or checkbox."""
+    out: dict[str, str] = {}
+    for name, node, option in element_names(axtree):
+        if option is None and node.role in TEXT_BOXES:
+            out[name] = node.value.strip()
+        elif option is None and "checked" in node.attrs:
+            out[name] = "checked"
+    out.update(_selected_options(axtree))
+    return out
+
+
+def _selected_options(axtree: str) -> list[tuple[str, str]]:
+    """(list name, its selected option) for every list on the page."""
+    out, box = [], None
+    for node in parse_axtree(axtree):
+        if box is not None and node.depth <= box.depth:
+            box = None
+        if node.ref and node.role == "combobox":
+            box = node
+        elif box is not None and node.role == "option" and "selected" in node.attrs:
+            out.append((" ".join((box.name or "list").replace("[", "(").replace("]", ")").split()), node.name))
+    return out
