@@ -16,7 +16,9 @@ Phases (each timed; a rerun reuses every finished output under OUT whose model i
    Every method thus learns from the same number of trees (equal collection budget);
 6. **eval**: every method on the same held-out test goals (all 500 by default), greedily, the
    base and Agent Q also with search, and the rule baseline; each trained policy also on the
-   validation goals and on block 1's train goals (its fit rate).
+   validation goals and on block 1's train goals (its fit rate);
+7. **rise** (`--rise`, on by default): RISE from the base with the pool's trees as the teacher, its
+   table row, and success by attempt for base, Agent Q and RISE (`webgrove.training.demo_rise`).
 
 Goal splits: the test split is only for the final table. Settings are chosen on the
 validation goals: the last `val_goals` goals of the train split, which no phase trains or
@@ -25,7 +27,8 @@ collects on (`demo_splits`).
 Writes OUT/results.json (per method: success rate and score with 95% intervals and the
 per-goal outcomes; paired comparisons with the base; validation and fit rates; Agent Q per
 iteration; seconds per phase; config; provenance), OUT/results.png (test table with
-intervals) and OUT/iterations.png (validation success per iteration and method).
+intervals), OUT/iterations.png (validation success per iteration and method) and
+OUT/attempts.png (success by attempt).
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from webgrove.io import write_json_atomic
+from webgrove.training.demo_rise import format_rise, run_rise
 
 # The demo's default model is smaller than init-model's "tiny" (2.2 M parameters): measured on
 # 2 CPU cores, "tiny" alone needs more than 20 minutes for behaviour cloning plus evaluation.
@@ -48,7 +52,7 @@ ITERATIONS_PLOT = "iterations.png"
 METHODS = ("rule", "base", "base+mcts", "rft", "outcome_dpo", "agent_r", "agent_q", "agent_q+mcts")
 TRAINED = ("rft", "outcome_dpo", "agent_r")  # baselines trained once on the base policy's pool
 # paired comparisons in the results: (method, against)
-COMPARISONS = [(m, "base") for m in METHODS if m != "base"] + [("agent_q+mcts", "base+mcts")]
+COMPARISONS = [(m, "base") for m in METHODS if m != "base"] + [("agent_q+mcts", "base+mcts"), ("rise", "base")]
 
 
 @dataclass
@@ -70,7 +74,10 @@ class DemoConfig:
     query_goals: int = field(default=1400, metadata={
         "help": "more train goals (after the collection blocks) whose first step, the search query, is also "
                 "demonstrated: short prompts, so cheap, and writing the query is what a fresh model needs most"})
-    query_repeats: int = field(default=2, metadata={"help": "copies of each query demonstration in the BC data"})
+    query_repeats: int = field(default=2, metadata={"help": "copies of each query goal's search step in the BC data"})
+    query_demos: str = field(default="full", metadata={
+        "help": "what the query goals demonstrate: full (whole oracle episodes) or first (only the search "
+                "step; with it the base almost never picks an option, see README)", "choices": ["full", "first"]})
     bc_epochs: float = field(default=8.0, metadata={"help": "behaviour-cloning epochs"})
     bc_learning_rate: float = field(default=3e-3, metadata={"help": "behaviour-cloning learning rate"})
     val_goals: int = field(default=200, metadata={
@@ -103,6 +110,12 @@ class DemoConfig:
         "help": "evaluate trained policies on block 1's train goals (the fit rate)"})
     eval_simulations: int = field(default=3, metadata={"help": "MCTS simulations per step at evaluation"})
     eval_k: int = field(default=3, metadata={"help": "proposals per node at evaluation"})
+    rise: bool = field(default=True, metadata={
+        "help": "RISE from the base (search as the teacher), and success by attempt (webgrove.training.demo_rise)"})
+    rise_attempts: int = field(default=2, metadata={
+        "help": "RISE's attempts T (collection and evaluation; 2 keeps the phase near 5 minutes on 2 cores)"})
+    rise_filter: str = field(default="better", metadata={"help": "RISE's filter: all | better | best | successful"})
+    rise_tau: float = field(default=0.4, metadata={"help": "RISE's reward-weight temperature exp(r/tau)"})
     workers: int = field(default=2, metadata={"help": "worker processes for collection and evaluation"})
     seed: int = field(default=0, metadata={"help": "seed of everything"})
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
@@ -114,7 +127,9 @@ class DemoConfig:
                   "val_goals": self.val_goals >= 1,
                   "simulations": self.simulations >= 1,
                   "eval_simulations": self.eval_simulations >= 1, "workers": self.workers >= 1,
-                  "bc_epochs": self.bc_epochs > 0, "beta": self.beta > 0, "theta": self.theta >= 0}
+                  "bc_epochs": self.bc_epochs > 0, "beta": self.beta > 0, "theta": self.theta >= 0,
+                  "rise_attempts": self.rise_attempts >= 1, "rise_tau": self.rise_tau > 0,
+                  "rise_filter": self.rise_filter in ("all", "better", "best", "successful")}
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ValueError("invalid " + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad))
@@ -230,14 +245,20 @@ def bc_report(cfg: DemoConfig, init: Path, base: Path, splits: dict) -> dict:
 
 
 def bc_rows(cfg: DemoConfig, splits: dict) -> list[dict]:
-    """Oracle demonstrations: whole episodes of the demo goals, first steps of the query goals."""
+    """Oracle demonstrations: whole episodes of the demo goals; whole episodes of the query goals
+    (`query_demos="full"`) or only their first step, and extra copies of their first step."""
     from webgrove.training.sft import demonstration_rows
 
     full = demonstration_rows(split="train", goals=range(*splits["demos"]), seed=cfg.seed,
                               num_products=cfg.num_products, paginated=False)
-    queries = demonstration_rows(split="train", goals=range(*splits["queries"]), seed=cfg.seed,
-                                 num_products=cfg.num_products, first_steps=1)
-    return full + queries * cfg.query_repeats
+    goals = range(*splits["queries"])
+    queries = demonstration_rows(split="train", goals=goals, seed=cfg.seed, num_products=cfg.num_products,
+                                 first_steps=1)
+    if cfg.query_demos == "first":
+        return full + queries * cfg.query_repeats
+    episodes = demonstration_rows(split="train", goals=goals, seed=cfg.seed, num_products=cfg.num_products,
+                                  paginated=False)
+    return full + episodes + queries * (cfg.query_repeats - 1)
 
 
 def build_base(cfg: DemoConfig, timer: PhaseTimer, splits: dict) -> tuple[str, dict]:
@@ -443,7 +464,7 @@ def comparisons(methods: dict[str, dict], seed: int) -> dict[str, dict]:
     """"A vs B": `webgrove.stats.paired_comparison` on the goals both ran."""
     from webgrove.stats import paired_comparison
 
-    return {f"{m} vs {b}": paired_comparison(methods[b], methods[m], seed=seed) for m, b in COMPARISONS}
+    return {f"{m} vs {b}": paired_comparison(methods[b], methods[m], seed=seed) for m, b in COMPARISONS if m in methods}
 
 
 RESULT_KEYS = ("success_rate", "success_rate_ci95", "score", "score_ci95", "episodes", "policy",
@@ -467,11 +488,12 @@ def run_demo_pipeline(cfg: DemoConfig) -> dict:
         improve = run_improve(loop_config(cfg, base, val_goals=":".join(map(str, splits["validation"]))))
     methods = evaluate_all(cfg, base, timer)
     validation, fit = side_evaluations(cfg, base, improve, timer)
+    rise = run_rise(cfg, base, pool, methods, timer) if cfg.rise else None  # adds the "rise" row
     results = {
         "methods": {m: {k: r.get(k) for k in RESULT_KEYS} for m, r in methods.items()},
         "comparisons": comparisons(methods, cfg.seed), "validation": validation, "fit": fit, "bc": bc,
         "splits": splits, "seconds": time.perf_counter() - start, "phases": timer.seconds,
-        "data": data_stats,
+        "data": data_stats, "rise": rise,
         "agent_q_iterations": [{k: r.get(k) for k in ("iteration", "fingerprint", "collect", "pairs", "train",
                                                        "agent_q (validation)", "fit", "seconds")}
                                for r in improve["iterations"]],
@@ -481,7 +503,7 @@ def run_demo_pipeline(cfg: DemoConfig) -> dict:
     plot_methods(results["methods"], out / PLOT_FILE,
                  title=f"held-out test goals: {cfg.eval_episodes} per method; {cfg.size} model; 95% intervals")
     plot_validation_iterations(results["agent_q_iterations"], validation, out / ITERATIONS_PLOT)
-    print(format_tables(results))
+    print(format_tables(results) + ("" if rise is None else format_rise(rise)))
     return results
 
 
