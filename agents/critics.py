@@ -352,7 +352,8 @@ class LexicalCritic(_CachedCritic):
             lab for lab in labels
             if lab and lab not in NAVIGATION | SUB_PAGES | {BUY} and not is_product_id(lab)
             and _overlap(lab, goal_words) > 0]
-        named = _NamedPage(ctx, goal_words) if any(map(parse_named, actions)) else None  # the booking site
+        # Named actions on an aria-snapshot page: the booking site (the shop's pages are text)
+        named = _NamedPage(ctx, goal_words) if "[ref=" in ctx.observation and any(map(parse_named, actions)) else None
         return [v if named is not None and (v := named.value(a)) is not None
                 else self._value(a, ctx, goal_words, clicked, matching_options) for a in actions]
 
