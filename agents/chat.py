@@ -123,24 +123,73 @@ def joined_ids(tokenizer: Any, prompt: str, completions: list[str], fmt: str, cl
     return [list(x) for x in tokenizer([prompt + c + eos for c in completions])["input_ids"]]
 
 
+def splits_at_the_boundary(tokenizer: Any, prompt: str, completions: list[str]) -> bool:
+    """True when, for this tokenizer and these texts, raw prompt + completion provably
+    tokenizes as the prompt's ids followed by the completion's (tokenized alone, no specials).
+
+    Holds for a GPT-2-style byte-level BPE -- a ByteLevel pre-tokenizer with its regex and no
+    prefix space, no special tokens added around a text, no added token containing a space --
+    when the normalized prompt ends on a non-space character, each normalized completion
+    starts with a space and then a non-space, and normalizing the joined text equals
+    normalizing the parts: the regex then ends a match at the prompt's end (only
+    whitespace-led alternatives may hold a space, and they start with it), restarts there,
+    and looks behind nowhere, so neither side's pre-tokens change; BPE runs within each.
+    Our own tokenizers are of this kind (`webgrove.training.tiny`). It spares tokenizing the
+    prompt once per candidate; any other case goes the joined way.
+    """
+    from tokenizers import pre_tokenizers
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    pre = getattr(backend, "pre_tokenizer", None)
+    if not (isinstance(pre, pre_tokenizers.ByteLevel) and pre.use_regex and not pre.add_prefix_space):
+        return False
+    post = backend.post_processor
+    if post is not None and post.num_special_tokens_to_add(False) != 0:
+        return False
+    if any(any(ch.isspace() for ch in t.content) for t in tokenizer.added_tokens_decoder.values()):
+        return False
+    norm = backend.normalizer or _Identity()
+    p = norm.normalize_str(prompt)
+    if not p or p[-1].isspace():
+        return False
+    for c in completions:
+        n = norm.normalize_str(c)
+        if len(n) < 2 or n[0] != " " or n[1].isspace() or norm.normalize_str(prompt + c) != p + n:
+            return False
+    return True
+
+
+class _Identity:
+    @staticmethod
+    def normalize_str(text: str) -> str:
+        return text
+
+
 def split_completions(tokenizer: Any, prompt: str, completions: list[str], fmt: str,
                       close: bool = True) -> tuple[list[int], list[list[int]]]:
     """(shared prompt ids, each completion's ids) as TRL splits them.
 
     Each completion starts where the tokenized prompt and the joined sequence part; over
     several completions, at the earliest such point, so all share one prompt (TRL splits a
-    pair at the earlier of its two). When the prompt ends on a token boundary -- every
-    tokenizer and template the tests cover -- that is the whole prompt.
+    pair at the earlier of its two). When the prompt ends on a token boundary -- as with every
+    tokenizer design tested but one whose merges cross spaces -- that is the whole prompt.
+    Where `splits_at_the_boundary` holds, prompt and completions are tokenized apart, which
+    provably gives the same ids.
 
     Raises:
         ValueError: a prompt with no token in common with its joined sequence, or an empty completion.
     """
     alone = prompt_ids(tokenizer, prompt, fmt)
-    joined = joined_ids(tokenizer, prompt, completions, fmt, close)
-    start = min(common_prefix_length(alone, j) for j in joined) if joined else len(alone)
+    if fmt == "raw" and splits_at_the_boundary(tokenizer, prompt, completions):
+        end = [tokenizer.eos_token_id] if close else []
+        start = len(alone)
+        parts = [list(x) + end for x in tokenizer(completions, add_special_tokens=False)["input_ids"]]
+    else:
+        joined = joined_ids(tokenizer, prompt, completions, fmt, close)
+        start = min(common_prefix_length(alone, j) for j in joined) if joined else len(alone)
+        parts = [j[start:] for j in joined]
     if start == 0:
         raise ValueError("a prompt must tokenize to at least one token shared with prompt + completion")
-    parts = [j[start:] for j in joined]
     if not all(parts):
         raise ValueError("cannot score an empty completion")
     return alone[:start], parts

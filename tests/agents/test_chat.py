@@ -2,13 +2,16 @@
 for tokenizers of the designs real checkpoints use (tests/tokenizer_kinds.py, trained here)."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from tokenizer_kinds import KINDS, build_model, build_tokenizer, contexts
+from tokenizers import normalizers
 from trl.data_utils import _tokenize, common_prefix_length, is_conversational
 
-from webgrove.agents.chat import (CRITIC_SYSTEM, POLICY_SYSTEM, assistant, conversational, messages,
-                                  resolve_format, split_completions)
+from webgrove.agents.chat import (CRITIC_SYSTEM, POLICY_SYSTEM, assistant, conversational, joined_ids, messages,
+                                  resolve_format, split_completions, splits_at_the_boundary)
 from webgrove.agents.prompts import action_completion, critic_completion, critic_prompt, policy_prompt
 from webgrove.envs.errors import UsageError
 
@@ -147,14 +150,32 @@ def test_self_critique_in_chat_format(kind_policy):
 
 
 def test_raw_path_is_unchanged_for_our_tokenizer(hf_policy, results_ctx, item_ctx, search_ctx):
-    """Our byte-level tokenizer: joining then splitting gives the ids it gave apart (the demo's numbers)."""
+    """Our byte-level tokenizer: prompt and completion tokenize apart exactly as joined (the proof
+    in `splits_at_the_boundary`), so the policy keeps the ids, and the numbers, it had before."""
     tok = hf_policy.tokenizer
     assert hf_policy.prompt_format == "raw"
     for ctx in (results_ctx, item_ctx, search_ctx, *contexts()):
         for prompt, completions in ((policy_prompt(ctx), [action_completion(a) for a in ctx.available_actions]),
                                     (critic_prompt(ctx, ctx.available_actions), [" 1", " 2"])):
+            assert splits_at_the_boundary(tok, prompt, completions)
+            alone = tok(prompt)["input_ids"]
             apart = [tok(c, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for c in completions]
-            assert hf_policy._encode(prompt, completions, True) == (tok(prompt)["input_ids"], apart)
+            assert joined_ids(tok, prompt, completions, "raw") == [alone + a for a in apart]
+            assert hf_policy._encode(prompt, completions, True) == (alone, apart)
+
+
+def test_boundary_proof_applies_only_where_it_holds(hf_policy, kind_tokenizer):
+    kind, tokenizer = kind_tokenizer
+    prompt, completions = policy_prompt(contexts()[1]), [" click[red]", " click[large]"]
+    assert not splits_at_the_boundary(tokenizer, prompt, completions)  # other designs go the joined way
+    ours = hf_policy.tokenizer
+    assert splits_at_the_boundary(ours, prompt, completions)
+    assert not splits_at_the_boundary(ours, prompt + " ", completions)  # a prompt ending in a space
+    assert not splits_at_the_boundary(ours, prompt, ["click[red]"])  # a completion with no leading space
+    prepending = copy.deepcopy(ours)  # a normalizer that does not split at the boundary
+    prepending.backend_tokenizer.normalizer = normalizers.Sequence([ours.backend_tokenizer.normalizer,
+                                                                    normalizers.Prepend("^")])
+    assert not splits_at_the_boundary(prepending, prompt, completions)
 
 
 def test_policy_args_prompt_format(tiny_model_dir):
