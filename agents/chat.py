@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from webgrove.agents.prompts import CRITIC_CUE
+from webgrove.envs.errors import UsageError
 
 PROMPT_FORMATS = ("auto", "chat", "raw")
 POLICY_SYSTEM = "Reply with exactly one action from the Actions line, nothing else."
@@ -43,15 +44,15 @@ def resolve_format(tokenizer: Any, prompt_format: str = "auto") -> str:
     """"chat" or "raw" for `prompt_format` ("auto": chat when the tokenizer has a chat template).
 
     Raises:
-        ValueError: an unknown format, or "chat" with a tokenizer that has no chat template.
+        UsageError: an unknown format, or "chat" with a tokenizer that has no chat template.
     """
     if prompt_format not in PROMPT_FORMATS:
-        raise ValueError(f"prompt format must be one of {', '.join(PROMPT_FORMATS)}, got {prompt_format!r}")
+        raise UsageError(f"--prompt-format must be one of {', '.join(PROMPT_FORMATS)}, got {prompt_format!r}")
     if prompt_format == "auto":
         return "chat" if has_chat_template(tokenizer) else "raw"
     if prompt_format == "chat" and not has_chat_template(tokenizer):
-        raise ValueError("prompt format 'chat' needs a chat template, and this tokenizer has no chat template "
-                         "(use the raw format)")
+        raise UsageError("--prompt-format chat needs a chat template, and this model's tokenizer has no chat "
+                         "template; use --prompt-format raw (or auto)")
     return prompt_format
 
 

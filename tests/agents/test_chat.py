@@ -47,9 +47,9 @@ def test_resolve_format():
     raw, chat = build_tokenizer("bytelevel-raw"), build_tokenizer("bytelevel-chat")
     assert resolve_format(raw) == "raw" and resolve_format(chat) == "chat"
     assert resolve_format(chat, "raw") == "raw"
-    with pytest.raises(ValueError, match="no chat template"):
+    with pytest.raises(UsageError, match="no chat template"):
         resolve_format(raw, "chat")
-    with pytest.raises(ValueError, match="auto, chat, raw"):
+    with pytest.raises(UsageError, match="auto, chat, raw"):
         resolve_format(raw, "template")
 
 
