@@ -18,10 +18,12 @@ Token ids are always TRL's (`trl.DPOTrainer` / `SFTTrainer` 1.16, `_prepare_data
 prompt is tokenized alone and joined to each completion (raw: `tokenizer(prompt +
 completion + eos_token)`; chat: `apply_chat_template(prompt + completion messages)`), and the
 completion starts where the two sequences part (`common_prefix_length`). Tokenizing prompt and
-completion separately and concatenating differs for SentencePiece-style tokenizers (a
-Metaspace pre-tokenizer prepends "▁" to a text tokenized on its own) and wherever tokens
-merge across the boundary; joining, then splitting, is what the trainer does, so the
-reference log-probs a policy stores are over the tokens DPO scores.
+completion separately and concatenating differs wherever tokens merge across the boundary
+(tests/agents/test_chat.py: a Metaspace BPE whose merges cross spaces writes ":▁click[") and
+depends, in chat, on the template's text around the reply; joining, then splitting, is what
+the trainer does, so the reference log-probs a policy stores are over the tokens DPO scores.
+Where tokenizing apart provably gives the same ids (`splits_at_the_boundary`: GPT-2-style
+byte-level BPE, ours), the prompt is not tokenized again for every candidate.
 """
 from __future__ import annotations
 
