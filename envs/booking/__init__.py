@@ -3,7 +3,8 @@
 actions.py  named actions (`click[7:30 pm]`, `click[Time: 7:30 pm]`, `type[Phone][…]`)
 data.py     restaurants and availability, generated from a seed
 goals.py    goals and their phrasings; fixed train/test splits
-reward.py   the evaluator, from the server's booking records
+observation.py  the compact observation (the aria snapshot without what no reader acts on)
+reward.py   the evaluator, from the server's booking records; the progress signal of reward shaping
 pages.py    the HTML of every page (no JavaScript)
 server.py   the HTTP site on 127.0.0.1, sessions and their snapshots; `webgrove booking serve`
 task.py     the browser task (setup, validate, snapshot/restore for forking)

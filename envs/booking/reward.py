@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from webgrove.envs.booking.data import parse_time
 from webgrove.envs.booking.goals import BookingGoal
 
 WRONG_RESTAURANT_GATE = 0.1
@@ -79,3 +80,30 @@ def booking_reward(goal: BookingGoal, bookings: list[Booking]) -> tuple[float, d
     info.update(r_restaurant=r_restaurant, r_fields=r_fields, fields=matches,
                 success=len(bookings) == 1 and all(matches.values()), number=bookings[0].number)
     return reward, info
+
+
+def booking_progress(goal: BookingGoal, path: str, params: dict[str, str], form: dict[str, str],
+                     draft: dict[str, str], names: dict[str, str]) -> float:
+    """Share of the goal's required fields (0 to 1) that the booking in progress has right
+    as the evaluator judges them (`field_matches`), the name counting half a field per
+    part. The booking in progress is the session's draft, overridden by the page URL's
+    parameters (a restaurant page `/r/<rid>` names the restaurant), overridden by the
+    values the page's forms hold, sent or not; a search text `q` that is the name of one
+    of `names` (the goal's restaurants by id) names that restaurant."""
+    values = {**draft, **params, **({"rid": path[3:]} if path.startswith("/r/") else {}), **form}
+    return _fields_right(goal, values, names)
+
+
+def _fields_right(goal: BookingGoal, values: dict[str, str], names: dict[str, str]) -> float:
+    """Share of the goal's required fields that a booking of `values` (form field names) gets right."""
+    party = values.get("party", "")
+    searched = next((rid for rid, name in names.items() if normalize_text(values.get("q", "")) == normalize_text(name)), "")
+    booking = Booking(number="", rid=values.get("rid") or searched, date=values.get("date", ""),
+                      time=parse_time(values.get("time", "")) or -1, party_size=int(party) if party.isdigit() else 0,
+                      **{k: values.get(k, "") for k in ("first_name", "last_name", "phone", "email", "seating",
+                                                         "occasion", "request")})
+    matches: dict[str, float] = {f: float(ok) for f, ok in field_matches(goal, booking).items()}
+    if "name" in matches:
+        matches["name"] = sum(normalize_text(getattr(booking, k)) == normalize_text(getattr(goal, k))
+                              for k in ("first_name", "last_name")) / 2
+    return sum(matches.values()) / len(matches)

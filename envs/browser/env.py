@@ -236,6 +236,7 @@ class BrowserEnv(gym.Env):
         self._goal = ""
         self._refs: set[str] = set()
         self._last_obs: dict[str, Any] | None = None
+        self._page_axtree = ""  # the whole snapshot behind the last observation
         self._blocked: list[str] = []
         self._downloads: list[str] = []
         self._redirect_targets: dict[str, APIResponse] = {}
@@ -284,6 +285,12 @@ class BrowserEnv(gym.Env):
         if self._terminated:
             info["reward_info"] = self._reward_info
         return obs, reward, self._terminated, False, info
+
+    @property
+    def page_axtree(self) -> str:
+        """The whole aria snapshot behind the current observation (a task may show less,
+        see `observation_axtree`); "" before the first observation."""
+        return self._page_axtree if self._last_obs else ""
 
     def observe(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The current observation and info, without stepping (e.g. after `set_state`)."""
@@ -376,7 +383,12 @@ class BrowserEnv(gym.Env):
 
     def _restore_fork(self, state: BrowserState) -> bool:
         """Restore from `state.fork`; False (replay instead) if the page is not the recorded one."""
-        self._start_episode(state.seed, dict(state.options), fork=state.fork)
+        try:
+            self._start_episode(state.seed, dict(state.options), fork=state.fork)
+        except BrowserCrashed:
+            raise
+        except RuntimeError:  # `rebuild`: the page lacks the recorded form controls
+            return False
         self._actions = list(state.actions)
         self._terminated = state.fork.terminated
         self._reward_info = dict(state.fork.reward_info)
@@ -628,8 +640,7 @@ class BrowserEnv(gym.Env):
         timings = StepTimings()
         try:
             if isinstance(action_text, str):
-                axtree = (self._last_obs or {}).get("axtree", "")
-                action_text = self.task.translate_action(action_text, axtree)
+                action_text = self.task.translate_action(action_text, self._page_axtree if self._last_obs else "")
             action = parse_action(action_text)
         except (ActionParseError, ValueError, LookupError) as e:
             return 0.0, str(e), timings
@@ -790,8 +801,11 @@ class BrowserEnv(gym.Env):
 
     def _observe_page(self) -> dict[str, Any]:
         page = self.page
-        axtree = self._snapshot(page)
-        obs: dict[str, Any] = {"goal": self._goal, "url": page.url, "axtree": axtree}
+        axtree = self._page_axtree = self._snapshot(page)
+        # A task may show a shorter page (`observation_axtree`, e.g. the booking site's compact
+        # tree); actions are still read against the whole snapshot.
+        shown = getattr(self.task, "observation_axtree", None)
+        obs: dict[str, Any] = {"goal": self._goal, "url": page.url, "axtree": shown(axtree) if shown else axtree}
         if self.want_screenshot:
             obs["screenshot"] = self._fit_screenshot(_decode_png(page.screenshot()))
         if self.want_html or self.want_dom_text:
@@ -831,10 +845,11 @@ class BrowserEnv(gym.Env):
 
     def _info(self) -> dict[str, Any]:
         obs = self._last_obs or {}
-        refs = interactive_refs(obs.get("axtree", ""))
+        axtree = self._page_axtree if obs else ""
+        refs = interactive_refs(axtree)
         info = {
             "goal": self._goal,
-            "available_actions": self.task.available_actions(obs["url"], refs, obs["axtree"]) if obs else refs,
+            "available_actions": self.task.available_actions(obs["url"], refs, axtree) if obs else refs,
             "error": None,
             "blocked_requests": list(self._blocked),
             "blocked_downloads": list(self._downloads),
