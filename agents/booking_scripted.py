@@ -23,12 +23,17 @@ from webgrove.envs.booking.pages import SORTS, party_label
 from webgrove.envs.browser.axtree import AxNode, parse_axtree
 
 CLICKABLE = ("link", "button", "radio", "checkbox")
+HOME = "click[TableFinder]"  # the site's logo link, on every page (a named action)
 TEXT_FIELDS = {"First name": "first_name", "Last name": "last_name", "Phone": "phone", "Email": "email",
                "Special request": "request"}
 _PHONE = re.compile(r"\(?\d{3}\)?[ -]?\d{3}-\d{4}")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+\w")
 _NAME = re.compile(r"(?:name|for|Name:)\s+([A-Z][a-z]+) ([A-Z][a-z]+)")
 _REQUEST = re.compile(r"(?:note|request:) '([^']+)'")
+_PHRASE = re.compile(r"(?<![.:!?] )(?<!^)\b[A-Z][A-Za-z]+(?: [A-Z][A-Za-z]+)*")  # capitalised runs, not sentence-first
+_CALENDAR_WORDS = frozenset("Monday Tuesday Wednesday Thursday Friday Saturday Sunday Mon Tue Wed Thu Fri Sat Sun "
+                            "January February March April May June July August September October November "
+                            "December Jan Feb Mar Apr Jun Jul Aug Sep Oct Nov Dec".split())
 
 
 class Page:
@@ -117,6 +122,24 @@ def instruction_fields(instruction: str) -> dict[str, str]:
     return out
 
 
+def instruction_phrases(instruction: str) -> list[str]:
+    """The instruction's capitalised phrases that are not first in a sentence nor a day or
+    month name ("Iron Anchor Taverna", "North Beach", "Italian", "Ben Lopez"): the names a
+    reader could type into a search box."""
+    out = []
+    for phrase in _PHRASE.findall(instruction):
+        words = [w for w in phrase.split() if w not in _CALENDAR_WORDS]
+        if words and " ".join(words) not in out:
+            out.append(" ".join(words))
+    return out
+
+
+def typed_values(instruction: str) -> tuple[str, ...]:
+    """What the random agent types: the instruction's fields, then its other phrases."""
+    fields = list(instruction_fields(instruction).values())
+    return tuple(dict.fromkeys(fields + instruction_phrases(instruction)))
+
+
 def fill_details(page: Page, wanted: dict[str, str], occasion: str, seating: str) -> str | None:
     """The next action that makes the details form hold `wanted`, or None when it does."""
     for label, key in TEXT_FIELDS.items():
@@ -142,10 +165,22 @@ def friction(page: Page) -> str | None:
 
 
 class BookingScripted(ScriptedPolicy):
-    """Base: the page's own actions are the alternatives `propose` ranks after the choice."""
+    """Base: the page's own actions are the alternatives `propose` ranks after the choice.
+
+    Scripted agents read the whole page: the env's full snapshot when they are given the
+    env (`env.unwrapped.page_axtree`; the observation a model reads is the compact tree of
+    `envs/booking/observation.py`), else the step context's observation.
+    """
+
+    def __init__(self, env=None) -> None:
+        self.env = env
+
+    def page_text(self, ctx: StepContext) -> str:
+        full = getattr(getattr(self.env, "unwrapped", self.env), "page_axtree", "") if self.env is not None else ""
+        return full or ctx.observation
 
     def _candidates(self, ctx: StepContext, choice: str) -> list[str]:
-        others = page_actions(Page(ctx.observation), instruction_fields(ctx.goal))
+        others = page_actions(Page(self.page_text(ctx)), instruction_fields(ctx.goal))
         return [choice] + [a for a in others if a != choice]
 
 
@@ -156,9 +191,9 @@ class BookingRulePolicy(BookingScripted):
     name = "rule"
 
     def act(self, ctx: StepContext, rng: np.random.Generator | None = None) -> str:
-        page = Page(ctx.observation)
+        page = Page(self.page_text(ctx))
         step = friction(page) or _forward(page, instruction_fields(ctx.goal))
-        return step or click(page.find("link", "TableFinder") or page.nodes[0])
+        return step or HOME
 
 
 def _forward(page: Page, fields: dict[str, str]) -> str | None:
@@ -180,13 +215,16 @@ def _forward(page: Page, fields: dict[str, str]) -> str | None:
 
 
 class BookingRandomPolicy(BookingScripted):
-    """Picks uniformly among the page's named actions (`envs/booking/actions.py`; text
-    boxes get the instruction's values), so what it does reads in the action itself."""
+    """Picks uniformly among the page's named actions (`envs/booking/actions.py`), so what it
+    does reads in the action itself. Like MiniWoB's random agents, it types words of the
+    instruction, never invented text: each text box gets each of `typed_values` (the
+    name, phone, email and note the instruction gives, and its capitalised phrases, e.g.
+    the restaurant's name)."""
 
     name = "random"
 
     def _actions(self, ctx: StepContext) -> list[str]:
-        return named_actions(ctx.observation, tuple(instruction_fields(ctx.goal).values()))
+        return named_actions(self.page_text(ctx), typed_values(ctx.goal))
 
     def _candidates(self, ctx: StepContext, choice: str) -> list[str]:
         return [choice] + [a for a in self._actions(ctx) if a != choice]
@@ -208,7 +246,7 @@ class BookingOraclePolicy(BookingScripted):
     name = "oracle"
 
     def __init__(self, env) -> None:
-        self.env = env
+        super().__init__(env)
 
     def _task(self):
         return getattr(self.env, "unwrapped", self.env).task
@@ -217,7 +255,7 @@ class BookingOraclePolicy(BookingScripted):
         task = self._task()
         goal = task.goal
         target = task.site.by_id[goal.restaurant_ids[0]]
-        page = Page(ctx.observation)
+        page = Page(self.page_text(ctx))
         title = page.title
         step = friction(page)
         if step is None and title == "Find a table":
@@ -233,7 +271,7 @@ class BookingOraclePolicy(BookingScripted):
         elif step is None and title == target.name:
             slot = page.find("link", format_time(goal.time))
             step = click(slot) if slot else None
-        return step or click(page.find("link", "TableFinder"))
+        return step or HOME
 
     @staticmethod
     def _home(page: Page, goal, target) -> str:
@@ -283,4 +321,4 @@ def booking_policy(spec: str, env) -> ScriptedPolicy | None:
         return None
     if spec == "oracle":
         return BookingOraclePolicy(env)
-    return {"rule": BookingRulePolicy, "random": BookingRandomPolicy}[spec]()
+    return {"rule": BookingRulePolicy, "random": BookingRandomPolicy}[spec](env)

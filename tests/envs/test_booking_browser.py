@@ -36,7 +36,7 @@ def run(env, policy, goal_id, states=None, rng=None, max_steps=40):
         if states is not None:
             states.append((env.unwrapped.get_state(), obs))
         action = policy.act(context_from(obs, info, history), rng)
-        names = {n.ref: f"{n.role} {n.name}" for n in parse_axtree(obs["axtree"]) if n.ref}
+        names = {n.ref: f"{n.role} {n.name}" for n in parse_axtree(env.unwrapped.page_axtree) if n.ref}
         touched.append(names.get(action.split("[")[1].split("]")[0], action))
         history.append(action)
         obs, reward, term, trunc, info = env.step(action)
@@ -112,9 +112,9 @@ def test_bad_actions_and_off_site_links_lose_nothing(env):
 
 
 def test_rule_and_random_baselines_run_and_do_not_succeed(env):
-    reward, info, *_ = run(env, BookingRulePolicy(), 0)
+    reward, info, *_ = run(env, BookingRulePolicy(env), 0)
     assert 0.0 < reward < 1.0 and info["reward_info"]["fields"]["name"]
-    reward, *_ = run(env, BookingRandomPolicy(), 1, rng=np.random.default_rng(0), max_steps=8)
+    reward, *_ = run(env, BookingRandomPolicy(env), 1, rng=np.random.default_rng(0), max_steps=8)
     assert reward < 1.0
 
 
@@ -135,3 +135,56 @@ def test_webgrove_collect_on_booking_writes_trees_of_named_actions(tmp_path):
     actions = [n["action"] for n in lines[1:] if n["action"]]
     assert actions and all(a.startswith(("click[", "type[")) for a in actions), actions
     assert json.loads((out / "summary.json").read_text())["trees"] == 1
+
+
+def test_progress_shaping_pays_each_step_and_leaves_the_outcome_alone(chromium):
+    with pytest.raises(ValueError, match="reward_shaping"):
+        gym.make("webgrove/Booking-v0", split="test", browser=chromium, reward_shaping="dense")
+    env = gym.make("webgrove/Booking-v0", split="test", browser=chromium, reward_shaping="progress")
+    try:
+        oracle = BookingOraclePolicy(env)
+        obs, info = env.reset(options={"goal_id": _goal_ids()[0]})
+        rewards, history, states = [], [], []
+        while True:
+            states.append(env.unwrapped.get_state())
+            action = oracle.act(context_from(obs, info, history))
+            history.append(action)
+            obs, reward, term, trunc, info = env.step(action)
+            rewards.append(reward)
+            if term or trunc:
+                break
+        assert rewards[-1] == 1.0 and info["reward_info"]["success"]  # the outcome is the evaluator's
+        assert sum(rewards[:-1]) == pytest.approx(1.0)  # from nothing right to every field right
+        assert sum(r > 0 for r in rewards[:-1]) >= 8 and min(rewards[:-1]) >= 0.0  # the oracle never undoes
+        for i in (5, len(states) - 3):  # a fork carries the progress: the same step pays the same again
+            env.unwrapped.set_state(states[i])
+            assert env.step(history[i])[1] == pytest.approx(rewards[i])
+    finally:
+        env.close()
+
+
+@pytest.mark.slow
+def test_improve_with_a_tiny_model_runs_on_booking(tmp_path):
+    """`webgrove improve` on Booking-v0 with the tiny model of `webgrove init-model` (1,024
+    positions): the compact observation keeps every prompt within the model, so the
+    iteration collects trees, builds pairs, trains DPO and evaluates."""
+    import json
+    import subprocess
+    import sys
+
+    from transformers import AutoTokenizer
+
+    model, out = tmp_path / "tiny", tmp_path / "improve"
+    run_cli = [sys.executable, "-m", "webgrove"]
+    subprocess.run(run_cli + ["init-model", "--out", str(model), "--size", "tiny"], check=True, timeout=300,
+                   capture_output=True)
+    done = subprocess.run(run_cli + [
+        "improve", "--model", str(model), "--out", str(out), "--env", "webgrove/Booking-v0", "--iterations", "1",
+        "--goals-per-iteration", "2", "--simulations", "2", "--k", "3", "--max-depth", "3", "--theta", "0.01",
+        "--epochs", "1", "--eval-episodes", "1", "--eval-mcts-episodes", "0", "--no-progress"],
+        timeout=1800, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (out / "iter_1" / "model" / "model.safetensors").is_file()
+    rows = [json.loads(line) for line in (out / "iter_1" / "pairs.jsonl").read_text().splitlines()]
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    assert rows and max(len(tokenizer(r["prompt"])["input_ids"]) for r in rows) < 1000

@@ -1,0 +1,100 @@
+"""The booking site's compact observation, its progress signal and the lexical critic's
+booking rules, on hand-written pages (no browser)."""
+from webgrove.agents.base import StepContext
+from webgrove.agents.booking_scripted import typed_values
+from webgrove.agents.critics import LexicalCritic, normalize_values
+from webgrove.envs.booking.actions import current_values, element_names, named_actions
+from webgrove.envs.booking.goals import split_goals
+from webgrove.envs.booking.observation import compact_axtree, fit
+from webgrove.envs.booking.reward import booking_progress
+from webgrove.envs.booking.server import BookingSite
+
+HOME = """- generic [active] [ref=e1]:
+  - banner [ref=e2]:
+    - link "TableFinder" [ref=e3] [cursor=pointer]:
+      - /url: /
+  - main [ref=e6]:
+    - heading "Find a table" [level=1] [ref=e7]
+    - search "Find a table" [ref=e8]:
+      - generic [ref=e9]:
+        - text: Restaurant or cuisine
+        - textbox "Restaurant or cuisine" [ref=e10]
+      - paragraph [ref=e13]:
+        - text: "Date: Monday, 2 March 2026"
+        - button "Change date" [ref=e14]
+      - generic [ref=e15]:
+        - text: Time
+        - combobox "Time" [ref=e16]:
+""" + "".join(f'          - option "{h}:{m} pm"{" [selected]" if (h, m) == (7, "00") else ""}\n'
+              for h in (5, 6, 7) for m in ("00", "15", "30", "45")) + """      - button "Find a table" [ref=e19]
+    - region "Choose a date" [ref=e20]:
+      - table "March 2026" [ref=e21]:
+        - row [ref=e22]:
+          - gridcell "1" [disabled] [ref=e23]
+          - gridcell [ref=e24]:
+            - link "Monday, 2 March 2026" [ref=e25] [cursor=pointer]:
+              - /url: /?date=2026-03-02
+          - gridcell [ref=e26]:
+            - link "Friday, 20 March 2026" [ref=e27] [cursor=pointer]:
+              - /url: /?date=2026-03-20"""
+
+
+def test_compact_tree_keeps_what_agents_act_on_and_drops_the_rest():
+    compact = compact_axtree(HOME)
+    assert len(compact) < len(HOME) / 2
+    assert "/url:" not in compact and "cursor=pointer" not in compact and "generic" not in compact
+    assert "- text: Time\n" not in compact and "- text: Restaurant or cuisine" not in compact  # labels
+    assert '- option "7:00 pm" [selected]' in compact and '"5:15 pm"' not in compact
+    assert "- text: 11 more options" in compact
+    assert "- text: bookable days Monday, 2 March 2026 to Friday, 20 March 2026" in compact
+    # the same names, refs and values for what is shown; the selected option still reads
+    full_names = {n: node.ref for n, node, _ in element_names(HOME)}
+    for name, node, option in element_names(compact):
+        assert full_names[name] == node.ref
+    assert current_values(compact)["Time"] == current_values(HOME)["Time"] == "7:00 pm"
+    assert compact_axtree(HOME) == compact  # deterministic
+
+
+def test_fit_drops_long_text_first_then_the_middle():
+    lines = ["- heading \"A\" [level=1] [ref=e1]", "- text: " + "x" * 300] + [f"- link \"L{i}\" [ref=e{i}]" for i in range(40)]
+    out = fit(lines, 400)
+    assert len(out) <= 400 and "x" * 50 not in out
+    assert out.startswith('- heading "A"') and out.endswith('- link "L39" [ref=e39]') and "lines not shown" in out
+    assert fit(lines[:3], 1000) == "\n".join(lines[:3])
+
+
+def test_progress_is_the_share_of_fields_the_booking_in_progress_has_right():
+    site = BookingSite()
+    goal = next(g for g in split_goals("test") if g.kind == "specified" and not (g.seating or g.occasion or g.request))
+    rid, name = goal.restaurant_ids[0], site.by_id[goal.restaurant_ids[0]].name
+    names = {rid: name}
+    slot = {"date": goal.date, "time": f"{goal.time // 60:02d}:{goal.time % 60:02d}", "party": str(goal.party_size)}
+    person = {"first_name": goal.first_name, "last_name": goal.last_name, "phone": goal.phone, "email": goal.email}
+    assert booking_progress(goal, "/", {}, {}, {}, names) == 0.0
+    assert booking_progress(goal, "/", {}, {"q": name.lower()}, {}, names) == 1 / 7  # the search names it
+    assert booking_progress(goal, f"/r/{rid}", slot, {}, {}, names) == 4 / 7
+    assert booking_progress(goal, "/book", {**slot, "rid": rid}, {"first_name": goal.first_name}, {}, names) == 4.5 / 7
+    assert booking_progress(goal, "/book/review", {}, {}, {**slot, "rid": rid, **person}, names) == 1.0
+    wrong = {**slot, "rid": rid, **person, "phone": "415-555-0000"}
+    assert booking_progress(goal, "/book/review", {}, {}, wrong, names) == 6 / 7
+
+
+def test_values_are_normalised_and_the_critic_reads_booking_pages():
+    assert normalize_values("at 5:30pm").split()[1:] == normalize_values("Time: 5:30 pm").split()[1:] == ["t1730"]
+    assert normalize_values("17:30").strip() == "t1730"
+    for text in ("2026-03-20", "Friday, 20 March 2026", "on Fri, Mar 20", "March 20"):
+        assert "d0320" in normalize_values(text).split(), text
+    for text in ("for four people", "for a party of 4", "Party size: 4 people", "for 4 guests"):
+        assert "p4" in normalize_values(text).split(), text
+    goal = ("I need a reservation for 1 person at Iron Anchor Taverna on 2026-03-13 at 5:30pm. "
+            "Email: ben.lopez@example.com. phone 415-555-4598.")
+    page = compact_axtree(HOME)
+    actions = named_actions(HOME, typed_values(goal))
+    ctx = StepContext(goal=goal, observation=page, available_actions=actions)
+    v = dict(zip(actions, LexicalCritic().rank(ctx, actions)))
+    assert v["click[Time: 5:30 pm]"] == 1.0 and v["click[Time: 6:00 pm]"] == 0.0
+    assert v["click[Time: 7:00 pm]"] == 0.0  # selected already: a no-op
+    assert v["click[Change date]"] == 1.0  # the page does not show the goal's date
+    assert v["click[Find a table]"] == 0.3  # a button
+    assert v["type[Restaurant or cuisine][Iron Anchor Taverna]"] > v["type[Restaurant or cuisine][415-555-4598]"]
+    assert "Iron Anchor Taverna" in typed_values(goal) and "415-555-4598" in typed_values(goal)
