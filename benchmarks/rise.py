@@ -15,6 +15,9 @@ average (the CPU is shared: timings are noisy; success rates are deterministic g
 
     python benchmarks/rise.py                      # ~10 minutes on 2 idle cores
     python benchmarks/rise.py --eval-goals 100 --collect-goals 120 --iterations 2
+    # from the demo's full base, on the demo's collection blocks, its trees as a third teacher:
+    python benchmarks/rise.py --base runs/demo/base --collect-start 300 --collect-goals 150 \
+        --trees runs/demo/agent_q/iter_1/trees,runs/demo/pool/block_2,runs/demo/pool/block_3
 """
 from __future__ import annotations
 
@@ -32,6 +35,12 @@ RESULTS = HERE / "results" / "rise.json"
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="runs/bench_rise", help="work folder (rerun to reuse the base and RISE model)")
+    p.add_argument("--base", default=None, help="start from this model directory (e.g. runs/demo/base) "
+                                                  "instead of cloning a reduced-budget base")
+    p.add_argument("--trees", default=None, help="MCTS tree folders of the collection goals, comma-separated: "
+                                                   "adds search as a teacher")
+    p.add_argument("--collect-start", type=int, default=None, help="first train goal of RISE data "
+                                                                    "(default: after the demonstration goals)")
     p.add_argument("--demo-goals", type=int, default=150, help="train goals with full oracle demonstrations")
     p.add_argument("--query-goals", type=int, default=400, help="more train goals with the query step demonstrated")
     p.add_argument("--bc-epochs", type=float, default=3.0, help="behaviour-cloning epochs")
@@ -63,6 +72,28 @@ def behaviour(outcomes: list[dict]) -> dict:
             "feedback_kinds": kinds, "failed_attempts": len(feedback)}
 
 
+def uses_feedback(outcomes: list[dict]) -> dict:
+    """After "wrong options (want a: x, ...)" feedback: how often the next attempt clicks a wanted value;
+    after "wrong product type": how often it changes its first query."""
+    import re
+
+    options = options_used = product = product_changed = 0
+    for o in outcomes:
+        acts, fb = o["sequential_actions"], o["sequential_feedback"]
+        for a, b, f in zip(acts, acts[1:], fb):
+            m = re.search(r"wrong options \(want ([^)]*)\)", f)
+            if m:
+                wanted = {v.split(": ", 1)[-1].strip() for v in m.group(1).split(", ")}
+                options += 1
+                options_used += any(x == f"click[{w}]" for x in b for w in wanted)
+            if "wrong product type" in f:
+                product += 1
+                product_changed += [x for x in a if x.startswith("search[")][:1] != \
+                    [x for x in b if x.startswith("search[")][:1]
+    return {"wrong_options_feedback": options, "next_clicks_a_wanted_option": options_used,
+            "wrong_type_feedback": product, "next_changes_first_query": product_changed}
+
+
 def targets(base: dict, rise: dict) -> dict:
     b, r = base["sequential_oracle"]["success_rate"], rise["sequential_oracle"]["success_rate"]
     rp = rise["parallel_oracle"]["success_rate"]
@@ -75,21 +106,27 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from webgrove.training.demo import DemoConfig, PhaseTimer, build_base
+    from webgrove.training.demo import DemoConfig, PhaseTimer, build_base, demo_splits
     from webgrove.training.rise import RiseImproveConfig, run_rise_improve
     from webgrove.training.rise_eval import RiseEvalConfig, evaluate_rise, format_curves
     from webgrove.training.plots import plot_attempts
 
     args = parse_args(argv)
-    out = Path(args.out)
+    out, load_start = Path(args.out), os.getloadavg()
     timer, start = PhaseTimer(), time.perf_counter()
-    base = build_base(DemoConfig(out=str(out), demo_goals=args.demo_goals, query_goals=args.query_goals,
-                                 bc_epochs=args.bc_epochs, goals_per_iteration=args.collect_goals, seed=args.seed,
-                                 progress=False), timer)
+    if args.base:
+        base = args.base
+    else:
+        demo = DemoConfig(out=str(out), demo_goals=args.demo_goals, query_goals=args.query_goals,
+                          bc_epochs=args.bc_epochs, goals_per_iteration=args.collect_goals, seed=args.seed,
+                          progress=False)
+        base = build_base(demo, timer, demo_splits(demo))[0]
+    improve = args.improve + (",search" if args.trees and "search" not in args.improve else "")
     with timer("rise"):
         metrics = run_rise_improve(RiseImproveConfig(
-            model=base, out=str(out / "rise"), iterations=args.iterations, first_goal=args.demo_goals,
-            goals_per_iteration=args.collect_goals, attempts=args.attempts, improve=args.improve,
+            model=base, out=str(out / "rise"), iterations=args.iterations,
+            first_goal=args.demo_goals if args.collect_start is None else args.collect_start,
+            goals_per_iteration=args.collect_goals, attempts=args.attempts, improve=improve, trees=args.trees,
             samples=args.samples, teacher="oracle", filter=args.filter, eval_goals=0, max_steps=args.max_steps,
             seed=args.seed, progress=False))
     evals = {}
@@ -103,12 +140,13 @@ def main(argv=None) -> int:
               for k in ("sequential_oracle", "parallel_oracle")}
     plot = plot_attempts(curves, out / "success_by_attempt.png", title="success by attempt (components, with oracle)")
     result = {
-        "command": " ".join([sys.executable, *sys.argv]), "args": vars(args), "load_average": os.getloadavg(),
+        "command": " ".join([sys.executable, *sys.argv]), "args": vars(args),
+        "load_average": {"start": load_start, "end": os.getloadavg()},
         "seconds": time.perf_counter() - start, "phases": timer.seconds,
         "rise_iterations": [{k: r.get(k) for k in ("iteration", "rows", "collect", "train")}
                             for r in metrics["iterations"][1:]],
         "by_attempt": {n: e["by_attempt"] for n, e in evals.items()},
-        "behaviour": {n: behaviour(e["outcomes"]) for n, e in evals.items()},
+        "behaviour": {n: {**behaviour(e["outcomes"]), **uses_feedback(e["outcomes"])} for n, e in evals.items()},
         "targets": targets(evals["base"]["by_attempt"], evals["rise"]["by_attempt"]), "plot": str(plot)}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
