@@ -181,7 +181,8 @@ def test_improve_with_a_tiny_model_runs_on_booking(tmp_path):
     done = subprocess.run(run_cli + [
         "improve", "--model", str(model), "--out", str(out), "--env", "webgrove/Booking-v0", "--iterations", "1",
         "--goals-per-iteration", "2", "--simulations", "2", "--k", "3", "--max-depth", "3", "--theta", "0.01",
-        "--epochs", "1", "--eval-episodes", "1", "--eval-mcts-episodes", "0", "--no-progress"],
+        "--epochs", "1", "--eval-episodes", "1", "--eval-mcts-episodes", "0", "--no-eval-start", "--no-fit-eval",
+        "--no-progress"],
         timeout=1800, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (out / "iter_1" / "model" / "model.safetensors").is_file()
