@@ -21,8 +21,8 @@ def test_demo_smoke_run_writes_results_and_resumes(tiny_model_dir, tmp_path, cap
     results = run_demo_pipeline(cfg)
     out = tmp_path / "demo"
     saved = json.loads((out / "results.json").read_text())
-    assert list(saved["methods"]) == list(METHODS)
-    for m in METHODS:
+    assert list(saved["methods"]) == [*METHODS, "rise"]
+    for m in [*METHODS, "rise"]:
         r = saved["methods"][m]
         assert r["episodes"] == 4 and r["goal_ids"] == [0, 1, 2, 3] and len(r["successes"]) == 4
         assert r["success_rate_ci95"][0] <= r["success_rate"] <= r["success_rate_ci95"][1]
@@ -38,6 +38,13 @@ def test_demo_smoke_run_writes_results_and_resumes(tiny_model_dir, tmp_path, cap
     assert saved["bc"]["val_loss"] > 0 and saved["provenance"]["versions"]["torch"]
     assert {"init", "bc", "collect", "agent_q", "eval"} <= set(saved["phases"])
     assert (out / "results.png").stat().st_size > 0 and (out / "iterations.png").stat().st_size > 0
+    # RISE (webgrove.training.demo_rise): its row, and success by attempt for base, Agent Q and RISE
+    rise = saved["rise"]
+    assert list(rise["by_attempt"]) == ["base", "agent_q", "rise"] and rise["attempts"] == cfg.rise_attempts
+    assert all(len(c["success_rate"]) == cfg.rise_attempts for c in rise["by_attempt"].values())
+    assert saved["comparisons"]["rise vs base"]["goals"] == 4 and (out / "attempts.png").stat().st_size > 0
+    assert saved["methods"]["rise"]["policy"].endswith("rise/iter_1/model")
+    assert set(rise["data"]) == {"rows", "collect", "train"} and rise["data"]["collect"]["goals"] == 3  # blocks
     assert "agent_q+mcts" in capsys.readouterr().out
     # a rerun finds every phase's output and only re-reads it: no model, tree or evaluation is rewritten
     outputs = {p: p.stat().st_mtime_ns for p in out.rglob("*")
