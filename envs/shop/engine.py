@@ -10,8 +10,8 @@ snapshots for tree search are cheap and exact.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import NamedTuple
 
 from webgrove.envs.shop.actions import (BACK_TO_SEARCH, BUY_NOW, NEXT_PAGE, PREV_PAGE, RESERVED_LABELS,  # noqa: F401
