@@ -70,6 +70,9 @@ class ImproveConfig(SearchArgs, BackendArgs):
     first_goal: int = field(default=0, metadata={"help": "first train goal; iteration i collects the i-th block"})
     goals_per_iteration: int = field(default=40, metadata={"help": "trees (train goals) collected per iteration"})
     workers: int = field(default=1, metadata={"help": "worker processes for collection and evaluation"})
+    prompt_format: str = field(default="auto", metadata={
+        "help": "auto | chat | raw: how the model reads prompts, the same in collection, training and "
+                "evaluation (agents/chat.py; auto = the chat template when the tokenizer has one)"})
     theta: float = field(default=0.1, metadata={"help": "minimum value gap of a preference pair"})
     min_visits: int = field(default=1, metadata={"help": "visits both siblings of a pair need (pair filter)"})
     pair_alpha: float | None = field(default=None, metadata={
@@ -107,6 +110,9 @@ class ImproveConfig(SearchArgs, BackendArgs):
                   "workers": self.workers >= 1,
                   "theta": self.theta >= 0, "beta": self.beta > 0, "eval_episodes": self.eval_episodes >= 0,
                   "eval_mcts_episodes": self.eval_mcts_episodes >= 0, "first_goal": self.first_goal >= 0}
+        from webgrove.agents.chat import PROMPT_FORMATS
+
+        checks["prompt_format"] = self.prompt_format in PROMPT_FORMATS
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise UsageError("invalid " + ", ".join(f"--{k.replace('_', '-')} {getattr(self, k)!r}" for k in bad))
@@ -146,7 +152,7 @@ def collect_config(cfg: ImproveConfig, policy: str, goals: str, out: str | Path)
     return CollectConfig(env=cfg.env, policy=policy, split="train", goal_range=goals,
                          out=str(out), workers=cfg.workers, **group_values(cfg, SearchArgs), seed=cfg.seed,
                          num_products=cfg.num_products, progress=cfg.progress, force_new=True,
-                         **group_values(cfg, BackendArgs))
+                         prompt_format=cfg.prompt_format, **group_values(cfg, BackendArgs))
 
 
 def dpo_config(cfg: ImproveConfig, start_model: str, pairs: str | Path, out: str | Path):
@@ -155,7 +161,8 @@ def dpo_config(cfg: ImproveConfig, start_model: str, pairs: str | Path, out: str
     return DPORunConfig(model=start_model, out=str(out), pairs=str(pairs), beta=cfg.beta,
                         loss_type=cfg.loss_type, sft_weight=cfg.sft_weight, nll_target=cfg.nll_target,
                         learning_rate=cfg.learning_rate, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                        lora=cfg.lora, seed=cfg.seed, progress=cfg.progress, logging_steps=5)
+                        lora=cfg.lora, seed=cfg.seed, progress=cfg.progress, logging_steps=5,
+                        prompt_format=cfg.prompt_format)
 
 
 def pairs_config(cfg: ImproveConfig, trees: str | Path, out: str | Path):
@@ -177,7 +184,7 @@ def eval_config(cfg: ImproveConfig, model: str, mcts: bool, json_path: str | Pat
     return RolloutConfig(policy=model, env=cfg.env, split=split, start_goal=goals.start, episodes=len(goals),
                          seed=cfg.seed, mcts=mcts, **search, num_products=cfg.num_products,
                          workers=cfg.workers, json=str(json_path), progress=cfg.progress,
-                         **group_values(cfg, BackendArgs))
+                         prompt_format=cfg.prompt_format, **group_values(cfg, BackendArgs))
 
 
 def _read_json(path: Path) -> dict | None:

@@ -107,3 +107,16 @@ def test_validation_goals_must_be_unseen():
     with pytest.raises(UsageError, match="overlaps the collected train goals 0:30"):
         ImproveConfig(model="m", iterations=3, goals_per_iteration=10, val_goals="25:40")
     assert ImproveConfig(model="m", iterations=3, goals_per_iteration=10, val_goals="30:40").val_goals == "30:40"
+
+
+def test_one_prompt_format_for_collection_training_and_evaluation(tiny_model_dir):
+    from webgrove.envs.errors import UsageError
+    from webgrove.training.loop import ImproveConfig, collect_config, dpo_config, eval_config
+
+    model = str(tiny_model_dir)
+    cfg = ImproveConfig(model=model, prompt_format="raw")
+    assert collect_config(cfg, model, "0:4", "out").prompt_format == "raw"
+    assert dpo_config(cfg, model, "pairs.jsonl", "out").prompt_format == "raw"
+    assert eval_config(cfg, model, mcts=False, json_path="r.json").prompt_format == "raw"
+    with pytest.raises(UsageError, match="--prompt-format 'html'"):
+        ImproveConfig(model="m", prompt_format="html")
