@@ -412,7 +412,8 @@ class _NamedPage:
       after; else 0.5, plus 0.5 when the goal names the box right before the text; a tenth
       of that when the goal never names the box (a password, a search box);
     - an option of a list (`click[Time: 5:30 pm]`): the option's share of goal words;
-    - a date or month control (`click[Change date]`, `click[Next month]`): 1.0 while the
+    - a date or month control (`click[Change date]`, `click[Next month]`; not a list's
+      option such as `Occasion: Date night`): 1.0 while the
       page does not show the goal's date, 0 once it does;
     - other clicks: the share of the label's words found in the goal, at least 0.3 for a
       button (it sends a form: search, filters, details, confirmation) and 0.05 for a link.
@@ -436,7 +437,7 @@ class _NamedPage:
             return None
         verb, name, text = named
         words = _words(name)
-        if verb == "click" and words & {"date", "month"} and "close" not in words and self.has_date:
+        if verb == "click" and ": " not in name and words & {"date", "month"} and "close" not in words and self.has_date:
             return 1.0 if self.date_missing else 0.0
         if action in self.recent:
             return 0.0

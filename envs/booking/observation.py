@@ -18,8 +18,8 @@ state, lists with their selected option, and the page's text. It drops, determin
 
 - a calendar grid, for one line naming its first and last bookable day.
 
-Then `fit` keeps the tree within `MAX_CHARS`: the longest text lines go first
-(descriptions, opening hours), then lines from the middle. The home page is 3,133 -> 650
+Then `fit` keeps the tree within `MAX_CHARS`: long text lines go first (descriptions,
+opening hours), then lines from the middle. The home page is 3,133 -> 650
 characters, and a 1,024-position model's prompt (goal, page, actions, history) fits.
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 
 MAX_OPTIONS = 1
+LONG_TEXT = 100  # text lines longer than this (descriptions, opening hours) are the first to go
 MAX_CHARS = 750  # with a goal, 400 characters of actions and 4 history actions: < 1,000 tiny-model tokens
 _LINE = re.compile(r"^(\s*)- (.*)$")
 _WRAPPER = re.compile(r"^(generic|paragraph|group|listitem|banner|navigation \"Account\")( \[active\])?"
@@ -105,13 +106,14 @@ def _grid_line(grid: tuple[int, list[str], int]) -> str:
 
 def fit(lines: list[str], max_chars: int) -> str:
     """`lines` joined, within `max_chars` when it can be done deterministically: first the
-    longest `text:` lines go (descriptions, opening hours), then lines from the middle
+    `text:` lines longer than `LONG_TEXT` go, longest first (descriptions, opening hours;
+    short ones such as a booking's summary stay), then lines from the middle
     (a `text: N lines not shown` line in their place), so the page's head and end stay."""
     text = "\n".join(lines)
     if len(text) <= max_chars:
         return text
-    order = sorted((i for i, line in enumerate(lines) if _parse(line)[1] and _parse(line)[1].startswith("text: ")
-                    and not _parse(line)[1].startswith("text: \"Date:")), key=lambda i: (-len(lines[i]), i))
+    order = sorted((i for i, line in enumerate(lines) if (_parse(line)[1] or "").startswith("text: ")
+                    and len(line) > LONG_TEXT), key=lambda i: (-len(lines[i]), i))
     dropped: set[int] = set()
     size = len(text)
     for i in order:

@@ -98,3 +98,11 @@ def test_values_are_normalised_and_the_critic_reads_booking_pages():
     assert v["click[Find a table]"] == 0.3  # a button
     assert v["type[Restaurant or cuisine][Iron Anchor Taverna]"] > v["type[Restaurant or cuisine][415-555-4598]"]
     assert "Iron Anchor Taverna" in typed_values(goal) and "415-555-4598" in typed_values(goal)
+
+
+def test_a_list_option_named_like_a_date_control_is_not_one():
+    page = ('- combobox "Occasion" [ref=e1]:\n  - option "None" [selected]\n  - option "Date night"\n'
+            '- button "Change date" [ref=e2]')
+    ctx = StepContext(goal="Book it on March 20. Occasion: Birthday.", observation=page, available_actions=[])
+    values = LexicalCritic().rank(ctx, ["click[Occasion: Date night]", "click[Occasion: Birthday]", "click[Change date]"])
+    assert values == [0.0, 1.0, 1.0]
