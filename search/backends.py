@@ -7,8 +7,7 @@ Both backends run the same work functions; only the dispatch differs.
   write finished trees to `--out` themselves (a folder every process can see).
 - **ray**: a Ray cluster (`--ray-address ADDR`, or a Ray instance started here with
   `--workers` CPUs when no address is given). For collection, each actor
-  (`GoalWorker`) builds its env, policy and critic once and works through goals (two queued
-  on it at a time, so it never waits on the driver);
+  (`GoalWorker`) builds its env, policy and critic once and takes goals one at a time;
   a finished tree travels back to the driver as its file's text and the driver writes
   it atomically, so the cluster needs no shared disk. Rollout episodes go out in chunks
   of episode indices as Ray tasks and come back as results.
@@ -37,10 +36,6 @@ BACKENDS = ("local", "ray")
 INFRASTRUCTURE = "infrastructure"  # the kind of a goal lost to the machinery, not to the policy
 MAX_RESTARTS = 3  # restarts of a dead actor (Ray's max_restarts)
 MAX_TASK_RETRIES = 3  # retries of a goal whose actor died (Ray's max_task_retries / max_retries)
-# Items queued on each actor: the next one waits there while the driver takes in a result, so an
-# actor never idles for the round trip (a scripted-policy tree takes ~10-20 ms; the round trip
-# a few). A dead actor's queued items are retried with it (max_task_retries); nothing finished is lost.
-ITEMS_IN_FLIGHT_PER_ACTOR = 2
 
 
 @dataclass(kw_only=True)
@@ -154,9 +149,8 @@ def run_on_ray(build: Callable[[Any], Any], work: Callable[[Any, Any, Any], dict
                 item = todo.pop()
                 running[actor.run.remote(item)] = (actor, item)
 
-        for _ in range(ITEMS_IN_FLIGHT_PER_ACTOR):
-            for actor in actors:
-                submit(actor)
+        for actor in actors:
+            submit(actor)
         try:
             while running:
                 [ref], _ = ray.wait(list(running), num_returns=1)
@@ -167,7 +161,7 @@ def run_on_ray(build: Callable[[Any], Any], work: Callable[[Any, Any, Any], dict
                     on_result({"goal_id": item, "kind": INFRASTRUCTURE,
                                "error": f"Ray actor died in goal {item} after {max_restarts} restarts: {exc}"})
                     continue
-                submit(actor)  # the actor has the next item queued already; this one keeps its queue full
+                submit(actor)  # the next goal first, so the actor never waits on the driver
                 on_result(result)
         finally:
             for actor in actors:
