@@ -9,7 +9,7 @@ the top-scored click, the greedy search query; scripted policies act as they do)
 `(seed, i)`, so a result does not depend on how episodes are spread over `--workers`
 processes. Results carry WebShop's metrics (`webgrove.agents.episode.summarize`).
 
-With `--attempts T` (T > 1; RISE's evaluation, `webgrove.training.rise_eval`) each goal also
+With `--attempts T` (T > 1; RISE's evaluation, `webgrove.search.attempts`) each goal also
 runs as a multi-attempt episode with `--feedback` (stopping at the first success), without
 feedback (every attempt), and as T independent samples; the results add `by_attempt`
 (success rate and score at t = 1..T with 95% intervals, with and without oracle, and
@@ -33,7 +33,7 @@ from webgrove.search.args import SearchArgs
 from webgrove.search.backends import BackendArgs, is_ray, ray_map
 from webgrove.search.tracking import TrackingArgs, log_metrics
 from webgrove.io import write_json_atomic
-from webgrove.training.rise_eval import AttemptArgs
+from webgrove.search.attempts import AttemptArgs
 
 
 @dataclass(kw_only=True)
@@ -85,7 +85,7 @@ def make_actor(env, cfg: RolloutConfig) -> Callable[[int], Actor]:
         return lambda i: agent.act  # each episode starts a fresh tree from the config's seed
 
     def actor(i: int) -> Actor:
-        from webgrove.training.rise_eval import policy_actor
+        from webgrove.search.attempts import policy_actor
 
         return policy_actor(policy, np.random.default_rng([cfg.seed, i]))
 
@@ -114,8 +114,7 @@ def _run_attempt_goals(cfg: RolloutConfig, indices: list[int], bar_disable: bool
 
     from tqdm import tqdm
 
-    from webgrove.training.rise import step_limit
-    from webgrove.training.rise_eval import AttemptRunner
+    from webgrove.search.attempts import AttemptRunner, step_limit
 
     def make_policy(env, temperature: float):
         return dataclasses.replace(cfg, temperature=temperature).make_policy(env)
@@ -210,7 +209,7 @@ def summarize_rollout(cfg: RolloutConfig, results: list[EpisodeResult], seconds:
                    goal_ids=[r.goal_id for r in results], rewards=[r.reward for r in results],
                    successes=[r.success for r in results], provenance=provenance())
     if cfg.attempts > 1:
-        from webgrove.training.rise_eval import attempt_summary
+        from webgrove.search.attempts import attempt_summary
 
         summary.update(attempt_summary(cfg, results, cfg.seed))
     if cfg.json:

@@ -44,66 +44,19 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from webgrove.agents.base import StepContext, context_from
+from webgrove.agents.base import StepContext
 from webgrove.envs import is_success
 from webgrove.envs.errors import UsageError
 from webgrove.io import write_json_atomic
+from webgrove.search.attempts import AttemptRun, run_attempt, step_limit
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("self", "search", "teacher")
 FILTERS = ("all", "better", "best", "successful")
 CANDIDATES_FILE = "candidates.jsonl"
-
-
-# ---------------------------------------------------------------------------------------
-# Running attempts
-
-@dataclass
-class AttemptRun:
-    """One attempt inside a multi-attempt episode, and where the episode stands after it."""
-
-    steps: list[tuple[StepContext, str]]
-    record: dict  # the finished attempt's record (webgrove.envs.multi_attempt)
-    done: bool  # the whole episode is over
-    obs: Any  # the next attempt's first observation when not done
-    info: dict
-    errors: int = 0  # steps whose action the env rejected (info["error"] set)
-
-
-def run_attempt(env, obs, info: dict, act: Callable[[StepContext], str]) -> AttemptRun:
-    """Act from (obs, info) until the current attempt ends; the history restarts per attempt."""
-    history: list[str] = []
-    steps: list[tuple[StepContext, str]] = []
-    errors = 0
-    while True:
-        ctx = context_from(obs, info, history)
-        action = act(ctx)
-        steps.append((ctx, action))
-        history.append(action)
-        obs, _, terminated, truncated, info = env.step(action)
-        # the step that starts the next attempt carries the ended attempt's own info inside
-        errors += (info.get("attempt_ended") or info).get("error") is not None
-        if terminated or truncated or "attempt_ended" in info:
-            return AttemptRun(steps, info["attempts"][-1], bool(terminated or truncated), obs, info, errors)
-
-
-def run_attempt_runs(env, act: Callable[[StepContext], str], goal_id: int, seed: int) -> list[AttemptRun]:
-    """A whole multi-attempt episode on one goal, one `AttemptRun` per attempt, oldest first."""
-    obs, info = env.reset(seed=seed, options={"goal_id": goal_id})
-    runs = []
-    while True:
-        runs.append(run_attempt(env, obs, info, act))
-        if runs[-1].done:
-            return runs
-        obs, info = runs[-1].obs, runs[-1].info
-
-
-def run_attempts(env, act: Callable[[StepContext], str], goal_id: int, seed: int) -> list[dict]:
-    """A whole multi-attempt episode on one goal; returns its attempt records, oldest first."""
-    return run_attempt_runs(env, act, goal_id, seed)[-1].info["attempts"]
 
 
 def candidate(goal_id: int, seed: int, history: list[dict], source: str, steps: list[dict],
@@ -237,11 +190,6 @@ class RiseCollectConfig:
 def tree_dirs(trees: str | None) -> list[Path]:
     """The folders of a comma-separated `--trees` value (e.g. the demo's three collection blocks)."""
     return [Path(d.strip()) for d in (trees or "").split(",") if d.strip()]
-
-
-def step_limit(max_steps: int | None) -> dict:
-    """`gymnasium.make` arguments for a per-attempt step limit (none: the id's own)."""
-    return {} if max_steps is None else {"max_episode_steps": int(max_steps)}
 
 
 def _policy(spec: str, env, temperature: float):

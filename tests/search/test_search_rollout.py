@@ -49,7 +49,7 @@ def test_goals_beyond_the_split_are_refused_before_any_episode():
 
 
 def test_attempts_add_success_by_attempt_and_keep_the_one_attempt_metrics(tmp_path):
-    from webgrove.training.rise_eval import CURVES
+    from webgrove.search.attempts import CURVES
 
     plain = rollout(RolloutConfig(policy="random", episodes=4, progress=False, **SHOP))
     multi = rollout(RolloutConfig(policy="random", episodes=4, attempts=3, progress=False,

@@ -9,7 +9,7 @@ from training_fixtures import node
 from webgrove.agents.base import StepContext
 from webgrove.agents.prompts import policy_prompt
 from webgrove.training.rise import candidate, rise_rows, search_candidate, select_candidates
-from webgrove.training.rise_eval import attempt_curves, majority_reward
+from webgrove.search.attempts import attempt_curves, majority_reward
 
 FAILED = {"attempt": 1, "actions": ["search[shoes]", "click[b03]", "click[buy now]"], "reward": 0.5,
           "success": False, "feedback": "failed, reward 0.50: wrong options (want color: red)", "answer": "B03"}
