@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from webgrove.agents.base import Critic, Policy, StepContext, rolls_out_by_act
-from webgrove.search.mcts import MCTS, SearchConfig, SearchTimings
+from webgrove.search.mcts import MCTS, SearchConfig, SearchTimings, env_step_limit
 
 
 class MCTSAgent:
@@ -50,11 +50,21 @@ class MCTSAgent:
 
     def _tree_for(self, ctx: StepContext) -> tuple[MCTS, int]:
         if (self.reuse_tree and self.mcts is not None and self._next is not None
-                and self._next[0] == ctx.goal and self._next[1] == list(ctx.history)):
+                and self._next[0] == ctx.goal and self._next[1] == list(ctx.history)
+                and self._full_lookahead(self._next[2], len(ctx.history))):
             return self.mcts, self._next[2]
         self.mcts = MCTS(self.env, self.policy, self.critic, self.config, history=ctx.history)
         self._timings.append(self.mcts.timings)
         return self.mcts, 0
+
+    def _full_lookahead(self, node: int, steps_taken: int) -> bool:
+        """Whether the kept subtree still looks as far ahead as a fresh tree would: its depth
+        limit counts from the first root, so after a few real steps a reused subtree sees less
+        (and at the limit nothing, when the step would fall back to the plain policy)."""
+        limit = env_step_limit(self.env)
+        fresh = self.config.max_depth if limit is None else limit - steps_taken
+        fresh = max(0, min(self.config.max_depth, fresh))
+        return self.mcts.depth_limit - self.mcts.nodes[node].depth >= fresh
 
     def act(self, ctx: StepContext, rng: np.random.Generator | None = None) -> str:
         """The best root action after searching from the env's current state.

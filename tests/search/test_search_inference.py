@@ -78,3 +78,14 @@ def test_mcts_agent_is_deterministic_for_a_fixed_seed_and_varies_with_it():
 
     assert actions(5) == actions(5)
     assert len({str(actions(seed)) for seed in (5, 6, 7)}) == 3  # the seed drives the search
+
+
+def test_a_kept_subtree_must_still_look_max_depth_ahead():
+    # max_depth 1 < the 5-step limit: the chosen child sits at the first tree's depth limit, so
+    # reusing it would leave nothing to search and the step would fall back to the plain policy
+    env = gym.make("toy_env:ToyTree-v0")
+    agent = MCTSAgent(env, toy_env.ToyPolicy(), toy_env.ConstantCritic(),
+                      SearchConfig(simulations=30, k=4, max_depth=1))
+    history, reward, _ = _episode(agent, env, goal_id=2)
+    assert len(history) == 3 and agent.timings.simulations == 3 * 30  # every real step was searched
+    assert agent.mcts.depth_limit - agent.mcts.nodes[0].depth == 1
