@@ -148,8 +148,11 @@ def _start_collect(out, *, workers: int, slow: float = 0.03) -> subprocess.Popen
     argv = [sys.executable, "-m", "webgrove", "collect", "--env", TOY["env"], "--policy", "toy_env:make_slow_policy",
             "--critic", TOY["critic"], "--simulations", "4", "--k", "3", "--goal-range", "0:60",
             "--out", str(out), "--workers", str(workers), "--no-progress"]
+    # the child starts with SIGINT's default action whatever this process has set (a child inherits
+    # an ignored SIGINT, and Python then never raises KeyboardInterrupt)
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_trees(out, proc: subprocess.Popen, n: int, timeout: float = 90.0) -> None:
@@ -198,6 +201,7 @@ def test_a_second_collect_fails_at_once_and_sigint_stops_promptly(tmp_path, caps
         # Ctrl-C in the terminal: SIGINT to the whole process group
         workers = psutil.Process(proc.pid).children(recursive=True)
         at_signal = len(_trees(tmp_path))
+        assert proc.poll() is None and at_signal < 60, "the collection ended before the signal"
         t0 = time.monotonic()
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=15)
