@@ -19,7 +19,7 @@ from webgrove.envs.browser.axtree import absolute_ref, first_frame_seq, interact
 from webgrove.envs.browser.chromium import Chromium
 from webgrove.envs.browser.fork import Fork, capture, rebuild
 from webgrove.envs.browser.options import BrowserOptions
-from webgrove.envs.browser.origins import allowed_folders, is_allowed, normalize_origins, origin_of
+from webgrove.envs.browser.origins import allowed_folders, file_url, is_allowed, normalize_origins, origin_of
 from webgrove.envs.browser.task import BrowserTask
 from webgrove.envs.spaces import AnyText
 
@@ -675,7 +675,8 @@ class BrowserEnv(gym.Env):
             return f"unknown or stale ref {action.ref}: it is not in the current page's axtree"
         if action.kind == "goto":
             try:
-                origin_of(action.value)
+                if urlsplit(action.value).scheme.lower() != "file":  # a file URL is checked below
+                    origin_of(action.value)
             except ValueError:
                 return f"goto needs an absolute URL, not {action.value!r}"
             if not is_allowed(action.value, self.allowed_origins):
@@ -869,7 +870,7 @@ def _routed_urls(allowed: tuple[str, ...]) -> re.Pattern[str]:
     if not folders:
         return re.compile(r"^")
     # No `%`, `?`, `#` and no segment starting with `.` (a `..` Chromium left) after the folder.
-    skip = "|".join(re.escape("file://" + quote(f)) + r"(?!\.)(?:(?!/\.)[^%?#])*$" for f in folders)
+    skip = "|".join(re.escape(file_url(quote(f))) + r"(?!\.)(?:(?!/\.)[^%?#])*$" for f in folders)
     return re.compile(rf"^(?!(?:{skip}))")
 
 

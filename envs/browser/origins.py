@@ -14,21 +14,34 @@ from urllib.parse import unquote, urlsplit
 LOCAL_SCHEMES = ("about", "data", "blob", "javascript")
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _WEB_SCHEME_OF = {"ws": "http", "wss": "https"}
+_FILE = "file://"  # the prefix of file URLs; an entry is always the prefix plus a real path (`file_url`)
 WHOLE_FILESYSTEM_ERROR = (
     "allowed_origins may not hold file:// as a whole: it lets the page read every file on "
     "this machine. Allow one file or folder (file:///path/page.html, file:///path/folder/) "
     "or serve the pages over http from 127.0.0.1 (envs/browser/static_server.py).")
 
 
-def origin_of(url: str) -> str:
-    """`scheme://host[:port]` of a URL, lower-cased, default port dropped; `file://` for files.
+def file_url(path: str) -> str:
+    """The `file://` URL of one real absolute path: a file or a folder, never the bare scheme or
+    the root (either would name the whole filesystem).
 
-    Raises ValueError for a URL without scheme or host.
+    Raises ValueError for the root, an empty or a relative path.
+    """
+    if not path.startswith("/") or not path.strip("/"):
+        raise ValueError(WHOLE_FILESYSTEM_ERROR if path.strip("/") == "" else f"not an absolute path: {path!r}")
+    return _FILE + path
+
+
+def origin_of(url: str) -> str:
+    """`scheme://host[:port]` of a URL, lower-cased, default port dropped. A local file has no
+    shared origin (browsers give each an opaque one): its origin is its own `file_url`.
+
+    Raises ValueError for a URL without scheme or host, and for the filesystem's root.
     """
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     if scheme == "file":
-        return "file://"
+        return file_url(_file_path(url))
     if not scheme or not parts.hostname:
         raise ValueError(f"not an absolute URL: {url!r}")
     host = parts.hostname.lower()
@@ -59,10 +72,8 @@ def allowed_entry(entry: str) -> str:
     if urlsplit(entry.strip()).scheme.lower() != "file":
         return _web_origin(entry)
     path = _file_path(entry) if urlsplit(entry.strip()).path else "/"
-    if path == "/":
-        raise ValueError(WHOLE_FILESYSTEM_ERROR)
     folder = entry.rstrip().endswith("/") or os.path.isdir(path)
-    return "file://" + path + ("/" if folder else "")
+    return file_url(path + ("/" if folder else ""))
 
 
 def normalize_origins(origins: list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -84,8 +95,8 @@ def is_allowed(url: str, allowed: tuple[str, ...]) -> bool:
     try:
         if scheme == "file":
             path = _file_path(url)
-            return any(_file_allows(entry[len("file://"):], path)
-                       for entry in allowed if entry.startswith("file://"))
+            return any(_file_allows(entry[len(_FILE):], path)
+                       for entry in allowed if entry.startswith(_FILE))
         return _web_origin(url) in allowed
     except ValueError:
         return False
@@ -109,7 +120,7 @@ def allowed_folders(allowed: tuple[str, ...]) -> list[str]:
     folders = []
     for entry in allowed:
         if urlsplit(entry).scheme.lower() == "file" and entry.endswith("/"):
-            folders.append(allowed_entry(entry)[len("file://"):])
+            folders.append(allowed_entry(entry)[len(_FILE):])
     return folders
 
 

@@ -8,7 +8,7 @@ from webgrove.envs.browser.axtree import (absolute_ref, find_ref, first_frame_se
                                           refs_in, relative_refs)
 from webgrove.envs.browser.dom_text import html_to_dom_text
 from webgrove.envs.browser.fork import frame_seq_of
-from webgrove.envs.browser.origins import is_allowed, normalize_origins, origin_of
+from webgrove.envs.browser.origins import file_url, is_allowed, normalize_origins, origin_of
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -100,7 +100,15 @@ def test_parser_never_raises_anything_but_parse_errors(text):
 def test_origins():
     assert origin_of("http://127.0.0.1:8080/a/b?x=1") == "http://127.0.0.1:8080"
     assert origin_of("HTTPS://Example.com:443/") == "https://example.com"
-    assert origin_of("file:///tmp/x.html") == "file://"
+    assert origin_of("file:///tmp/x.html") == "file:///tmp/x.html"  # a file's own URL, never the bare scheme
+    for whole in ("file:///", "file:///tmp/.."):
+        with pytest.raises(ValueError, match="whole"):
+            origin_of(whole)
+    with pytest.raises(ValueError):
+        origin_of("file://")
+    with pytest.raises(ValueError, match="whole"):
+        file_url("/")
+    assert file_url("/tmp/pages/") == "file:///tmp/pages/"
     with pytest.raises(ValueError):
         origin_of("/relative/path")
     allowed = normalize_origins(["http://127.0.0.1:8080/shop"])
