@@ -58,7 +58,7 @@ from webgrove.search.args import SearchArgs
 from webgrove.search.backends import BackendArgs, collect_on_ray
 from webgrove.search.mcts import search_episode
 from webgrove.search.tracking import TrackingArgs, log_metrics
-from webgrove.search.tree import TreeFormatError, TreeIndex, make_header, read_tree, tree_text, with_stats
+from webgrove.search.tree import TreeFormatError, TreeIndex, make_header, read_tree, tree_stats, tree_text
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ def build_parties(cfg: CollectConfig) -> _Parties:
 
     env = cfg.make()
     policy = cfg.make_policy(env)
-    return _Parties(env=env, policy=policy, critic=make_critic(cfg.critic, policy=policy))
+    return _Parties(env=env, policy=policy, critic=make_critic(cfg.critic, policy=policy, env=env))
 
 
 class GuardedEnv:
@@ -295,16 +295,16 @@ def goal_tree(parties: _Parties, cfg: CollectConfig, identity: dict, goal_id: in
     reset_s = time.perf_counter() - start
     tree = search_episode(GuardedEnv(parties.env), parties.policy, parties.critic, cfg.search_config(seed=seed))
     t = time.perf_counter()
-    records = tree.records()
+    # the search's own nodes go to the file as they are (no record object per node)
     timings = tree.timings.as_dict()
-    stats = {"simulations_run": timings["simulations"], "env_steps": timings["env_steps"], "seconds": t - start,
+    stats = {**tree_stats(tree.nodes, [tree.nodes[i] for i in tree.best_path]),
+             "simulations_run": timings["simulations"], "env_steps": timings["env_steps"], "seconds": t - start,
              **{k: timings[k] for k in ("total_s", "env_s", "policy_s", "critic_s", "mcts_s")}}
     header = make_header(env_id=cfg.env, goal_id=goal_id, goal=info["goal"], seed=seed, policy=cfg.policy,
-                         config=identity, best_path=tree.best_path,
+                         config=identity, best_path=tree.best_path, stats=stats,
                          policy_fingerprint=identity["policy_fingerprint"])
-    header = with_stats(header, records, stats)
-    text = tree_text(header, records, tree_path(cfg.out, goal_id))
-    return text, {"goal_id": goal_id, **header.stats, "reset_s": reset_s, "records_s": time.perf_counter() - t}
+    text = tree_text(header, tree.nodes, tree_path(cfg.out, goal_id))
+    return text, {"goal_id": goal_id, **stats, "reset_s": reset_s, "records_s": time.perf_counter() - t}
 
 
 def collect_goal(parties: _Parties, cfg: CollectConfig, identity: dict, goal_id: int) -> dict:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -193,11 +193,14 @@ class Node:
 class SearchTimings:
     """Seconds spent in each party of the search; MCTS's own share is the rest.
 
-    `total_s` is the wall time of the root's snapshot, of every `search` call (its
-    simulations and the choice of the child) and of `restore`; `env_s` covers step,
-    get_state, set_state and observe; `policy_s` the policy's calls and building their
-    input (StepContext, prompt); `critic_s` the critic; `mcts_s` what is left: selection,
-    expansion bookkeeping and backup.
+    `total_s` is the wall time of building the search (its random generator and the
+    root's snapshot), of every `search` call (its simulations and the choice of the
+    child) and of `restore`; `search_episode` sets it to its own whole wall time.
+    `env_s` covers the env's step, get_state, set_state and observe; `policy_s` the
+    policy's calls (propose, act or sample, prompt) and building their input
+    (`context_from`); `critic_s` the critic's `rank`; `mcts_s` is what is left: selection,
+    expansion bookkeeping (dropping repeated proposals, the children), stepping and
+    rollout bookkeeping, backup, and the clock reads themselves.
     """
 
     total_s: float = 0.0
@@ -220,7 +223,9 @@ class SearchTimings:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "mcts_s": self.mcts_s, "mcts_share": self.mcts_share}
+        return {"total_s": self.total_s, "env_s": self.env_s, "policy_s": self.policy_s, "critic_s": self.critic_s,
+                "simulations": self.simulations, "env_steps": self.env_steps, "mcts_s": self.mcts_s,
+                "mcts_share": self.mcts_share}
 
 
 @dataclass
@@ -280,6 +285,7 @@ class MCTS:
             if not callable(getattr(self.env, method, None)):
                 raise TypeError(f"{type(self.env).__name__} has no {method}(); MCTS needs snapshots "
                                 "(get_state/set_state) and observe()")
+        t0 = time.perf_counter()
         self.policy = policy
         self.critic = critic
         self.config = config
@@ -291,7 +297,7 @@ class MCTS:
         self.timings = SearchTimings()
         self._scripted = rolls_out_by_act(policy)  # scripted agents roll out with their own act
         self._env_at: int | None = None  # the node whose state the env is in, if known
-        t0 = time.perf_counter()
+        self._root_path: list[Node] = []  # `path` of the node the last simulation started from
         state = self._get_state()
         root = Node(id=0, parent=None, depth=0, action=None, prompt=None, logprob=None,
                     q_critic=None, stepped=True, state=state, terminal=self.depth_limit == 0,
@@ -361,14 +367,19 @@ class MCTS:
         obs, info = self.env.observe()
         t1 = time.perf_counter()
         ctx = context_from(obs, info, list(node.history))
-        proposals = dedupe(self.policy.propose(ctx, self.config.k, self.rng))[: self.config.k]
-        prompt = policy_input(self.policy, ctx) if proposals else None
+        proposed = self.policy.propose(ctx, self.config.k, self.rng)
         t2 = time.perf_counter()
-        self.timings.env_s += t1 - t0
-        self.timings.policy_s += t2 - t1
+        proposals = dedupe(proposed)[: self.config.k]
         node.expanded = True
         if not proposals:
+            self.timings.env_s += t1 - t0
+            self.timings.policy_s += t2 - t1
             return
+        t3 = time.perf_counter()
+        prompt = policy_input(self.policy, ctx)
+        t4 = time.perf_counter()
+        self.timings.env_s += t1 - t0
+        self.timings.policy_s += (t2 - t1) + (t4 - t3)
         values = self._critic_values(ctx, [p.action for p in proposals])
         for proposal, value in zip(proposals, values):
             child = Node(id=len(self.nodes), parent=node.id, depth=node.depth + 1, action=proposal.action,
@@ -407,30 +418,34 @@ class MCTS:
 
     def _rollout(self, node: Node, obs: Any, info: dict) -> float:
         """Return of playing the policy from `node` (the env is at its state) to the end."""
-        total, history, depth = 0.0, list(node.history), node.depth
-        timings, step, clock = self.timings, self.env.step, time.perf_counter
+        total, history, depth, steps = 0.0, list(node.history), node.depth, 0
+        step, clock, policy_s, env_s = self.env.step, time.perf_counter, 0.0, 0.0
         self._env_at = None
-        t = clock()
         while depth < self.depth_limit:
+            t = clock()
             action = self._rollout_action(context_from(obs, info, history))
             t_policy = clock()
             obs, reward, terminated, truncated, info = step(action)
             t_env = clock()
-            timings.policy_s += t_policy - t
-            timings.env_s += t_env - t_policy
-            t = t_env
-            timings.env_steps += 1
+            policy_s += t_policy - t
+            env_s += t_env - t_policy
+            steps += 1
             total += float(reward)
             history.append(action)  # context_from copies it
             depth += 1
             if terminated or truncated:
                 break
+        self.timings.policy_s += policy_s
+        self.timings.env_s += env_s
+        self.timings.env_steps += steps
         return total
 
     def simulate(self, root_id: int = 0) -> float:
         """One simulation from node `root_id`; returns the episode return it backed up."""
         t0 = time.perf_counter()
-        path = self.path(root_id)
+        if not self._root_path or self._root_path[-1].id != root_id:
+            self._root_path = self.path(root_id)
+        path = self._root_path.copy()
         n_above = len(path)  # the search root and its ancestors
         node = path[-1]
         fresh: tuple[Any, dict] | None = None  # (obs, info) of a node stepped into just now
@@ -448,10 +463,11 @@ class MCTS:
         if fresh is not None and not node.terminal:
             value += self._rollout(node, *fresh)
         alpha = self.config.alpha
-        for n in path:  # `backup`, node by node
-            n.q_mcts = running_mean(n.q_mcts, n.visits, value)
+        beta = 1.0 - alpha
+        for n in path:  # `backup` and `node_q` (visits >= 1), inline: the same floats, without the calls
+            q = n.q_mcts = n.q_mcts + (value - n.q_mcts) / (n.visits + 1)
             n.visits += 1
-            n.q = node_q(n.q_mcts, n.q_critic, n.visits, alpha)
+            n.q = q if n.q_critic is None else alpha * q + beta * n.q_critic
         self.timings.simulations += 1
         self.timings.total_s += time.perf_counter() - t0
         success = is_success(value) and len(path) > n_above
@@ -505,6 +521,7 @@ def search_episode(env: Any, policy: Policy, critic: Critic | None, config: Sear
     Returns:
         the tree, its best path being the committed actions.
     """
+    start = time.perf_counter()
     mcts = MCTS(env, policy, critic, config)
     best_path = [0]
     while True:
@@ -512,4 +529,5 @@ def search_episode(env: Any, policy: Policy, critic: Critic | None, config: Sear
         if child is None:
             break
         best_path.append(child.id)
+    mcts.timings.total_s = time.perf_counter() - start  # the search's whole span, its loop included
     return mcts.tree(best_path)

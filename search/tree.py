@@ -150,10 +150,10 @@ class TreeHeader:
     def to_dict(self) -> dict:
         """The JSON object of line 1 (optional fields left out when None)."""
         out: dict[str, Any] = {"type": "tree"}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is not None or f.name not in self._OPTIONAL:
-                out[f.name] = list(value) if f.name == "best_path" else value
+        for name in _HEADER_FIELDS:
+            value = getattr(self, name)
+            if value is not None or name not in self._OPTIONAL:
+                out[name] = list(value) if name == "best_path" else value
         return out
 
     @classmethod
@@ -168,6 +168,8 @@ class TreeHeader:
             raise RecordError("best_path", "must be a list of node ids")
         return cls(**values)
 
+
+_HEADER_FIELDS = tuple(f.name for f in fields(TreeHeader))  # line 1's keys after "type", in order
 
 ROOT_NULL_FIELDS = ("parent", "action", "prompt", "logprob", "q_critic")  # null at the root, only there
 
@@ -191,7 +193,7 @@ class NodeRecord:
 
     def to_dict(self) -> dict:
         """The JSON object of the node's line."""
-        return dict(zip(_NODE_KEYS, ("node", *_node_values_of(self))))
+        return node_dict(self)
 
     @classmethod
     def from_dict(cls, record: Any) -> "NodeRecord":
@@ -220,6 +222,11 @@ _NODE_TYPES: dict[str, tuple[type, ...]] = {
 }
 _NODE_KEYS = ("type", *_NODE_TYPES)
 _node_values_of = operator.attrgetter(*_NODE_TYPES)  # a record's values in line order, in one C call
+
+
+def node_dict(node: Any) -> dict:
+    """The JSON object of a node's line, from a `NodeRecord` or any object with its attributes."""
+    return dict(zip(_NODE_KEYS, ("node", *_node_values_of(node))))
 
 
 def make_header(env_id: str, goal_id: int, goal: str, seed: int, policy: str, config: dict,
@@ -309,19 +316,28 @@ def tree_from_dicts(records: Sequence[Any], path: str | os.PathLike = "<records>
 _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 
 
-def tree_text(header: TreeHeader, nodes: Iterable[NodeRecord], path: str | os.PathLike = "<records>") -> str:
+def tree_text(header: TreeHeader, nodes: Sequence[Any], path: str | os.PathLike = "<records>") -> str:
     """A tree file's text, validated as a reader will validate it (a typed record can still
-    hold a bad value, say a NaN critic value): raises TreeFormatError naming `path`."""
-    nodes = list(nodes)
+    hold a bad value, say a NaN critic value): raises TreeFormatError naming `path`.
+
+    Args:
+        nodes: in id order, `NodeRecord`s or any objects with their attributes (MCTS's own
+            nodes are written as they are, without a record built for each).
+    """
+    nodes = nodes if isinstance(nodes, list) else list(nodes)
+    head = header.to_dict()
+    _check_lines([head], path)
     lines = _plain_lines(nodes)
     if lines is None:  # the full check names the bad line and field
-        records = [header.to_dict(), *(n.to_dict() for n in nodes)]
-        _check_lines(records, path)
+        dicts = [node_dict(n) for n in nodes]
+        _check_lines([head, *dicts], path)
         validate_tree(header, nodes, path)
-        return "".join([_ENCODE(r) + "\n" for r in records])
-    _check_lines([header.to_dict()], path)
-    validate_tree(header, nodes, path)  # all that is left to check of plain nodes: their places
-    return "".join([_ENCODE(header.to_dict()) + "\n", *lines])
+        return "".join([_ENCODE(r) + "\n" for r in (head, *dicts)])
+    reason = best_path_problem(header.best_path or [], nodes)  # the nodes' places are checked
+    if reason:
+        raise TreeFormatError(path, 1, "best_path", reason)
+    lines[0] = _ENCODE(head) + "\n"
+    return "".join(lines)
 
 
 def _check_lines(records: Sequence[Any], path: str | os.PathLike) -> None:
@@ -346,34 +362,38 @@ _NODE_LINE = ('{"type": "node", "id": %d, "parent": %d, "depth": %d, "action": %
               '"visits": %d, "q_mcts": %r, "q_critic": %r, "q": %r, "reward": %r, "terminal": %s}\n')
 
 
-def _plain_lines(nodes: Sequence[NodeRecord]) -> list[str] | None:
-    """The nodes' lines when every node holds values of exactly its fields' plain types,
-    finite numbers, visits in range and a log-prob <= 0 (then only their places are left
-    to check); None otherwise, for the full check."""
+def _plain_lines(nodes: Sequence[Any]) -> list[str] | None:
+    """The nodes' lines, after a slot for the header's, when every node holds values of
+    exactly its fields' plain types, finite numbers, visits in range, a log-prob <= 0 and
+    its place in the tree (id, parent, depth) right; None otherwise, for the full check."""
     if not nodes or tuple(map(type, _node_values_of(nodes[0]))) != _PLAIN_ROOT:
         return None
     root = nodes[0]
-    if not (math.isfinite(root.q_mcts + root.q + root.reward) and 0 <= root.visits < _SMALL_INT):
+    if not (root.id == 0 and root.depth == 0 and math.isfinite(root.q_mcts + root.q + root.reward)
+            and 0 <= root.visits < _SMALL_INT):
         return None
-    lines, prompts = [_ENCODE(root.to_dict()) + "\n"], {}
-    for node in nodes[1:]:
-        values = _node_values_of(node)
-        if tuple(map(type, values)) != _PLAIN_NODE:
+    lines, prompts, depths = ["", _ENCODE(node_dict(root)) + "\n"], {}, [0]
+    isfinite, line, values_of, plain = math.isfinite, _NODE_LINE, _node_values_of, _PLAIN_NODE
+    for i in range(1, len(nodes)):
+        values = values_of(nodes[i])
+        if tuple(map(type, values)) != plain:
             return None
-        _, _, _, action, prompt, logprob, visits, q_mcts, q_critic, q, reward, terminal = values
+        node_id, parent, depth, action, prompt, logprob, visits, q_mcts, q_critic, q, reward, terminal = values
         # a sum of floats is finite only if each one is (or it overflowed: then the full check decides)
-        if not (math.isfinite(logprob + q_mcts + q_critic + q + reward) and logprob <= LOGPROB_TOLERANCE
+        if not (node_id == i and 0 <= parent < i and depth == depths[parent] + 1
+                and isfinite(logprob + q_mcts + q_critic + q + reward) and logprob <= LOGPROB_TOLERANCE
                 and 0 <= visits < _SMALL_INT):
             return None
+        depths.append(depth)
         encoded = prompts.get(prompt)
         if encoded is None:
             encoded = prompts[prompt] = encode_basestring(prompt)
-        lines.append(_NODE_LINE % (*values[:3], encode_basestring(action), encoded, *values[5:11],
-                                   "true" if terminal else "false"))
+        lines.append(line % (i, parent, depth, encode_basestring(action), encoded, logprob, visits, q_mcts,
+                             q_critic, q, reward, "true" if terminal else "false"))
     return lines
 
 
-def write_tree(path: str | os.PathLike, header: TreeHeader, nodes: Iterable[NodeRecord]) -> None:
+def write_tree(path: str | os.PathLike, header: TreeHeader, nodes: Sequence[Any]) -> None:
     """Validate and write a tree file atomically (temp file in the same folder + rename)."""
     write_text_atomic(path, tree_text(header, nodes, path))
 
@@ -558,12 +578,17 @@ class TreeIndex:
         return [self.path(n.id) for n in self.nodes if not self.children[n.id]]
 
     def stats(self) -> dict:
-        """Flat numbers: nodes, deepest depth, the best path's return and whether it ends
-        the episode with a success (`webgrove.envs.is_success`)."""
-        path = self.best_path()
-        reward = math.fsum(n.reward for n in path)
-        return {"nodes": len(self.nodes), "max_depth": max(n.depth for n in self.nodes), "best_reward": reward,
-                "success": bool(path[-1].terminal and is_success(reward))}
+        """`tree_stats` of the tree and its committed path (`best_path`)."""
+        return tree_stats(self.nodes, self.best_path())
+
+
+def tree_stats(nodes: Sequence[Any], path: Sequence[Any]) -> dict:
+    """Flat numbers of a tree (`NodeRecord`s or MCTS's nodes) and its committed path (its
+    nodes, root first): nodes, deepest depth, the path's return and whether it ends the
+    episode with a success (`webgrove.envs.is_success`)."""
+    reward = math.fsum(n.reward for n in path)
+    return {"nodes": len(nodes), "max_depth": max(n.depth for n in nodes), "best_reward": reward,
+            "success": bool(path[-1].terminal and is_success(reward))}
 
 
 def with_stats(header: TreeHeader, nodes: Sequence[NodeRecord], extra: dict | None = None) -> TreeHeader:
