@@ -7,14 +7,18 @@ Both backends run the same work functions; only the dispatch differs.
   write finished trees to `--out` themselves (a folder every process can see).
 - **ray**: a Ray cluster (`--ray-address ADDR`, or a Ray instance started here with
   `--workers` CPUs when no address is given). For collection, each actor
-  (`GoalWorker`) builds its env, policy and critic once and takes goals one at a time;
-  a finished tree travels back to the driver as its file's text and the driver writes
-  it atomically, so the cluster needs no shared disk. Rollout episodes go out in chunks
-  of episode indices as Ray tasks and come back as results.
+  (`GoalWorker`) builds its env, policy and critic once and takes goals in batches of
+  about `BATCH_S` seconds of work (one goal a call for model policies, dozens for
+  millisecond scripted trees), two calls in flight; each batch is a Ray streaming
+  generator, so a finished tree travels back to the driver as soon as it finishes, as
+  its file's text, and the driver writes it atomically: the cluster needs no shared
+  disk. Rollout episodes go out in chunks of episode indices as Ray tasks and come back
+  as results.
 
 Failures are Ray's to retry: a dead actor (killed process, crashed browser that took the
-worker down) is restarted up to `max_restarts` times and its goal retried
-(`max_task_retries`); rollout chunks are retried as tasks (`max_retries`). A goal whose
+worker down) is restarted up to `max_restarts` times and its batches retried
+(`max_task_retries`; a retried batch runs again from its start, and Ray drops the results
+the driver already has); rollout chunks are retried as tasks (`max_retries`). A goal whose
 actor cannot be brought back is reported as an infrastructure error, and every tree
 finished before is on disk; a rerun of the same command collects the rest.
 
@@ -36,6 +40,8 @@ BACKENDS = ("local", "ray")
 INFRASTRUCTURE = "infrastructure"  # the kind of a goal lost to the machinery, not to the policy
 MAX_RESTARTS = 3  # restarts of a dead actor (Ray's max_restarts)
 MAX_TASK_RETRIES = 3  # retries of a goal whose actor died (Ray's max_task_retries / max_retries)
+BATCH_S = 0.1  # seconds of work an actor call aims at: Ray's ~1-2 ms a call stays ~1-2% of it
+PIPELINE = 2  # batch calls in flight per actor, so an actor never waits on the driver
 
 
 @dataclass(kw_only=True)
@@ -123,17 +129,96 @@ class GoalWorker:
     def pid(self) -> int:
         return os.getpid()
 
-    def run(self, item: Any) -> dict:
-        return {**self.work(self.state, self.cfg, item), "worker_pid": os.getpid()}
+    def run(self, items: list) -> Iterator[dict]:
+        """Work through a batch, yielding each item's result as it finishes (called as a Ray
+        streaming generator, so the driver has it before the batch ends)."""
+        for item in items:
+            yield {**self.work(self.state, self.cfg, item), "worker_pid": os.getpid()}
+
+
+def batch_size(left: int, actors: int, item_s: float | None, batch_s: float = BATCH_S) -> int:
+    """Items in the next call to an actor: about `batch_s` seconds of work at `item_s` seconds
+    an item (1 while no item has been timed), at most 1/(2 x actors) of the `left` items so
+    the calls shrink towards the end and the actors finish together (guided scheduling)."""
+    if item_s is None or left <= 1:
+        return min(1, left)
+    return max(1, min(int(batch_s / max(item_s, 1e-6)), -(-left // (2 * actors))))
+
+
+class _RayDispatch:
+    """The driver's side of `run_on_ray`: `PIPELINE` batch calls in flight per actor, each a
+    Ray streaming generator whose results are taken as they come."""
+
+    def __init__(self, ray: Any, actors: list, items: list, on_result: Callable[[dict], None],
+                 batch_s: float, max_restarts: int):
+        self.ray, self.actors, self.on_result = ray, actors, on_result
+        self.batch_s, self.max_restarts = batch_s, max_restarts
+        self.todo = list(reversed(items))
+        self.running: dict[Any, tuple[int, list, list]] = {}  # generator -> (actor, batch, delivered)
+        self.last: dict[int, float] = {}  # actor -> when its last result came
+        self.item_s: float | None = None  # seconds between an actor's results (moving average)
+        self.dead: set[int] = set()
+        self.calls, self.largest = 0, 0
+
+    def submit(self, actor: int) -> None:
+        n = batch_size(len(self.todo), len(self.actors) - len(self.dead), self.item_s, self.batch_s)
+        if n and actor not in self.dead:
+            batch = [self.todo.pop() for _ in range(n)]
+            gen = self.actors[actor].run.options(num_returns="streaming").remote(batch)
+            self.running[gen] = (actor, batch, [])
+            self.calls, self.largest = self.calls + 1, max(self.largest, n)
+
+    def take(self, gen: Any) -> None:
+        """The next result of a ready generator; the actor's next batch once this one ends."""
+        actor, batch, delivered = self.running[gen]
+        try:
+            ref = next(gen)
+        except StopIteration:
+            del self.running[gen]
+            return self.submit(actor)
+        try:
+            result = self.ray.get(ref)
+        except self.ray.exceptions.RayActorError as exc:  # restarts used up: drop the actor
+            del self.running[gen]
+            self.dead.add(actor)
+            for item in batch[len(delivered):]:
+                self.on_result({"goal_id": item, "kind": INFRASTRUCTURE,
+                                "error": f"Ray actor died in goal {item} after {self.max_restarts} restarts: {exc}"})
+            return
+        now = time.perf_counter()
+        if actor in self.last:  # the first result of an actor also timed its build: not an item's time
+            gap = now - self.last[actor]
+            self.item_s = gap if self.item_s is None else 0.7 * self.item_s + 0.3 * gap
+        self.last[actor] = now
+        delivered.append(batch[len(delivered)])
+        self.on_result(result)
+
+    def run(self) -> dict:
+        for _ in range(PIPELINE):
+            for actor in range(len(self.actors)):
+                self.submit(actor)
+        while self.running:
+            [gen], _ = self.ray.wait(list(self.running), num_returns=1)
+            self.take(gen)
+        for item in reversed(self.todo):  # every actor died before taking these
+            self.on_result({"goal_id": item, "kind": INFRASTRUCTURE,
+                            "error": "not run: every Ray actor had died beyond its restarts"})
+        return {"calls": self.calls, "largest_batch": self.largest}
 
 
 def run_on_ray(build: Callable[[Any], Any], work: Callable[[Any, Any, Any], dict], cfg: Any, items: list,
                on_result: Callable[[dict], None], workers: int, address: str | None = None,
-               max_restarts: int = MAX_RESTARTS, max_task_retries: int = MAX_TASK_RETRIES) -> None:
+               max_restarts: int = MAX_RESTARTS, max_task_retries: int = MAX_TASK_RETRIES,
+               batch_s: float = BATCH_S) -> dict:
     """Run `work` on every item in `min(workers, len(items))` Ray actors; `on_result` gets
-    each result on the driver, in finishing order.
+    each result on the driver as it finishes, in finishing order. Returns the number of actor
+    calls made and the largest batch.
 
-    An item whose actor died beyond its restarts gets `{"goal_id": item, "kind":
+    Items go to actors in batches of about `batch_s` seconds of work (`batch_size`), so Ray's
+    per-call cost is paid once a batch; each result streams back when its item finishes.
+    An actor that dies is restarted and its batches retried by Ray (the retried batch runs
+    again from its start; the results the driver already has are not delivered twice). An
+    item whose actor died beyond its restarts gets `{"goal_id": item, "kind":
     "infrastructure", "error": ...}` and its actor is dropped; the others go on.
     """
     n = min(workers, len(items))
@@ -141,28 +226,8 @@ def run_on_ray(build: Callable[[Any], Any], work: Callable[[Any, Any, Any], dict
         actor_cls = ray.remote(num_cpus=1, max_restarts=max_restarts,
                                max_task_retries=max_task_retries)(GoalWorker)
         actors = [actor_cls.remote(build, work, cfg) for _ in range(n)]
-        todo = list(reversed(items))
-        running: dict[Any, tuple[Any, Any]] = {}  # object ref -> (actor, item)
-
-        def submit(actor: Any) -> None:
-            if todo:
-                item = todo.pop()
-                running[actor.run.remote(item)] = (actor, item)
-
-        for actor in actors:
-            submit(actor)
         try:
-            while running:
-                [ref], _ = ray.wait(list(running), num_returns=1)
-                actor, item = running.pop(ref)
-                try:
-                    result = ray.get(ref)
-                except ray.exceptions.RayActorError as exc:  # restarts used up: drop the actor
-                    on_result({"goal_id": item, "kind": INFRASTRUCTURE,
-                               "error": f"Ray actor died in goal {item} after {max_restarts} restarts: {exc}"})
-                    continue
-                submit(actor)  # the next goal first, so the actor never waits on the driver
-                on_result(result)
+            return _RayDispatch(ray, actors, items, on_result, batch_s, max_restarts).run()
         finally:
             for actor in actors:
                 ray.kill(actor, no_restart=True)

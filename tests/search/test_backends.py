@@ -9,7 +9,7 @@ import signal
 import pytest
 
 from webgrove.envs.errors import UsageError
-from webgrove.search.backends import BackendArgs, run_on_ray
+from webgrove.search.backends import BackendArgs, batch_size, run_on_ray
 from webgrove.search.collect import CollectConfig, run_collect, tree_path
 from webgrove.search.tree import read_tree
 
@@ -99,6 +99,51 @@ def test_run_on_ray_builds_once_per_actor(ray_cluster):
     assert all(r["built_in"] == r["worker_pid"] for r in got)  # the state was built in the actor
     assert len({r["worker_pid"] for r in got}) <= 2
     json.dumps(got)  # results are plain data
+
+
+def test_batch_size_aims_at_batch_seconds_and_shrinks_towards_the_end():
+    assert batch_size(40, 2, None) == 1  # nothing timed yet: one item, which times the actors
+    assert batch_size(400, 2, 0.004, batch_s=0.1) == 25  # 4 ms trees: 25 a call
+    assert batch_size(400, 2, 2.0, batch_s=0.1) == 1  # model trees: one a call, as before batching
+    assert batch_size(12, 2, 0.004, batch_s=0.1) == 3  # a quarter of what is left per actor pair
+    assert batch_size(1, 2, 0.004) == 1 and batch_size(0, 2, 0.004) == 0
+
+
+@pytest.mark.slow
+def test_batched_results_stream_back_as_each_item_finishes(ray_cluster):
+    """Each result reaches the driver when its item finishes, not when its batch ends."""
+    import time
+
+    arrived = []
+    work = lambda state, cfg, item: (time.sleep(0.3), {"goal_id": item, "finished_at": time.time()})[1]  # noqa: E731
+    stats = run_on_ray(lambda cfg: None, work, None, list(range(16)),
+                       lambda r: arrived.append({**r, "arrived_at": time.time()}), workers=2, batch_s=10.0)
+    assert sorted(r["goal_id"] for r in arrived) == list(range(16)) and stats["largest_batch"] > 1
+    by_worker = {}
+    for r in arrived:
+        by_worker.setdefault(r["worker_pid"], []).append(r)
+    # the driver has result i before the same actor finishes item i+1 (0.3 s later); had it
+    # waited for the end of a batch, that would hold only across batches
+    pairs = [(a, b) for rs in by_worker.values() for a, b in zip(rs, rs[1:])]
+    prompt = sum(a["arrived_at"] < b["finished_at"] for a, b in pairs)
+    assert prompt >= 0.75 * len(pairs), f"{prompt} of {len(pairs)} results came before the next finished"
+
+
+@pytest.mark.slow
+def test_an_actor_killed_mid_batch_loses_nothing_and_repeats_nothing(ray_cluster):
+    got, killed = [], []
+    work = lambda state, cfg, item: (__import__("time").sleep(0.05), {"goal_id": item})[1]  # noqa: E731
+
+    def on_result(result: dict) -> None:
+        got.append(result)
+        if len(got) == 8:  # by now batches hold several items: kill the actor inside one
+            killed.append(result["worker_pid"])
+            os.kill(result["worker_pid"], signal.SIGKILL)
+
+    stats = run_on_ray(lambda cfg: None, work, None, list(range(40)), on_result, workers=2, batch_s=1.0)
+    assert killed and stats["largest_batch"] > 1
+    assert sorted(r["goal_id"] for r in got) == list(range(40))  # each item exactly once
+    assert all("error" not in r for r in got)
 
 
 @pytest.mark.slow
