@@ -16,8 +16,8 @@ One Agent Q search (`webgrove.search.mcts.search_episode`) per goal, written as
 - `.collect.lock`: held (flock) by the run writing to DIR; a second run fails at once.
   The kernel releases it when the run dies, however it dies.
 
-With `--workers N > 1` goals run in N spawned processes, each building its own env,
-policy and critic. Workers die with the collector, SIGKILL included (Linux's
+With `--workers N > 1` goals run in N worker processes (`backends.worker_context`: forked
+from a server that has the modules imported), each building its own env, policy and critic. Workers die with the collector, SIGKILL included (Linux's
 parent-death signal, and a parent-pid watchdog elsewhere), and SIGINT/SIGTERM stop a
 run promptly: finished trees stay, the goals in flight are abandoned with their
 temporary files removed, and a rerun collects them (temporary files a SIGKILL left
@@ -55,7 +55,7 @@ from webgrove.envs.make import EnvArgs, OutputArgs, parse_goal_range
 from webgrove.io import stale_temp_files, write_json_atomic, write_text_atomic
 from webgrove.provenance import command_line
 from webgrove.search.args import SearchArgs
-from webgrove.search.backends import BackendArgs, collect_on_ray
+from webgrove.search.backends import BackendArgs, collect_on_ray, worker_context, worker_parent_pid
 from webgrove.search.mcts import search_episode
 from webgrove.search.tracking import TrackingArgs, log_metrics
 from webgrove.search.tree import TreeFormatError, TreeIndex, make_header, read_tree, tree_stats, tree_text
@@ -414,16 +414,14 @@ def _dead_worker_results(procs: list, in_flight: dict[int, int]) -> list[dict]:
 
 
 def _run_in_workers(cfg: CollectConfig, identity: dict, todo: list[int], on_result) -> None:
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")
+    context = worker_context()
     tasks, results = context.Queue(), context.Queue()
     for goal_id in todo:
         tasks.put(goal_id)
     n = min(cfg.workers, len(todo))
     for _ in range(n):
         tasks.put(None)
-    procs = [context.Process(target=_worker_main, args=(cfg, identity, os.getpid(), tasks, results),
+    procs = [context.Process(target=_worker_main, args=(cfg, identity, worker_parent_pid(context), tasks, results),
                              name=f"collect-worker-{i}", daemon=True) for i in range(n)]
     for p in procs:
         p.start()

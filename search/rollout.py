@@ -30,7 +30,7 @@ from webgrove.agents.specs import PolicyArgs
 from webgrove.envs.errors import UsageError
 from webgrove.envs.make import EnvArgs, OutputArgs
 from webgrove.search.args import SearchArgs
-from webgrove.search.backends import BackendArgs, is_ray, ray_map
+from webgrove.search.backends import BackendArgs, is_ray, ray_map, worker_context
 from webgrove.search.tracking import TrackingArgs, log_metrics
 from webgrove.io import write_json_atomic
 from webgrove.search.attempts import AttemptArgs
@@ -160,7 +160,6 @@ def run_many(cfgs: list[RolloutConfig], workers: int = 1) -> tuple[list[list[Epi
             out.append(_run_goals(c, list(range(c.episodes)), c.bar_disable))
             seconds.append(time.perf_counter() - start)
         return out, seconds
-    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     from tqdm import tqdm
@@ -174,7 +173,7 @@ def run_many(cfgs: list[RolloutConfig], workers: int = 1) -> tuple[list[list[Epi
             parts = ray_map(_worker, args, workers, cfgs[0].ray_address)
         else:
             pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers,
-                                                           mp_context=multiprocessing.get_context("spawn")))
+                                                           mp_context=worker_context()))
             parts = pool.map(_worker, args)
         bar = tqdm(zip(tasks, parts), total=len(tasks), desc="rollout", unit="chunk", leave=False,
                    disable=cfgs[0].bar_disable if cfgs else True)

@@ -9,7 +9,7 @@ import signal
 import pytest
 
 from webgrove.envs.errors import UsageError
-from webgrove.search.backends import BackendArgs, batch_size, run_on_ray
+from webgrove.search.backends import BackendArgs, batch_size, run_on_ray, worker_context, worker_parent_pid
 from webgrove.search.collect import CollectConfig, run_collect, tree_path
 from webgrove.search.tree import read_tree
 
@@ -99,6 +99,26 @@ def test_run_on_ray_builds_once_per_actor(ray_cluster):
     assert all(r["built_in"] == r["worker_pid"] for r in got)  # the state was built in the actor
     assert len({r["worker_pid"] for r in got}) <= 2
     json.dumps(got)  # results are plain data
+
+
+PRELOADED = "'webgrove.envs.shop.env' in __import__('sys').modules"  # evaluated in a worker
+
+
+@pytest.mark.parametrize("method", [None, "spawn"])
+def test_local_workers_start_from_a_preloaded_fork_server_or_by_spawn(method, monkeypatch):
+    if method:
+        monkeypatch.setenv("WEBGROVE_START_METHOD", method)
+    context = worker_context()
+    assert context.get_start_method() == (method or "forkserver")
+    with context.Pool(1) as pool:
+        assert pool.apply(os.getppid) == worker_parent_pid(context)  # what die_with_parent watches
+        assert pool.apply(eval, (PRELOADED,)) is (method is None)  # forked with the modules imported
+
+
+def test_an_unknown_start_method_is_a_usage_error(monkeypatch):
+    monkeypatch.setenv("WEBGROVE_START_METHOD", "fork")
+    with pytest.raises(UsageError, match="WEBGROVE_START_METHOD must be one of forkserver, spawn"):
+        worker_context()
 
 
 def test_batch_size_aims_at_batch_seconds_and_shrinks_towards_the_end():
