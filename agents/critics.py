@@ -28,6 +28,7 @@ import hashlib
 import json
 import random
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from webgrove.agents.chat import CRITIC_SYSTEM
 from webgrove.agents.prompts import (action_completion, critic_completion, critic_prompt, parse_critic_answer,
                                      policy_prompt, search_query)
 from webgrove.envs.booking.actions import current_values, element_names, parse_named
+from webgrove.envs.browser.axtree import parse_axtree
 from webgrove.envs.shop.actions import BUY_NOW, NAVIGATION_LABELS, SUB_PAGE_CLICKS, click_label, is_product_id, split_page
 
 
@@ -277,11 +279,13 @@ def learned_critic(spec: str, policy: Any = None, device: str = "cpu") -> Learne
 # Values a goal and a page write differently, each reduced to one token, so that word overlap
 # sees them as equal: times ("5:30pm", "17:30", "5:30 pm" -> t1730), dates ("2026-03-20",
 # "Friday, 20 March 2026", "Mar 20" -> d0320), party sizes ("for four people", "party of 4",
-# "4 people" -> p4) and phone numbers (-> their digits).
+# "4 people" -> p4), phone numbers (-> their digits) and email addresses (-> one word, so that
+# "Hiro" is not read as part of "hiro.silva@example.com").
 _MONTHS = "jan feb mar apr may jun jul aug sep oct nov dec".split()
 _MONTH = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
 _COUNT = ("zero one two three four five six seven eight nine ten eleven twelve").split()
 _VALUE_PATTERNS = (
+    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), lambda m: " em" + re.sub(r"[^a-z0-9]", "", m[0]) + " "),
     (re.compile(r"\(?\b\d{3}\)?[ .-]?\d{3}-\d{4}\b"), lambda m: " ph" + re.sub(r"\D", "", m[0]) + " "),
     (re.compile(r"\b\d{4}-(\d{2})-(\d{2})\b"), lambda m: f" d{m[1]}{m[2]} "),
     (re.compile(r"\b(\d{1,2})(?::(\d{2}))?\s*([ap])\.?m\b"),
@@ -344,6 +348,18 @@ class LexicalCritic(_CachedCritic):
 
     relative = False  # each action's value is its own
 
+    def __init__(self, env: Any = None) -> None:
+        """`env`: a browser env whose task shows a shortened page (the booking site's compact
+        tree); the critic then reads the whole page (`page_axtree`) as its scripted agents do."""
+        super().__init__()
+        env = getattr(env, "unwrapped", env)
+        shortened = getattr(getattr(env, "task", None), "observation_axtree", None) is not None
+        self._env = env if shortened else None
+
+    def rank(self, ctx: StepContext, actions: list[str]) -> list[float]:
+        full = self._env.page_axtree if self._env is not None else ""
+        return super().rank(replace(ctx, observation=full) if full else ctx, actions)
+
     def _values(self, ctx: StepContext, actions: list[str]) -> list[float]:
         goal_words = _words(ctx.goal)
         clicked = {click_label(h) for h in ctx.history}
@@ -399,6 +415,46 @@ def _goal_fields(goal: str) -> list[tuple[str, set[str]]]:
 
 
 _RECENT = 4  # an action repeated within this many steps goes round in a loop
+# Sign-up and sign-in: a detour unless the goal asks for it. Prompts in the way of the task
+# ("Continue as guest", "No thanks") are answered first.
+_ACCOUNT_WORDS = frozenset({"sign", "join", "log", "login", "password", "register", "account", "membership"})
+_DISMISSALS = frozenset({"Continue as guest", "No thanks", "Accept all cookies", "Reject non-essential"})
+_TIME_TOKEN = re.compile(r"\bt(\d{2})(\d{2})\b")
+_EARLIEST = re.compile(r"\b(earliest|first free)\b")
+_BEST = re.compile(r"\b(best|highest)[- ]rated\b")
+_MIN_RATING = re.compile(r"rated at least (\d(?:\.\d)?)")
+_RATED = re.compile(r"rated (\d(?:\.\d)?)")
+
+
+def _minutes(text: str) -> list[int]:
+    """The times in `text` (as `normalize_values` writes them), in minutes after midnight."""
+    return [60 * int(h) + int(m) for h, m in _TIME_TOKEN.findall(normalize_values(text))]
+
+
+def _shown_text(axtree: str) -> str:
+    """The page's text without the names of links and options: what it says, not what it
+    offers (a calendar's links name every date)."""
+    return " ".join(f"{n.name} {n.value}" for n in parse_axtree(axtree) if n.role not in ("link", "option", "/url"))
+
+
+def result_rows(axtree: str) -> dict[str, str]:
+    """For each link inside a list item that reads as a result ("Greek · Russian Hill · $$$ ·
+    rated 4.9 (1120 reviews)": parts joined by " · "), the row's text lines, joined."""
+    rows, row, links, texts = {}, None, [], []
+    for node in [*parse_axtree(axtree), None]:
+        if row is not None and (node is None or node.depth <= row.depth):
+            if any(" · " in t for t in texts):
+                rows.update(dict.fromkeys(links, " ".join(texts)))
+            row, links, texts = None, [], []
+        if node is None:
+            break
+        if node.role == "listitem":
+            row = node
+        elif row is not None and node.role == "link" and node.name:
+            links.append(" ".join(node.name.replace("[", "(").replace("]", ")").split()))
+        elif row is not None and node.role in ("paragraph", "text") and node.value:
+            texts.append(node.value)
+    return rows
 
 
 class _NamedPage:
@@ -409,15 +465,28 @@ class _NamedPage:
     - `type[box][text]`: 0 when the text shares no word with the goal or the box already
       holds goal words; 0.2 when another box holds the text, or when the goal gives the
       text as a field ("Email: ...", "phone ...", "the name ...") the box is not named
-      after; else 0.5, plus 0.5 when the goal names the box right before the text; a tenth
+      after; else 0.5, plus 0.5 when the goal names the box right before the text or gives
+      the text as the box's field ("my number is ..." for Phone); a tenth
       of that when the goal never names the box (a password, a search box);
     - an option of a list (`click[Time: 5:30 pm]`): the option's share of goal words;
     - a date or month control (`click[Change date]`, `click[Next month]`; not a list's
-      option such as `Occasion: Date night`): 1.0 while the
-      page does not show the goal's date, 0 once it does;
-    - other clicks: the share of the label's words found in the goal, at least 0.3 for a
-      button (it sends a form: search, filters, details, confirmation) and 0.05 for a link.
-    Times, dates, party sizes and phone numbers are compared as `normalize_values` writes them.
+      option such as `Occasion: Date night`): 1.0 while the page's text (not its links: a
+      calendar names every date) does not show the goal's date, 0 once it does;
+    - other clicks: the share of the label's words found in the goal, at least 0.05;
+    - a link in a row of results (a restaurant or one of its times): 0.2 + 0.6 × the share
+      of the row's place (cuisine, neighbourhood) the goal names (0 below the goal's "rated
+      at least"), + 0.1 × the rating above 4 for a "best-rated" goal, + 0.2 × the time fit;
+    - a time (a slot link, or a time in a results link): for an "earliest"/"first free"
+      goal 1 - (minutes after the goal's time) / 150, 0 before it; else word overlap;
+    - a button (it sends a form: search, filters, details, confirmation): the share of its
+      words found in the goal, between 0.3 and 0.9 (a form is sent after its fields are set);
+      0.9 right after a list option was chosen or a box typed in;
+    - account actions (sign in, join, password, ...; a typed box counts by its name) when the
+      goal does not ask for an account: 0; a prompt's way out ("Continue as guest", "No
+      thanks", a cookie banner's buttons): 1.0, and while one is on the page every other
+      action at most 0.5.
+    Times, dates, party sizes, phone numbers and emails are compared as `normalize_values`
+    writes them.
     """
 
     def __init__(self, ctx: StepContext, goal_words: set[str]) -> None:
@@ -425,17 +494,36 @@ class _NamedPage:
         self.goal_tokens = _WORD.findall(normalize_values(ctx.goal))
         self.held = current_values(ctx.observation)
         self.recent = set(ctx.history[-_RECENT:])
-        self.buttons = {name for name, node, _ in element_names(ctx.observation) if node.role == "button"}
+        names = element_names(ctx.observation)
+        self.buttons = {name for name, node, _ in names if node.role == "button"}
+        self.prompted = any(name in _DISMISSALS for name, _, _ in names)
+        self.rows = result_rows(ctx.observation)
+        goal = normalize_values(ctx.goal)
+        times = _minutes(ctx.goal)
+        self.earliest = times[0] if times and _EARLIEST.search(goal) else None
+        self.best = bool(_BEST.search(goal))
+        floor = _MIN_RATING.search(goal)
+        self.min_rating = float(floor[1]) if floor else None
+        last = parse_named(ctx.history[-1]) if ctx.history else None
+        self.form_changed = last is not None and (last[0] == "type" or ": " in last[1])
         self.fields = _goal_fields(ctx.goal)
         dates = {w for w in goal_words if re.fullmatch(r"d\d{4}", w)}
         self.has_date = bool(dates)
-        self.date_missing = self.has_date and not dates <= _words(ctx.observation)
+        self.date_missing = self.has_date and not dates <= _words(_shown_text(ctx.observation))
 
     def value(self, action: str) -> float | None:
         named = parse_named(action)
         if named is None:
             return None
-        verb, name, text = named
+        words = _words(named[1])
+        if words & _ACCOUNT_WORDS and not words & _ACCOUNT_WORDS & self.goal_words:
+            return 0.0
+        if named[1] in _DISMISSALS and action not in self.recent:
+            return 1.0
+        value = self._value(action, *named)
+        return min(value, 0.5) if self.prompted else value
+
+    def _value(self, action: str, verb: str, name: str, text: str | None) -> float:
         words = _words(name)
         if verb == "click" and ": " not in name and words & {"date", "month"} and "close" not in words and self.has_date:
             return 1.0 if self.date_missing else 0.0
@@ -448,9 +536,33 @@ class _NamedPage:
         box, sep, option = name.partition(": ")
         if sep and box in self.held:
             return 0.0 if self.held[box] == option else _overlap(option, self.goal_words)
+        if name in self.rows:
+            return self._row_link(name, self.rows[name])
         if name in self.buttons:
-            return max(0.3, _overlap(name, self.goal_words))
-        return max(0.05, _overlap(name, self.goal_words))
+            return 0.9 if self.form_changed else min(0.9, max(0.3, _overlap(name, self.goal_words)))
+        fit = self._time_fit(name)
+        return max(0.05, _overlap(name, self.goal_words) if fit is None else fit)
+
+    def _time_fit(self, label: str) -> float | None:
+        """How well the time in `label` serves an "earliest" goal; None when either has none."""
+        times = _minutes(label)
+        if self.earliest is None or not times:
+            return None
+        after = times[0] - self.earliest
+        return 0.0 if after < 0 else max(0.0, 1.0 - after / 150)
+
+    def _row_link(self, name: str, row: str) -> float:
+        place = row.split(" · ")[:2]
+        match = sum(bool(_words(p)) and _words(p) <= self.goal_words for p in place) / 2
+        rated = _RATED.search(row)
+        rating = float(rated[1]) if rated else 0.0
+        if self.min_rating is not None and rating < self.min_rating:
+            match = 0.0
+        value = 0.2 + 0.6 * match + (0.1 * max(0.0, rating - 4.0) if self.best else 0.0)
+        fit = self._time_fit(name)
+        if fit is None and _minutes(name):
+            fit = _overlap(name.split(" at ")[0], self.goal_words)
+        return min(1.0, value + 0.2 * (fit or 0.0))
 
     def _typed(self, box: str, text: str) -> float:
         held = self.held.get(box, "")
@@ -462,7 +574,8 @@ class _NamedPage:
                 field is not None and not _FIELD_BOXES[field] & _words(box)):
             value = 0.2
         else:
-            value = 0.5 + 0.5 * self._named_before(box, text)
+            named = field is not None or self._named_before(box, text)  # the goal says which box
+            value = 0.5 + 0.5 * named
         return value if _words(box) & self.goal_words else value / 10
 
     def _named_before(self, box: str, text: str) -> float:

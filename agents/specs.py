@@ -142,8 +142,9 @@ def make_policy(spec: str, env: Any = None, base_url: str | None = None, model_n
         raise UsageError(f"--policy {spec}: {e}") from e
 
 
-def make_critic(spec: str, policy: Policy | None = None) -> Critic | None:
+def make_critic(spec: str, policy: Policy | None = None, env: Any = None) -> Critic | None:
     """The critic a spec names; None for "none"; "package.module:factory" calls `factory(policy=policy)`.
+    `env`, when given, lets the lexical critic read a page the env shows shortened.
 
     Raises:
         UsageError: unknown spec, or "self" with no policy or a scripted one.
@@ -155,7 +156,7 @@ def make_critic(spec: str, policy: Policy | None = None) -> Critic | None:
     from webgrove.agents.critics import LexicalCritic, LLMCritic
 
     if spec == "lexical":
-        return LexicalCritic()
+        return LexicalCritic(env)
     if spec == "self":
         if policy is None or not hasattr(policy, "score_completions"):
             kind = "no policy" if policy is None else f"a scripted policy ({type(policy).__name__})"

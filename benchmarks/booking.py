@@ -108,7 +108,7 @@ def mcts_vs_greedy(env, goal_ids, simulations: int, max_depth: int, alpha: float
         return lambda ctx: policy.act(ctx, rng)
 
     def mcts(goal_id):
-        critic = LexicalCritic()
+        critic = LexicalCritic(env)
 
         def act(ctx):  # a fresh tree and seed per step: the same seed would propose in the same order again
             config = SearchConfig(simulations=simulations, k=1000, max_depth=max_depth, alpha=alpha,

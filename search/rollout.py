@@ -81,7 +81,7 @@ def make_actor(env, cfg: RolloutConfig) -> Callable[[int], Actor]:
     if cfg.mcts:
         from webgrove.search.inference import MCTSAgent
 
-        agent = MCTSAgent(env, policy, make_critic(cfg.critic, policy=policy), cfg.search_config(cfg.seed))
+        agent = MCTSAgent(env, policy, make_critic(cfg.critic, policy=policy, env=env), cfg.search_config(cfg.seed))
         return lambda i: agent.act  # each episode starts a fresh tree from the config's seed
 
     def actor(i: int) -> Actor:

@@ -106,3 +106,84 @@ def test_a_list_option_named_like_a_date_control_is_not_one():
     ctx = StepContext(goal="Book it on March 20. Occasion: Birthday.", observation=page, available_actions=[])
     values = LexicalCritic().rank(ctx, ["click[Occasion: Date night]", "click[Occasion: Birthday]", "click[Change date]"])
     assert values == [0.0, 1.0, 1.0]
+
+
+def _values(goal: str, page: str, actions: list[str], history=()) -> dict[str, float]:
+    ctx = StepContext(goal=goal, observation=page, available_actions=actions, history=list(history))
+    return dict(zip(actions, LexicalCritic().rank(ctx, actions)))
+
+
+DETAILS = '- textbox "First name" [ref=e1]\n- textbox "Last name" [ref=e2]\n- textbox "Email" [ref=e3]\n'
+
+
+def test_an_email_address_is_one_value_so_its_words_do_not_name_other_fields():
+    assert normalize_values("use the email hiro.silva@example.com.").split() == ["use", "the", "email",
+                                                                                "emhirosilvaexamplecom", "."]
+    goal = "Book it. use the email hiro.silva@example.com. Name: Hiro Silva."
+    actions = ["type[Email][Hiro]", "type[First name][Hiro]", "type[Email][hiro.silva@example.com]"]
+    v = _values(goal, DETAILS, actions)
+    assert v["type[First name][Hiro]"] == 1.0 and v["type[Email][hiro.silva@example.com]"] == 1.0
+    assert v["type[Email][Hiro]"] < 0.5
+
+
+SIGN_IN = ('- heading "Sign in" [level=1] [ref=e0]\n- textbox "Email" [ref=e1]\n- textbox "Password" [ref=e2]\n'
+           '- button "Sign in" [ref=e3]\n- link "Continue as guest" [ref=e4]\n- link "Join now" [ref=e5]\n')
+
+
+def test_account_detours_are_worth_nothing_and_a_prompt_is_answered_first():
+    goal = "Book a table for 2 at Cedar Oak Grill on March 20 at 7:30 pm. Email: ana.kim@example.com."
+    actions = ["click[Sign in]", "click[Join now]", "type[Password][Ana]", "click[Continue as guest]",
+               "type[Email][ana.kim@example.com]"]
+    v = _values(goal, SIGN_IN, actions)
+    assert v["click[Sign in]"] == v["click[Join now]"] == v["type[Password][Ana]"] == 0.0
+    assert v["click[Continue as guest]"] == 1.0 and v["type[Email][ana.kim@example.com]"] == 0.5
+    # answered once: a repeat within the loop window is no way out
+    again = _values(goal, SIGN_IN, actions, history=["click[Continue as guest]"])
+    assert again["click[Continue as guest]"] < 1.0
+    # a goal that asks for the account gets it
+    asked = _values(goal + " Sign in to my account first.", SIGN_IN, actions)
+    assert asked["click[Sign in]"] > 0.0
+
+
+def _results(rows: list[tuple[str, str, list[str]]]) -> str:
+    lines = ['- list "Results" [ref=r0]:']
+    for i, (name, place, times) in enumerate(rows):
+        lines += [f'  - listitem [ref=r{i}a]:', f'    - heading [level=2] [ref=r{i}b]:',
+                  f'      - link "{name}" [ref=r{i}c] [cursor=pointer]:', f'    - paragraph [ref=r{i}d]: {place}',
+                  f'    - paragraph [ref=r{i}e]:']
+        lines += [f'      - link "{t} at {name}" [ref=r{i}t{j}] [cursor=pointer]:' for j, t in enumerate(times)]
+    return "\n".join(lines) + '\n- button "Apply filters" [ref=b1]\n'
+
+
+def test_result_rows_are_valued_by_the_place_the_rating_and_the_time():
+    page = _results([("Cedar Oak Grill", "Greek · Russian Hill · $$$ · rated 4.9 (10 reviews)", ["8:15 pm"]),
+                     ("Tandoor Fig", "Indian · Russian Hill · $$ · rated 4.6 (10 reviews)", ["7:45 pm", "8:15 pm"]),
+                     ("Spice Row", "Indian · Russian Hill · $ · rated 4.2 (10 reviews)", ["9:30 pm"])])
+    names = ["click[Cedar Oak Grill]", "click[Tandoor Fig]", "click[Spice Row]"]
+    best = _values("On 20 March at 8:00 pm, for 2: reserve the best-rated Indian restaurant in Russian Hill.",
+                   page, names)
+    assert best["click[Tandoor Fig]"] > best["click[Spice Row]"] > best["click[Cedar Oak Grill]"]
+    times = ["click[7:45 pm at Tandoor Fig]", "click[8:15 pm at Tandoor Fig]", "click[9:30 pm at Spice Row]"]
+    earliest = _values("Book the earliest table at or after 8:00 pm for 2 at an Indian place in Russian Hill "
+                       "rated at least 4.5 on March 20.", page, times + names)
+    assert earliest["click[8:15 pm at Tandoor Fig]"] > earliest["click[7:45 pm at Tandoor Fig]"]
+    assert earliest["click[9:30 pm at Spice Row]"] < earliest["click[7:45 pm at Tandoor Fig]"]  # rated 4.2 < 4.5
+    assert earliest["click[Spice Row]"] == 0.2  # below the goal's rating: the place does not count
+
+
+def test_a_form_is_sent_after_its_fields_are_set():
+    goal = "Book a table for 2 at an Indian place in Russian Hill on March 20."
+    page = _results([]) + '- combobox "Cuisine" [ref=c1]:\n  - option "Any" [selected]\n  - option "Indian"\n'
+    actions = ["click[Apply filters]", "click[Cuisine: Indian]"]
+    before = _values(goal, page, actions)
+    assert before["click[Cuisine: Indian]"] == 1.0 and before["click[Apply filters]"] == 0.3
+    after = _values(goal, page, actions, history=["click[Cuisine: Indian]"])
+    assert after["click[Apply filters]"] == 0.9
+
+
+def test_a_calendar_naming_the_goals_date_does_not_show_it_chosen():
+    goal = "Book a table for 2 at Cedar Oak Grill on March 20 at 7:30 pm."
+    v = _values(goal, HOME, ["click[Change date]", "click[Friday, 20 March 2026]"])
+    assert v["click[Change date]"] == 1.0  # the page says 2 March; the 20th is only a link
+    chosen = HOME.replace("Date: Monday, 2 March 2026", "Date: Friday, 20 March 2026")
+    assert _values(goal, chosen, ["click[Change date]"])["click[Change date]"] == 0.0
