@@ -13,8 +13,9 @@ import contextlib
 import gc
 import re
 from array import array
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -22,6 +23,11 @@ from webgrove.envs.shop.catalog import Product
 
 RESULTS_TOTAL = 50  # WebShop returns at most 50 results ...
 RESULTS_PER_PAGE = 10  # ... shown 10 a page
+# The pruned search (SearchIndex._pruned_top): terms in at least this share of the products get a
+# dense row of quantized scores (1 byte a product); it gives up beyond this many candidates.
+DENSE_MIN_FRACTION = 1 / 32
+PRUNE_MIN_CANDIDATES = 50_000
+PRUNE_SAMPLE = 1024  # products of the shortest query term scored first, for a first floor
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 # A short English stopword list: the words instructions are padded with.
@@ -53,7 +59,8 @@ class SearchIndex:
     shared by every process that maps the same files), with identical results.
     """
 
-    def __init__(self, products: list[Product] | None = None, cache_size: int = 4096, *, bm25=None):
+    def __init__(self, products: list[Product] | None = None, cache_size: int = 4096, *, bm25=None,
+                 bounds: ScoreBounds | None = None):
         if bm25 is None:
             bm25 = _build_bm25(products or [])
         self._bm25 = bm25
@@ -61,17 +68,25 @@ class SearchIndex:
         self._vocab = bm25.vocab_dict
         self._cache: OrderedDict[str, list[int]] = OrderedDict()
         self._cache_size = cache_size
+        s = bm25.scores  # plain views of bm25s's (mapped) arrays: no memmap bookkeeping per slice
+        self._data, self._indices, self._indptr = (np.asarray(s[name]) for name in ("data", "indices", "indptr"))
+        self._bounds = bounds if bounds is not None else ScoreBounds.build(self._data, self._indptr, self._indices,
+                                                                           self.num_products)
+        self._slot: np.ndarray | None = None  # (num_products,) int32 scratch of the pruned search, -1 when idle
+        self.path_counts: Counter[str] = Counter()  # uncached searches by path: pruned, tie, unproven
 
     def save(self, folder) -> None:
-        """Write the index to `folder` with bm25s's `save` (numpy arrays, vocab and params)."""
+        """Write the index to `folder` with bm25s's `save` (numpy arrays, vocab and params), and its score bounds."""
         self._bm25.save(str(folder), show_progress=False)
+        self._bounds.save(Path(folder))
 
     @classmethod
     def load(cls, folder, cache_size: int = 4096, mmap: bool = True) -> "SearchIndex":
         """The index saved in `folder`; with `mmap` its score arrays stay on disk, mapped read-only."""
         import bm25s
 
-        return cls(cache_size=cache_size, bm25=bm25s.BM25.load(str(folder), mmap=mmap, show_progress=False))
+        bm25 = bm25s.BM25.load(str(folder), mmap=mmap, show_progress=False)
+        return cls(cache_size=cache_size, bm25=bm25, bounds=ScoreBounds.load(Path(folder), mmap=mmap))
 
     def search(self, query: str, top_k: int = RESULTS_TOTAL) -> list[int]:
         """Indices of the best `top_k` products with a positive score; ties keep catalog order."""
@@ -86,19 +101,155 @@ class SearchIndex:
             self._cache.popitem(last=False)
         return result
 
-    def _search_uncached(self, query: str, top_k: int) -> list[int]:
+    def search_exhaustive(self, query: str, top_k: int = RESULTS_TOTAL) -> list[int]:
+        """`search` without the cache and without pruning: every product scored (the reference)."""
+        return self._search_uncached(query, top_k, pruned=False)
+
+    def _search_uncached(self, query: str, top_k: int, pruned: bool = True) -> list[int]:
         tokens = [t for t in tokenize(query) if t in self._vocab]
         if not tokens or self.num_products == 0:
             return []
-        scores = self.scores(tokens)  # (num_products,)
         k = min(top_k, self.num_products)
+        found = self._pruned_top([self._vocab[t] for t in tokens], k) if pruned else None
+        if found is None:
+            top, top_scores = self._exhaustive_top(tokens, k)
+        else:
+            top, top_scores = found
+        # Sort by score descending, then by index so equal scores are ordered deterministically.
+        order = np.lexsort((top, -top_scores))
+        return [int(top[i]) for i in order if top_scores[i] > 0]
+
+    def _exhaustive_top(self, tokens: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The top k over every product's score (the reference the pruned search must equal)."""
+        scores = self.scores(tokens)  # (num_products,)
         top = _top_positive(scores, k)
         if top is None:  # a tie at the k-th score: the whole-catalog selection, as always
             top = np.argpartition(-scores, k - 1)[:k] if k < self.num_products else np.arange(self.num_products)
-        # Sort by score descending, then by index so equal scores are ordered deterministically.
-        order = np.lexsort((top, -scores[top]))
-        ranked = top[order]
-        return [int(i) for i in ranked if scores[i] > 0]
+        return top, scores[top]
+
+    def _pruned_top(self, ids: list[int], k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The exhaustive search's top k and their scores, found by scoring a few candidates;
+        None when that cannot be proven (then the caller searches exhaustively).
+
+        MaxScore (Turtle & Flood 1995) with quantized bounds: products are drawn from the
+        postings of the *essential* terms only; every other product scores at most the sum of
+        the remaining terms' maxima. Each candidate gets a lower and an upper bound (exact
+        values for short postings, the dense quantized rows for long ones); the k-th best lower
+        bound is a floor `tau` no product outside the result can reach unless its upper bound
+        does. The survivors are scored exactly, bit for bit as `scores()`, and
+        `_top_positive(..., floor=tau)` accepts the cut only if it is the catalog's own.
+        """
+        if k >= self.num_products:
+            return None
+        b = self._bounds
+        multiplicity = Counter(ids)
+        terms = np.array(sorted(multiplicity), dtype=np.int64)
+        counts = np.array([multiplicity[t] for t in terms.tolist()], dtype=np.int64)
+        slack = (len(ids) + 2) * 2.0**-22  # float32 rounding of a sum of len(ids) scores, 4x over
+        weight = counts * b.term_max[terms].astype(np.float64) * (1 + slack)  # (T,) each term's most
+        lengths = b.lengths[terms]
+        # A first floor: the k-th best exact score of a sample of the shortest postings of k or more.
+        shortest = self._candidates(terms[[int(np.argmin(np.where(lengths >= k, lengths, lengths.max() + 1)))]])
+        sample = shortest[:: max(1, len(shortest) // PRUNE_SAMPLE)]
+        floor = _kth_best(self._exact_scores(ids, sample, np.arange(len(sample)), {}), k)
+        essential = _essential_terms(weight, lengths, floor)
+        cand = self._candidates(terms[essential])
+        if len(cand) > max(PRUNE_MIN_CANDIDATES, self.num_products // 4) or (floor == 0.0 and not essential.all()):
+            self.path_counts["unproven"] += 1
+            return None
+        survivors, bound, known = self._survivors(cand, terms, counts, weight, floor, slack)
+        survivors, tau = self._refine(ids, cand, survivors, bound, known, floor, slack, k)
+        exact = self._exact_scores(ids, cand, survivors, known)  # (S,) float32, as scores() gives
+        top = _top_positive(exact, k, floor=tau)
+        if top is None:
+            self.path_counts["tie" if _kth_ties(exact, k) else "unproven"] += 1
+            return None
+        self.path_counts["pruned"] += 1
+        return cand[survivors[top]], exact[top]
+
+    def _candidates(self, terms: np.ndarray) -> np.ndarray:
+        """The products in the postings of these terms, ascending."""
+        indices, indptr = self._indices, self._indptr
+        parts = [indices[int(indptr[t]):int(indptr[t + 1])] for t in terms.tolist()]
+        if len(parts) == 1:
+            return parts[0]
+        merged = np.sort(np.concatenate(parts))  # (sorting beats np.unique's hashing several times over)
+        return merged[np.concatenate(([True], merged[1:] != merged[:-1]))]
+
+    def _survivors(self, cand: np.ndarray, terms: np.ndarray, counts: np.ndarray, weight: np.ndarray,
+                   tau: float, slack: float) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+        """The positions in `cand` of the candidates whose score may reach `tau`, their upper
+        bounds (float64), and the exact float32 scores of the terms whose postings were read
+        whole (term -> (C,), over all of `cand`).
+
+        Terms are added highest maximum first; after each, the candidates whose bound so far
+        plus the maxima still to come stay below `tau` are dropped (MaxScore), so later terms
+        are read at fewer candidates. Long terms are read from their dense rows of levels.
+        """
+        b = self._bounds
+        data, indices, indptr = self._data, self._indices, self._indptr
+        if self._slot is None:
+            self._slot = np.full(self.num_products, -1, dtype=np.int32)
+        slot = self._slot
+        keep, bound = np.arange(len(cand)), np.zeros(len(cand))
+        remaining = float(weight.sum())
+        known: dict[int, np.ndarray] = {}
+        slot[cand] = np.arange(len(cand), dtype=np.int32)
+        try:
+            for j in np.argsort(-weight, kind="stable").tolist():
+                term, count = int(terms[j]), int(counts[j])
+                row = int(b.dense_row[term])
+                if row >= 0:  # level l stands for a score below l * step
+                    bound += b.dense[row][cand[keep]] * (count * b.step * (1 + 1e-9))
+                else:
+                    start, end = int(indptr[term]), int(indptr[term + 1])
+                    at = slot[indices[start:end]]
+                    hit = at >= 0
+                    value = np.zeros(len(cand), dtype=data.dtype)
+                    value[at[hit]] = data[start:end][hit]
+                    known[term] = value
+                    bound += value[keep] * float(count)
+                remaining -= float(weight[j])
+                if tau > 0.0:
+                    alive = (bound + remaining) * (1 + slack) >= tau
+                    keep, bound = keep[alive], bound[alive]
+        finally:
+            slot[cand] = -1
+        return keep, bound, known
+
+    def _refine(self, ids: list[int], cand: np.ndarray, survivors: np.ndarray, bound: np.ndarray,
+                known: dict[int, np.ndarray], tau: float, slack: float, k: int) -> tuple[np.ndarray, float]:
+        """A higher floor from the exact scores of the 2k best-bounded survivors, and the survivors
+        whose bound still reaches it."""
+        if len(survivors) <= 2 * k:
+            return survivors, tau
+        best = np.argpartition(-bound, 2 * k)[: 2 * k]
+        tau = max(tau, _kth_best(self._exact_scores(ids, cand, survivors[best], known), k))
+        return survivors[bound * (1 + slack) >= tau], tau
+
+    def _exact_scores(self, ids: list[int], cand: np.ndarray, survivors: np.ndarray,
+                      known: dict[int, np.ndarray]) -> np.ndarray:
+        """The scores of `cand[survivors]` as `scores()` computes them: float32 additions of each
+        token's score in query order (a product missing from a token's postings adds 0.0, which
+        changes no float)."""
+        data, indices, indptr = self._data, self._indices, self._indptr
+        docs = cand[survivors]  # ascending
+        total = np.zeros(len(docs), dtype=data.dtype)
+        values: dict[int, np.ndarray] = {}
+        for term in ids:
+            value = values.get(term)
+            if value is None:
+                if term in known:
+                    value = known[term][survivors]
+                else:
+                    start, end = int(indptr[term]), int(indptr[term + 1])
+                    postings = np.asarray(indices[start:end])
+                    at = np.minimum(np.searchsorted(postings, docs), max(0, end - start - 1))
+                    value = np.where(postings[at] == docs, data[start:end][at], 0).astype(data.dtype) \
+                        if end > start else np.zeros(len(docs), dtype=data.dtype)
+                values[term] = value
+            total += value
+        return total
 
     def scores(self, tokens: list[str]) -> np.ndarray:
         """BM25 scores of every product for these (in-vocabulary) tokens: bm25s's `get_scores`, bit for bit.
@@ -107,8 +258,7 @@ class SearchIndex:
         document once, so a fancy-indexed `+=` performs the same float additions in the
         same order, several times faster.
         """
-        s = self._bm25.scores
-        data, indices, indptr = s["data"], s["indices"], s["indptr"]
+        data, indices, indptr = self._data, self._indices, self._indptr
         scores = np.zeros(self.num_products, dtype=np.dtype(self._bm25.dtype))
         for token_id in (self._vocab[t] for t in tokens):
             start, end = int(indptr[token_id]), int(indptr[token_id + 1])
@@ -116,22 +266,111 @@ class SearchIndex:
         return scores
 
 
-def _top_positive(scores: np.ndarray, k: int) -> np.ndarray | None:
+def _top_positive(scores: np.ndarray, k: int, floor: float = 0.0) -> np.ndarray | None:
     """The k best of the positive scores, when that set is unique; None when the k-th best
     score ties with the next (then which tied products make the cut is argpartition's choice
     over the whole catalog, and the caller makes it exactly as before).
 
     Only products with a positive score are returned, so selecting among them gives the
     same products as selecting over the whole catalog whenever the cut is unique.
+
+    `floor` > 0: `scores` are a subset of the catalog and every product left out scores
+    below `floor`; the answer is then the catalog's own only if the k-th best reaches `floor`
+    (else None, as for a tie).
     """
     positive = np.flatnonzero(scores > 0)
     if len(positive) <= k:
-        return positive
+        if floor <= 0:
+            return positive
+        return positive if len(positive) == k and scores[positive].min() >= floor else None
     neg = -scores[positive]
     part = np.argpartition(neg, k)  # part[:k]: the k best; part[k]: the next one
-    if neg[part[k]] <= neg[part[:k]].max():
+    worst = neg[part[:k]].max()
+    if neg[part[k]] <= worst or -worst < floor:
         return None
     return positive[part[:k]]
+
+
+def _essential_terms(weight: np.ndarray, lengths: np.ndarray, tau: float) -> np.ndarray:
+    """Which query terms must supply candidates: the others, longest postings first, are left out
+    while the sum of their maxima (`weight`, already widened for rounding) stays below `tau`."""
+    essential = np.ones(len(weight), dtype=bool)
+    budget = 0.0
+    for j in np.argsort(-lengths, kind="stable"):
+        if budget + weight[j] < tau:
+            budget += weight[j]
+            essential[j] = False
+    return essential
+
+
+def _level_step(term_max: np.ndarray, dense_row: np.ndarray) -> float:
+    """The score one level of the dense rows stands for: the largest long term's maximum / 255."""
+    rows = np.asarray(dense_row) >= 0
+    return float(np.asarray(term_max)[rows].max()) / 255 if rows.any() else 1.0
+
+
+def _kth_best(scores: np.ndarray, k: int) -> float:
+    """The k-th best of these scores; 0.0 when there are fewer than k."""
+    if len(scores) < k:
+        return 0.0
+    return float(np.partition(scores, len(scores) - k)[len(scores) - k])
+
+
+def _kth_ties(scores: np.ndarray, k: int) -> bool:
+    """Whether the k-th best score equals the next one."""
+    if len(scores) <= k:
+        return False
+    part = np.partition(-scores, [k - 1, k])
+    return bool(part[k - 1] == part[k])
+
+
+class ScoreBounds:
+    """What the pruned search knows of each term's scores without reading its postings.
+
+    Arrays (saved next to bm25s's files as `bounds.<name>.npy`, memory-mapped on load):
+        term_max   float32 (V,)  the largest score in each term's postings (0 when empty)
+        lengths    int64 (V,)    each term's number of postings
+        dense_row  int32 (V,)    the row of `dense` for terms in at least DENSE_MIN_FRACTION of
+                                 the products, else -1
+        dense      uint8 (R, N)  per long term and product: 0 when absent, else
+                                 min(255, 1 + floor(score / step)), so the score is below
+                                 level * step; one `step` for all rows: the largest maximum of
+                                 a long term / 255 (so row levels add up as integers would)
+    """
+
+    NAMES = ("term_max", "lengths", "dense_row", "dense")
+
+    def __init__(self, term_max, lengths, dense_row, dense):
+        self.term_max, self.lengths, self.dense_row, self.dense = term_max, lengths, dense_row, dense
+        self.step = _level_step(term_max, dense_row)
+
+    @classmethod
+    def build(cls, data, indptr, indices, num_products: int) -> "ScoreBounds":
+        indptr = np.asarray(indptr, dtype=np.int64)
+        lengths = np.diff(indptr)
+        term_max = np.zeros(len(lengths), dtype=np.float32)
+        nonempty = np.flatnonzero(lengths)
+        if len(nonempty):
+            term_max[nonempty] = np.maximum.reduceat(np.asarray(data), indptr[nonempty])
+        long_terms = np.flatnonzero((lengths > 0) & (lengths >= DENSE_MIN_FRACTION * num_products))
+        dense_row = np.full(len(lengths), -1, dtype=np.int32)
+        dense_row[long_terms] = np.arange(len(long_terms), dtype=np.int32)
+        dense = np.zeros((len(long_terms), num_products), dtype=np.uint8)
+        step = _level_step(term_max, dense_row)
+        for row, term in enumerate(long_terms.tolist()):
+            start, end = int(indptr[term]), int(indptr[term + 1])
+            level = np.floor(np.asarray(data[start:end], dtype=np.float64) / step) + 1
+            dense[row, np.asarray(indices[start:end])] = np.minimum(level, 255).astype(np.uint8)
+        return cls(term_max, lengths, dense_row, dense)
+
+    def save(self, folder: Path) -> None:
+        for name in self.NAMES:
+            np.save(folder / f"bounds.{name}.npy", getattr(self, name))
+
+    @classmethod
+    def load(cls, folder: Path, mmap: bool = True) -> "ScoreBounds":
+        return cls(*(np.asarray(np.load(folder / f"bounds.{name}.npy", mmap_mode="r" if mmap else None))
+                     for name in cls.NAMES))
 
 
 class TokenIds:

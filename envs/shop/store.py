@@ -12,7 +12,9 @@ system and a worker starts by opening files:
     split-<name>.npy         int64 goal indices of each split, in the split's order
     asins.npy, asin_rows.npy sorted asins (bytes) and the product row of each, for lookups
     index/                   the BM25 index in bm25s's own format (`BM25.save`), mapped
-                             with `BM25.load(mmap=True)`
+                             with `BM25.load(mmap=True)`, and beside it the score bounds of
+                             the pruned search (`search.ScoreBounds`): bounds.term_max.npy,
+                             bounds.lengths.npy, bounds.dense_row.npy, bounds.dense.npy
 
 Records are decoded when read (a small LRU keeps recent ones), so a worker holds only
 what it touched. A store sits in `<cache root>/<name>-<key>/`, where the key hashes the
