@@ -120,6 +120,26 @@ def mcts_vs_greedy(env, goal_ids, simulations: int, max_depth: int, alpha: float
     return paired_episodes(env, {"random": greedy, "random + MCTS": mcts}, goal_ids, seed)
 
 
+def merge_mcts(paths: list[str], seed: int = 0) -> dict:
+    """One MCTS comparison from the `--out` files of runs on disjoint goal ranges (e.g. two
+    processes): per-goal outcomes joined in goal order, summaries and the paired test recomputed."""
+    from webgrove.stats import outcome_summary, paired_comparison
+
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    mcts = [part["mcts"] for part in parts]
+    out: dict = {k: mcts[0][k] for k in ("simulations", "max_depth", "alpha", "shaping", "critic")}
+    for name in ("random", "random + MCTS"):
+        rows = sorted(t for m in mcts for t in zip(m[name]["goal_ids"], m[name]["rewards"], m[name]["successes"]))
+        rewards, successes = [r for _, r, _ in rows], [s for _, _, s in rows]
+        steps = sum(m[name]["mean_steps"] * len(m[name]["rewards"]) for m in mcts)
+        out[name] = {**outcome_summary(rewards, successes, seed=seed), "goal_ids": [g for g, _, _ in rows],
+                     "rewards": rewards, "successes": successes, "mean_steps": steps / len(rows),
+                     "seconds": sum(m[name]["seconds"] for m in mcts),
+                     "errors": {k: v for m in mcts for k, v in m[name]["errors"].items()}}
+    out["paired"] = paired_comparison(out["random"], out["random + MCTS"], seed=seed)
+    return {"commands": [part["command"] for part in parts], "merged_from": paths, "mcts": out}
+
+
 def restore_timing(env, depth: int, goal_ids, repeats: int = 3) -> dict:
     """Median seconds to restore the state at `depth` by fork and by replay; observations compared."""
     u = env.unwrapped
@@ -290,7 +310,14 @@ def main() -> int:
     parser.add_argument("--shaping", default="none", choices=["none", "progress"],
                         help="the env's reward shaping during the MCTS comparison (outcomes are unshaped)")
     parser.add_argument("--out", default=str(RESULTS), help="JSON output")
+    parser.add_argument("--merge", nargs="+", metavar="JSON",
+                        help="only join the MCTS comparisons of these --out files (disjoint goal ranges) into --out")
     args = parser.parse_args()
+    if args.merge:
+        results = merge_mcts(args.merge)
+        print_table(results)
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        return 0
     import gymnasium as gym
 
     results: dict = {"command": "python " + " ".join(sys.argv), "note": "timings on a shared CPU: compare ratios"}
