@@ -137,6 +137,7 @@ def build_big(products: int, folder: str) -> dict:
 def search_big(folder: str, queries: int = 2000, checked: int = 200) -> dict:
     """Open the store in this (fresh) process and time uncached searches of distinct instructions;
     then check the first `checked` results against the exhaustive search (every product scored)."""
+    import numpy as np
     import psutil
 
     from webgrove.envs.shop.store import open_store
@@ -151,20 +152,28 @@ def search_big(folder: str, queries: int = 2000, checked: int = 200) -> dict:
         index.search(q)
     index._cache.clear()
     index.path_counts.clear()
-    lat, results = [], []
+    lat, cpu, results, by_path = [], [], [], {"pruned": [], "tie": [], "unproven": []}
     for q in texts:
-        t = time.perf_counter()
+        before = dict(index.path_counts)
+        t, c = time.perf_counter(), time.process_time()
         results.append(index.search(q))
         lat.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.process_time() - c) * 1000)  # less sensitive than wall time to a loaded machine
+        for path in (p for p in by_path if index.path_counts[p] != before.get(p, 0)):  # none: no known word
+            by_path[path].append(lat[-1])
     lat.sort()
     m = psutil.Process().memory_full_info()
     paths = {name: index.path_counts[name] for name in ("pruned", "tie", "unproven")}
     mismatches = sum(index.search_exhaustive(q) != r for q, r in zip(texts[:checked], results))
     return {"open_s": round(open_s, 3), "queries": len(lat), "search_p50_ms": round(lat[len(lat) // 2], 3),
             "search_p95_ms": round(lat[int(len(lat) * 0.95) - 1], 3),
-            "search_p99_ms": round(lat[int(len(lat) * 0.99) - 1], 3), "after_search_pss_mb": round(m.pss / 2**20),
+            "search_p99_ms": round(lat[int(len(lat) * 0.99) - 1], 3),
+            "search_cpu_p50_ms": round(float(np.percentile(cpu, 50)), 3),
+            "search_cpu_p99_ms": round(float(np.percentile(cpu, 99)), 3), "after_search_pss_mb": round(m.pss / 2**20),
             "after_search_rss_mb": round(m.rss / 2**20), "search_paths": paths,
             "pruned_fraction": round(paths["pruned"] / max(1, len(lat)), 4),
+            "search_ms_by_path": {p: {"n": len(v), "p50": round(float(np.percentile(v, 50)), 3),
+                                      "p99": round(float(np.percentile(v, 99)), 3)} for p, v in by_path.items() if v},
             "identity_checked": min(checked, len(texts)), "identity_mismatches": mismatches}
 
 
@@ -272,6 +281,9 @@ def report_big(big: dict) -> None:
           f"open {big['open_s']} s; search p50 {big['search_p50_ms']} ms, p95 {big['search_p95_ms']} ms, p99 {big['search_p99_ms']} ms "
           f"({big['queries']} uncached queries; paths {big['search_paths']}: pruned {100 * big['pruned_fraction']:.1f}%); "
           f"load {big['load_average_before']} -> {big['load_average_after_search']}")
+    print(f"search CPU time per query: p50 {big['search_cpu_p50_ms']} ms, p99 {big['search_cpu_p99_ms']} ms")
+    print("search ms by path: " + "; ".join(f"{p} {v['n']} queries, p50 {v['p50']}, p99 {v['p99']}"
+                                            for p, v in big["search_ms_by_path"].items()))
     print(f"identity: {big['identity_mismatches']} mismatches against the exhaustive search in the first "
           f"{big['identity_checked']} queries")
     for key, target, value in (("big_build_s", TARGETS["big_build_s"], big["build_s"]),

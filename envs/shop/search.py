@@ -27,7 +27,7 @@ RESULTS_PER_PAGE = 10  # ... shown 10 a page
 # dense row of quantized scores (1 byte a product); it gives up beyond this many candidates.
 DENSE_MIN_FRACTION = 1 / 32
 PRUNE_MIN_CANDIDATES = 50_000
-PRUNE_SAMPLE = 1024  # products of the shortest query term scored first, for a first floor
+PRUNE_SAMPLE = 512  # products of the shortest query term scored first, for a first floor
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 # A short English stopword list: the words instructions are padded with.
@@ -145,7 +145,7 @@ class SearchIndex:
         multiplicity = Counter(ids)
         terms = np.array(sorted(multiplicity), dtype=np.int64)
         counts = np.array([multiplicity[t] for t in terms.tolist()], dtype=np.int64)
-        slack = (len(ids) + 2) * 2.0**-22  # float32 rounding of a sum of len(ids) scores, 4x over
+        slack = (2 * len(ids) + 8) * 2.0**-22  # float32 rounding of sums of len(ids) scores or bounds, 4x over
         weight = counts * b.term_max[terms].astype(np.float64) * (1 + slack)  # (T,) each term's most
         lengths = b.lengths[terms]
         # A first floor: the k-th best exact score of a sample of the shortest postings of k or more.
@@ -179,49 +179,65 @@ class SearchIndex:
     def _survivors(self, cand: np.ndarray, terms: np.ndarray, counts: np.ndarray, weight: np.ndarray,
                    tau: float, slack: float) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
         """The positions in `cand` of the candidates whose score may reach `tau`, their upper
-        bounds (float64), and the exact float32 scores of the terms whose postings were read
-        whole (term -> (C,), over all of `cand`).
+        bounds (float32, within `slack`), and the exact float32 scores of the terms whose
+        postings were read whole (term -> (C,), over all of `cand`).
 
         Terms are added highest maximum first; after each, the candidates whose bound so far
         plus the maxima still to come stay below `tau` are dropped (MaxScore), so later terms
         are read at fewer candidates. Long terms are read from their dense rows of levels.
         """
         b = self._bounds
-        data, indices, indptr = self._data, self._indices, self._indptr
-        if self._slot is None:
-            self._slot = np.full(self.num_products, -1, dtype=np.int32)
-        slot = self._slot
-        keep, bound = np.arange(len(cand)), np.zeros(len(cand))
+        keep, docs, bound = np.arange(len(cand)), cand, np.zeros(len(cand), dtype=np.float32)
         remaining = float(weight.sum())
         known: dict[int, np.ndarray] = {}
-        slot[cand] = np.arange(len(cand), dtype=np.int32)
-        try:
-            for j in np.argsort(-weight, kind="stable").tolist():
-                term, count = int(terms[j]), int(counts[j])
-                row = int(b.dense_row[term])
-                if row >= 0:  # level l stands for a score below l * step
-                    bound += b.dense[row][cand[keep]] * (count * b.step * (1 + 1e-9))
-                else:
-                    start, end = int(indptr[term]), int(indptr[term + 1])
-                    at = slot[indices[start:end]]
-                    hit = at >= 0
-                    value = np.zeros(len(cand), dtype=data.dtype)
-                    value[at[hit]] = data[start:end][hit]
-                    known[term] = value
-                    bound += value[keep] * float(count)
-                remaining -= float(weight[j])
-                if tau > 0.0:
-                    alive = (bound + remaining) * (1 + slack) >= tau
-                    keep, bound = keep[alive], bound[alive]
-        finally:
-            slot[cand] = -1
+        for j in np.argsort(-weight, kind="stable").tolist():
+            term, count = int(terms[j]), int(counts[j])
+            row = int(b.dense_row[term])
+            if row >= 0:  # level l stands for a score below l * step
+                bound += b.dense[row][docs] * np.float32(count * b.step)
+            elif len(docs) * 16 < b.lengths[term]:  # few left: look them up in the postings
+                bound += self._term_scores(term, docs) * np.float32(count)
+            else:  # read the postings whole, once: their scores serve the exact scoring too
+                known[term] = self._scatter(term, cand)
+                bound += known[term][keep] * np.float32(count)
+            remaining -= float(weight[j])
+            if tau > 0.0:
+                alive = bound >= tau / (1 + slack) - remaining
+                keep, docs, bound = keep[alive], docs[alive], bound[alive]
         return keep, bound, known
+
+    def _scatter(self, term: int, cand: np.ndarray) -> np.ndarray:
+        """The term's float32 scores at each of `cand` (0 where absent), from its whole postings."""
+        if self._slot is None:
+            self._slot = np.full(self.num_products, -1, dtype=np.int32)
+        start, end = int(self._indptr[term]), int(self._indptr[term + 1])
+        self._slot[cand] = np.arange(len(cand), dtype=np.int32)
+        try:
+            at = self._slot[self._indices[start:end]]
+        finally:
+            self._slot[cand] = -1
+        hit = at >= 0
+        value = np.zeros(len(cand), dtype=self._data.dtype)
+        value[at[hit]] = self._data[start:end][hit]
+        return value
+
+    def _term_scores(self, term: int, docs: np.ndarray) -> np.ndarray:
+        """The term's float32 scores at each of `docs` (ascending; 0 where absent), by binary search."""
+        start, end = int(self._indptr[term]), int(self._indptr[term + 1])
+        if end == start:
+            return np.zeros(len(docs), dtype=self._data.dtype)
+        postings = self._indices[start:end]
+        at = np.searchsorted(postings, docs)
+        np.minimum(at, end - start - 1, out=at)
+        value = self._data[start:end][at]
+        value[postings[at] != docs] = 0
+        return value
 
     def _refine(self, ids: list[int], cand: np.ndarray, survivors: np.ndarray, bound: np.ndarray,
                 known: dict[int, np.ndarray], tau: float, slack: float, k: int) -> tuple[np.ndarray, float]:
         """A higher floor from the exact scores of the 2k best-bounded survivors, and the survivors
         whose bound still reaches it."""
-        if len(survivors) <= 2 * k:
+        if len(survivors) <= PRUNE_SAMPLE:  # few enough to score them all
             return survivors, tau
         best = np.argpartition(-bound, 2 * k)[: 2 * k]
         tau = max(tau, _kth_best(self._exact_scores(ids, cand, survivors[best], known), k))
@@ -232,22 +248,13 @@ class SearchIndex:
         """The scores of `cand[survivors]` as `scores()` computes them: float32 additions of each
         token's score in query order (a product missing from a token's postings adds 0.0, which
         changes no float)."""
-        data, indices, indptr = self._data, self._indices, self._indptr
         docs = cand[survivors]  # ascending
-        total = np.zeros(len(docs), dtype=data.dtype)
+        total = np.zeros(len(docs), dtype=self._data.dtype)
         values: dict[int, np.ndarray] = {}
         for term in ids:
             value = values.get(term)
             if value is None:
-                if term in known:
-                    value = known[term][survivors]
-                else:
-                    start, end = int(indptr[term]), int(indptr[term + 1])
-                    postings = np.asarray(indices[start:end])
-                    at = np.minimum(np.searchsorted(postings, docs), max(0, end - start - 1))
-                    value = np.where(postings[at] == docs, data[start:end][at], 0).astype(data.dtype) \
-                        if end > start else np.zeros(len(docs), dtype=data.dtype)
-                values[term] = value
+                value = values[term] = known[term][survivors] if term in known else self._term_scores(term, docs)
             total += value
         return total
 
