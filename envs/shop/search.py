@@ -24,10 +24,12 @@ from webgrove.envs.shop.catalog import Product
 RESULTS_TOTAL = 50  # WebShop returns at most 50 results ...
 RESULTS_PER_PAGE = 10  # ... shown 10 a page
 # The pruned search (SearchIndex._pruned_top): terms in at least this share of the products get a
-# dense row of quantized scores (1 byte a product); it gives up beyond this many candidates.
+# dense row of quantized scores (1 byte a product); it gives up (and scores every product) beyond
+# max(PRUNE_MIN_CANDIDATES, num_products / 4) candidates; PRUNE_SAMPLE products are scored first.
 DENSE_MIN_FRACTION = 1 / 32
 PRUNE_MIN_CANDIDATES = 50_000
-PRUNE_SAMPLE = 512  # products of the shortest query term scored first, for a first floor
+PRUNE_SAMPLE = 512
+TIES_BY_ARGPARTITION, TIES_BY_INDEX = "argpartition", "index"  # SearchIndex.ties
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 # A short English stopword list: the words instructions are padded with.
@@ -74,6 +76,10 @@ class SearchIndex:
                                                                            self.num_products)
         self._slot: np.ndarray | None = None  # (num_products,) int32 scratch of the pruned search, -1 when idle
         self.path_counts: Counter[str] = Counter()  # uncached searches by path: pruned, tie, unproven
+        # Which products tied at the k-th score make the cut: TIES_BY_ARGPARTITION (as always:
+        # numpy's choice over the whole catalog, so a tie is searched exhaustively) or
+        # TIES_BY_INDEX (the first in catalog order, which the pruned search finds too).
+        self.ties = TIES_BY_ARGPARTITION
 
     def save(self, folder) -> None:
         """Write the index to `folder` with bm25s's `save` (numpy arrays, vocab and params), and its score bounds."""
@@ -123,21 +129,26 @@ class SearchIndex:
         """The top k over every product's score (the reference the pruned search must equal)."""
         scores = self.scores(tokens)  # (num_products,)
         top = _top_positive(scores, k)
-        if top is None:  # a tie at the k-th score: the whole-catalog selection, as always
+        if top is None and self.ties == TIES_BY_INDEX:
+            top = _cut_by_index(scores, k)
+        elif top is None:  # a tie at the k-th score: the whole-catalog selection, as always
             top = np.argpartition(-scores, k - 1)[:k] if k < self.num_products else np.arange(self.num_products)
         return top, scores[top]
 
     def _pruned_top(self, ids: list[int], k: int) -> tuple[np.ndarray, np.ndarray] | None:
         """The exhaustive search's top k and their scores, found by scoring a few candidates;
-        None when that cannot be proven (then the caller searches exhaustively).
+        None when that cannot be proven (then the caller scores every product).
 
-        MaxScore (Turtle & Flood 1995) with quantized bounds: products are drawn from the
-        postings of the *essential* terms only; every other product scores at most the sum of
-        the remaining terms' maxima. Each candidate gets a lower and an upper bound (exact
-        values for short postings, the dense quantized rows for long ones); the k-th best lower
-        bound is a floor `tau` no product outside the result can reach unless its upper bound
-        does. The survivors are scored exactly, bit for bit as `scores()`, and
-        `_top_positive(..., floor=tau)` accepts the cut only if it is the catalog's own.
+        MaxScore (Turtle & Flood 1995) with quantized bounds. A floor comes first: the k-th best
+        exact score of a sample of products that hold many of the query's terms (no product
+        below it can be in the top k). Candidates are drawn from the postings of the *essential*
+        terms only: every other product lacks them and scores at most the sum of the remaining
+        terms' maxima, which stays below the floor. Each candidate's upper bound is summed term
+        by term (exact scores for short postings, dense 1-byte levels for long ones), dropping
+        those that cannot reach the floor; the survivors are scored exactly, bit for bit as
+        `scores()`, and `_top_positive(..., floor)` accepts the cut only if it is the catalog's
+        own: unique (no tie at the k-th score) and at or above the floor. All bounds are widened
+        by `slack`, more than float32 rounding can move a sum of `len(ids)` scores.
         """
         if k >= self.num_products:
             return None
@@ -148,10 +159,8 @@ class SearchIndex:
         slack = (2 * len(ids) + 8) * 2.0**-22  # float32 rounding of sums of len(ids) scores or bounds, 4x over
         weight = counts * b.term_max[terms].astype(np.float64) * (1 + slack)  # (T,) each term's most
         lengths = b.lengths[terms]
-        # A first floor: the k-th best exact score of a sample of the shortest postings of k or more.
-        shortest = self._candidates(terms[[int(np.argmin(np.where(lengths >= k, lengths, lengths.max() + 1)))]])
-        sample = shortest[:: max(1, len(shortest) // PRUNE_SAMPLE)]
-        floor = _kth_best(self._exact_scores(ids, sample, np.arange(len(sample)), {}), k)
+        sample = self._floor_sample(terms, lengths, k)
+        floor = _kth_best(self._exact_scores(ids, sample, np.arange(len(sample)), {}), k)  # a first floor
         essential = _essential_terms(weight, lengths, floor)
         cand = self._candidates(terms[essential])
         if len(cand) > max(PRUNE_MIN_CANDIDATES, self.num_products // 4) or (floor == 0.0 and not essential.all()):
@@ -161,11 +170,31 @@ class SearchIndex:
         survivors, tau = self._refine(ids, cand, survivors, bound, known, floor, slack, k)
         exact = self._exact_scores(ids, cand, survivors, known)  # (S,) float32, as scores() gives
         top = _top_positive(exact, k, floor=tau)
-        if top is None:
-            self.path_counts["tie" if _kth_ties(exact, k) else "unproven"] += 1
+        tie = top is None and _kth_ties(exact, k)
+        if tie and self.ties == TIES_BY_INDEX and _kth_best(exact, k) >= tau:  # every tied product is here
+            top = _cut_by_index(exact, k)
+        elif top is None:
+            self.path_counts["tie" if tie else "unproven"] += 1
             return None
         self.path_counts["pruned"] += 1
         return cand[survivors[top]], exact[top]
+
+    def _floor_sample(self, terms: np.ndarray, lengths: np.ndarray, k: int) -> np.ndarray:
+        """Products likely to score high, ascending: a sample of the shortest postings narrowed to
+        those in the next shortest postings, term after term, while k or more remain."""
+        sample = None
+        for term in terms[np.argsort(lengths, kind="stable")].tolist():
+            if sample is None:
+                if self._bounds.lengths[term] >= k:
+                    postings = self._indices[int(self._indptr[term]):int(self._indptr[term + 1])]
+                    sample = postings[:: max(1, len(postings) // (4 * PRUNE_SAMPLE))]
+                continue
+            both = sample[self._term_scores(term, sample) > 0]
+            if len(both) >= k:
+                sample = both
+        if sample is None:
+            return np.zeros(0, dtype=self._indices.dtype)
+        return sample[:: max(1, len(sample) // PRUNE_SAMPLE)]
 
     def _candidates(self, terms: np.ndarray) -> np.ndarray:
         """The products in the postings of these terms, ascending."""
@@ -321,6 +350,13 @@ def _kth_best(scores: np.ndarray, k: int) -> float:
     if len(scores) < k:
         return 0.0
     return float(np.partition(scores, len(scores) - k)[len(scores) - k])
+
+
+def _cut_by_index(scores: np.ndarray, k: int) -> np.ndarray:
+    """The k best of more than k positive scores, products tied at the k-th score taken in index order."""
+    kth = _kth_best(scores, k)
+    above = np.flatnonzero(scores > kth)
+    return np.concatenate((above, np.flatnonzero(scores == kth)[: k - len(above)]))
 
 
 def _kth_ties(scores: np.ndarray, k: int) -> bool:

@@ -130,3 +130,26 @@ def test_no_dense_rows_still_prunes(monkeypatch, catalog):
     for q in [g.instruction for g in catalog.goals[:150]]:
         assert index._search_uncached(q, 50) == index.search_exhaustive(q), q
     assert index.path_counts["pruned"] > 100
+
+
+def test_ties_by_index_are_pruned_and_differ_only_among_the_tied(catalog):
+    index = SearchIndex(catalog.products)
+    index.ties = search_module.TIES_BY_INDEX
+    queries = _queries(catalog, index, 300, seed=2)
+    differ = 0
+    for q in queries:
+        ranked = index._search_uncached(q, 50)
+        assert ranked == index.search_exhaustive(q), q  # the same rule on both paths
+        index.ties = search_module.TIES_BY_ARGPARTITION
+        old = index.search_exhaustive(q)
+        index.ties = search_module.TIES_BY_INDEX
+        if ranked != old:  # only which of the products tied at the 50th score made the cut
+            differ += 1
+            tokens = [t for t in tokenize(q) if t in index._vocab]
+            scores = index.scores(tokens)
+            assert len(ranked) == len(old) and np.array_equal(scores[ranked], scores[old]), q
+            cut = scores[ranked[-1]]
+            assert [i for i in ranked if scores[i] > cut] == [i for i in old if scores[i] > cut]
+            tied = np.flatnonzero(scores == cut)
+            assert [i for i in ranked if scores[i] == cut] == tied[: sum(scores[ranked] == cut)].tolist()
+    assert differ > 0 and index.path_counts["tie"] == 0
