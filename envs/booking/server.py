@@ -456,6 +456,9 @@ class _BookingHandler(SiteHandler):
             parts = urlsplit(self.path)
             params = dict(parse_qsl(parts.query, keep_blank_values=True, max_num_fields=50))
             form = self._form()  # read on GET too: an unread body would poison the kept-alive connection
+            if parts.path == "/favicon.ico":  # asked for by the browser itself, after any page and
+                # late: never a session (a new one's cookie would replace the one an env just set)
+                return self._send(Response(404, "no favicon"))
             sid = self.session_cookie()
             if parts.path == "/new" or self.site._session(sid) is None:
                 return self._new_session(parts.path, params)

@@ -206,3 +206,16 @@ def test_snapshot_restores_an_identical_session(server):
     assert server.snapshot(c.sid) == snap
     with pytest.raises(ValueError):
         server.restore({"version": 99})
+
+
+def test_the_browsers_own_favicon_request_never_starts_a_session(server):
+    """A browser asks for /favicon.ico after each page, late; with the cookie of a session an env
+    has just ended, it must not get a new session's cookie (it would replace the one the env set
+    for a restored state, and the restored page would show the cookie banner)."""
+    c = Client(server)
+    server.end_session(c.sid)
+    c.conn.request("GET", "/favicon.ico", headers={"Cookie": f"{SESSION_COOKIE}={c.sid}"})
+    r = c.conn.getresponse()
+    r.read()
+    assert r.status == 404 and r.getheader("Set-Cookie") is None
+    assert c.get("/")[0] == 303  # a page request with the ended session still starts a new one
