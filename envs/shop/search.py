@@ -180,20 +180,26 @@ class SearchIndex:
         return cand[survivors[top]], exact[top]
 
     def _floor_sample(self, terms: np.ndarray, lengths: np.ndarray, k: int) -> np.ndarray:
-        """Products likely to score high, ascending: a sample of the shortest postings narrowed to
-        those in the next shortest postings, term after term, while k or more remain."""
-        sample = None
-        for term in terms[np.argsort(lengths, kind="stable")].tolist():
-            if sample is None:
-                if self._bounds.lengths[term] >= k:
-                    postings = self._indices[int(self._indptr[term]):int(self._indptr[term + 1])]
-                    sample = postings[:: max(1, len(postings) // (4 * PRUNE_SAMPLE))]
-                continue
+        """Products likely to score high, ascending: from each of the two shortest postings of k or
+        more (of different lengths: two names of one thing share their postings), a sample narrowed
+        to those in the next shortest postings, term after term, while k or more remain."""
+        by_length = terms[np.argsort(lengths, kind="stable")].tolist()
+        order = [t for t in by_length if self._bounds.lengths[t] >= k]
+        seeds = order[:1] + [t for t in order if self._bounds.lengths[t] != self._bounds.lengths[order[0]]][:1]
+        samples = [self._narrowed(seed, [t for t in by_length if t != seed], k) for seed in seeds]
+        if not samples:
+            return np.zeros(0, dtype=self._indices.dtype)
+        return np.unique(np.concatenate(samples)) if len(samples) > 1 else samples[0]
+
+    def _narrowed(self, seed: int, others: list[int], k: int) -> np.ndarray:
+        """A sample of the seed term's postings, kept to those in each other term's postings in turn
+        while k or more remain; at most PRUNE_SAMPLE products."""
+        postings = self._indices[int(self._indptr[seed]):int(self._indptr[seed + 1])]
+        sample = postings[:: max(1, len(postings) // (4 * PRUNE_SAMPLE))]
+        for term in others:
             both = sample[self._term_scores(term, sample) > 0]
             if len(both) >= k:
                 sample = both
-        if sample is None:
-            return np.zeros(0, dtype=self._indices.dtype)
         return sample[:: max(1, len(sample) // PRUNE_SAMPLE)]
 
     def _candidates(self, terms: np.ndarray) -> np.ndarray:
