@@ -333,7 +333,7 @@ class MCTS:
         if len(values) != len(actions):
             raise ValueError(f"critic {type(self.critic).__name__} returned {len(values)} values "
                              f"for {len(actions)} actions")
-        return [float(v) for v in values]
+        return list(map(float, values))
 
     def _rollout_action(self, ctx: StepContext) -> str:
         """The policy's move in a rollout (untimed: the rollout loop times it)."""
@@ -362,31 +362,32 @@ class MCTS:
 
     def _expand(self, node: Node) -> None:
         """Add up to k distinct proposals as children, their Q from the critic."""
-        t0 = time.perf_counter()
+        clock, timings, k = time.perf_counter, self.timings, self.config.k
+        t0 = clock()
         self._restore(node)
         obs, info = self.env.observe()
-        t1 = time.perf_counter()
-        ctx = context_from(obs, info, list(node.history))
-        proposed = self.policy.propose(ctx, self.config.k, self.rng)
-        t2 = time.perf_counter()
-        proposals = dedupe(proposed)[: self.config.k]
+        t1 = clock()
+        ctx = context_from(obs, info, node.history)  # it copies the history
+        proposed = self.policy.propose(ctx, k, self.rng)
+        t2 = clock()
+        timings.env_s += t1 - t0
+        timings.policy_s += t2 - t1
         node.expanded = True
+        proposals = dedupe(proposed)[:k]
         if not proposals:
-            self.timings.env_s += t1 - t0
-            self.timings.policy_s += t2 - t1
             return
-        t3 = time.perf_counter()
+        t3 = clock()
         prompt = policy_input(self.policy, ctx)
-        t4 = time.perf_counter()
-        self.timings.env_s += t1 - t0
-        self.timings.policy_s += (t2 - t1) + (t4 - t3)
-        values = self._critic_values(ctx, [p.action for p in proposals])
-        for proposal, value in zip(proposals, values):
-            child = Node(id=len(self.nodes), parent=node.id, depth=node.depth + 1, action=proposal.action,
-                         prompt=prompt, logprob=float(proposal.logprob), q_critic=value, q=value,
-                         history=node.history + (proposal.action,))
-            self.nodes.append(child)
-            node.children.append(child.id)
+        timings.policy_s += clock() - t3
+        actions = [p.action for p in proposals]
+        values = self._critic_values(ctx, actions)
+        nodes, children, parent, depth, history = self.nodes, node.children, node.id, node.depth + 1, node.history
+        for action, proposal, value in zip(actions, proposals, values):
+            # positional up to q_critic: a slots dataclass's __init__ matches keywords one by one
+            child = Node(len(nodes), parent, depth, action, prompt, float(proposal.logprob), value, q=value,
+                         history=history + (action,))
+            children.append(child.id)
+            nodes.append(child)
 
     def _select(self, node: Node) -> Node:
         """The child with the highest UCB1 score (`ucb_scores`); ties go to the earlier proposal.
@@ -465,9 +466,11 @@ class MCTS:
         alpha = self.config.alpha
         beta = 1.0 - alpha
         for n in path:  # `backup` and `node_q` (visits >= 1), inline: the same floats, without the calls
-            q = n.q_mcts = n.q_mcts + (value - n.q_mcts) / (n.visits + 1)
-            n.visits += 1
-            n.q = q if n.q_critic is None else alpha * q + beta * n.q_critic
+            visits, q = n.visits + 1, n.q_mcts
+            q = n.q_mcts = q + (value - q) / visits
+            n.visits = visits
+            q_critic = n.q_critic
+            n.q = q if q_critic is None else alpha * q + beta * q_critic
         self.timings.simulations += 1
         self.timings.total_s += time.perf_counter() - t0
         success = is_success(value) and len(path) > n_above

@@ -354,26 +354,47 @@ def _check_lines(records: Sequence[Any], path: str | os.PathLike) -> None:
 _PLAIN_NODE = tuple(_PLAIN[types] for types in _NODE_TYPES.values())
 _PLAIN_ROOT = tuple(type(None) if name in ROOT_NULL_FIELDS else kind for name, kind in zip(_NODE_TYPES, _PLAIN_NODE))
 
-# A non-root plain node's line, exactly as `_ENCODE(node.to_dict())` writes it: json writes a
-# plain int or float as its repr, a string with `encode_basestring`, and separates with ", " and
-# ": ". Written here to encode each prompt once: siblings share theirs (the encoder is ~2/3 of
-# the cost of a tree's records otherwise). tests/search/test_search_tree.py checks the equality.
-_NODE_LINE = ('{"type": "node", "id": %d, "parent": %d, "depth": %d, "action": %s, "prompt": %s, "logprob": %r, '
-              '"visits": %d, "q_mcts": %r, "q_critic": %r, "q": %r, "reward": %r, "terminal": %s}\n')
+# A plain node's line is written here exactly as `_ENCODE(node.to_dict())` writes it: json writes
+# a plain int as str() does, a float as its repr, a string with `encode_basestring`, and
+# separates with ", " and ": ". Each distinct string and float of a tree is encoded once: siblings
+# share their prompt, and a tree holds few distinct values (~30 of ~300 floats), while encoding
+# them is most of the cost of a tree's text. tests/search/test_search_tree.py checks the equality.
+_ROOT_LINE = ('{"type": "node", "id": 0, "parent": null, "depth": 0, "action": null, "prompt": null, "logprob": null, '
+              '"visits": %d, "q_mcts": %r, "q_critic": null, "q": %r, "reward": %r, "terminal": %s}\n')
+
+
+class _Encoded(dict):
+    """JSON of each string looked up, encoded on first use."""
+
+    def __missing__(self, text: str) -> str:
+        encoded = self[text] = encode_basestring(text)
+        return encoded
+
+
+class _Reprs(dict):
+    """JSON (repr) of each finite float looked up, written on first use. Zeros are written
+    every time: 0.0 and -0.0 are equal keys with different reprs."""
+
+    def __missing__(self, x: float) -> str:
+        text = repr(x)
+        if x != 0.0:
+            self[x] = text
+        return text
 
 
 def _plain_lines(nodes: Sequence[Any]) -> list[str] | None:
-    """The nodes' lines, after a slot for the header's, when every node holds values of
-    exactly its fields' plain types, finite numbers, visits in range, a log-prob <= 0 and
-    its place in the tree (id, parent, depth) right; None otherwise, for the full check."""
+    """The nodes' lines, after a slot for the header's line, when every node holds values of
+    exactly its fields' plain types, finite numbers, visits in range, a log-prob <= 0 and its
+    place in the tree (id, parent, depth) right; None otherwise, for the full check."""
     if not nodes or tuple(map(type, _node_values_of(nodes[0]))) != _PLAIN_ROOT:
         return None
     root = nodes[0]
     if not (root.id == 0 and root.depth == 0 and math.isfinite(root.q_mcts + root.q + root.reward)
             and 0 <= root.visits < _SMALL_INT):
         return None
-    lines, prompts, depths = ["", _ENCODE(node_dict(root)) + "\n"], {}, [0]
-    isfinite, line, values_of, plain = math.isfinite, _NODE_LINE, _node_values_of, _PLAIN_NODE
+    out = ["", _ROOT_LINE % (root.visits, root.q_mcts, root.q, root.reward, "true" if root.terminal else "false")]
+    depths, append, text, num = [0], out.append, _Encoded(), _Reprs()
+    isfinite, values_of, plain = math.isfinite, _node_values_of, _PLAIN_NODE
     for i in range(1, len(nodes)):
         values = values_of(nodes[i])
         if tuple(map(type, values)) != plain:
@@ -385,12 +406,11 @@ def _plain_lines(nodes: Sequence[Any]) -> list[str] | None:
                 and 0 <= visits < _SMALL_INT):
             return None
         depths.append(depth)
-        encoded = prompts.get(prompt)
-        if encoded is None:
-            encoded = prompts[prompt] = encode_basestring(prompt)
-        lines.append(line % (i, parent, depth, encode_basestring(action), encoded, logprob, visits, q_mcts,
-                             q_critic, q, reward, "true" if terminal else "false"))
-    return lines
+        append(f'{{"type": "node", "id": {i}, "parent": {parent}, "depth": {depth}, "action": {text[action]}, '
+               f'"prompt": {text[prompt]}, "logprob": {num[logprob]}, "visits": {visits}, "q_mcts": {num[q_mcts]}, '
+               f'"q_critic": {num[q_critic]}, "q": {num[q]}, "reward": {num[reward]}, '
+               f'"terminal": {"true" if terminal else "false"}}}\n')
+    return out
 
 
 def write_tree(path: str | os.PathLike, header: TreeHeader, nodes: Sequence[Any]) -> None:
@@ -499,8 +519,13 @@ def best_child_key(visits: int, q: float, node_id: int) -> tuple[int, float, int
 def committed_child(children: Iterable[C]) -> C | None:
     """The child a search commits to: the visited one with most visits (ties by Q,
     then lowest id); None when none was visited."""
-    visited = [c for c in children if c.visits > 0]
-    return max(visited, key=lambda c: best_child_key(c.visits, c.q, c.id)) if visited else None
+    best, best_key = None, None
+    for c in children:  # max() by `best_child_key` over the visited ones, in one pass
+        if c.visits > 0:
+            key = best_child_key(c.visits, c.q, c.id)
+            if best is None or key > best_key:
+                best, best_key = c, key
+    return best
 
 
 @dataclass(frozen=True)
