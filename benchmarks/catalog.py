@@ -9,6 +9,10 @@ in every process). Modes:
     shared       the store under --cache (built once, before the first warm run), mapped
     bare         1 worker with the same imports and no catalog: the interpreter's floor
 The first shared run starts 1 worker on an empty cache: its start-up includes the build.
+Workers start as the local backend starts them (`webgrove.search.backends.worker_context`):
+forked from a fork server that has imported webgrove's modules once (its PSS counted in
+the totals, its own start-up timed apart), and, for the shared and bare rows, spawned (a
+fresh interpreter each, as before) in the same run.
 
 Part 2 (--big, default 1,000,000 products; one process, alone): builds the store (time per
 phase, peak RSS, size on disk), then opens it in a fresh process and measures uncached

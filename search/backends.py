@@ -217,13 +217,8 @@ class _RayDispatch:
             return self.submit(actor)
         try:
             result = self.ray.get(ref)
-        except self.ray.exceptions.RayActorError as exc:  # restarts used up: drop the actor
-            del self.running[gen]
-            self.dead.add(actor)
-            for item in batch[len(delivered):]:
-                self.on_result({"goal_id": item, "kind": INFRASTRUCTURE,
-                                "error": f"Ray actor died in goal {item} after {self.max_restarts} restarts: {exc}"})
-            return
+        except self.ray.exceptions.RayActorError as exc:  # restarts used up
+            return self.drop(actor, exc)
         now = time.perf_counter()
         if actor in self.last:  # the first result of an actor also timed its build: not an item's time
             gap = now - self.last[actor]
@@ -232,10 +227,29 @@ class _RayDispatch:
         delivered.append(batch[len(delivered)])
         self.on_result(result)
 
-    def run(self) -> dict:
+    def drop(self, actor: int, exc: Exception) -> None:
+        """A dead actor: the goal it died in (its first unfinished one: an actor runs its calls
+        in order) is reported, its other unfinished goals go to the actors still alive."""
+        self.dead.add(actor)
+        undone = []
+        for gen in [g for g, (a, _, _) in self.running.items() if a == actor]:  # in the order sent
+            _, batch, delivered = self.running.pop(gen)
+            undone += batch[len(delivered):]
+        if undone:
+            self.on_result({"goal_id": undone[0], "kind": INFRASTRUCTURE,
+                            "error": f"Ray actor died in goal {undone[0]} after {self.max_restarts} restarts: {exc}"})
+            self.todo.extend(reversed(undone[1:]))
+        self.fill()
+
+    def fill(self) -> None:
+        """Up to `PIPELINE` calls in flight on every live actor, while goals are left."""
         for _ in range(PIPELINE):
             for actor in range(len(self.actors)):
-                self.submit(actor)
+                if sum(a == actor for a, _, _ in self.running.values()) < PIPELINE:
+                    self.submit(actor)
+
+    def run(self) -> dict:
+        self.fill()
         while self.running:
             [gen], _ = self.ray.wait(list(self.running), num_returns=1)
             self.take(gen)
@@ -258,7 +272,8 @@ def run_on_ray(build: Callable[[Any], Any], work: Callable[[Any, Any, Any], dict
     An actor that dies is restarted and its batches retried by Ray (the retried batch runs
     again from its start; the results the driver already has are not delivered twice). An
     item whose actor died beyond its restarts gets `{"goal_id": item, "kind":
-    "infrastructure", "error": ...}` and its actor is dropped; the others go on.
+    "infrastructure", "error": ...}` and its actor is dropped; the rest of its batch goes to
+    the other actors.
     """
     n = min(workers, len(items))
     with ray_session(address, num_cpus=n) as ray:

@@ -113,6 +113,7 @@ def test_local_workers_start_from_a_preloaded_fork_server_or_by_spawn(method, mo
     with context.Pool(1) as pool:
         assert pool.apply(os.getppid) == worker_parent_pid(context)  # what die_with_parent watches
         assert pool.apply(eval, (PRELOADED,)) is (method is None)  # forked with the modules imported
+        assert pool.apply(eval, ("'torch' in __import__('sys').modules",)) is False  # no torch threads or CUDA
 
 
 def test_an_unknown_start_method_is_a_usage_error(monkeypatch):
@@ -164,6 +165,19 @@ def test_an_actor_killed_mid_batch_loses_nothing_and_repeats_nothing(ray_cluster
     assert killed and stats["largest_batch"] > 1
     assert sorted(r["goal_id"] for r in got) == list(range(40))  # each item exactly once
     assert all("error" not in r for r in got)
+
+
+@pytest.mark.slow
+def test_a_goal_that_kills_its_actor_past_its_restarts_is_reported_and_its_batch_goes_on(ray_cluster):
+    got = []
+    work = lambda state, cfg, item: (os._exit(1) if item == 9 else  # noqa: E731
+                                     (__import__("time").sleep(0.05), {"goal_id": item})[1])
+    run_on_ray(lambda cfg: None, work, None, list(range(24)), got.append, workers=2, max_restarts=0,
+               max_task_retries=0, batch_s=1.0)
+    assert sorted(r["goal_id"] for r in got) == list(range(24))  # the dead actor's other goals ran elsewhere
+    failed = [r for r in got if "error" in r]
+    assert [(r["goal_id"], r["kind"]) for r in failed] == [(9, "infrastructure")]
+    assert len({r["worker_pid"] for r in got if "error" not in r}) == 2
 
 
 @pytest.mark.slow
