@@ -7,11 +7,19 @@
    the policy and the critic).
 2. **Collection** (`webgrove collect`, one process): trees per second and the exact
    breakdown of each goal's wall time (`webgrove.search.collect.collection_timings`):
-   env reset; env, policy and critic calls inside the search; MCTS's own bookkeeping in
-   the search (selection, expansion, backup); the tree's records (records, stats, checks,
-   JSON); the atomic file write (open, fsync, rename); the rest. MCTS's own share of
-   collection time is (bookkeeping + records) / goal time; it is also given without the
-   file write, which is storage, not computation.
+   - reset: `env.reset`;
+   - env: the env's step, get_state, set_state and observe inside the search (through
+     collection's `GuardedEnv`);
+   - policy: propose, act/sample, prompt, and building their input (`context_from`);
+   - critic: the critic's `rank`;
+   - MCTS search: the rest of `search_episode`'s whole span (its random generator, selection,
+     dropping repeated proposals, the children, stepping and rollout bookkeeping, backup,
+     choosing the child, and the clock reads themselves);
+   - tree records: stats, header, checks and the file's text (JSON) of the finished tree;
+   - file write: the atomic write (temp file, write, fsync, rename, fsync of the folder);
+   - other: the goal's seed, the search's config, the result's dict.
+   MCTS's own share of collection time is (MCTS search + tree records) / goal time; it is
+   also given without the file write, which is storage, not computation.
 
 Prints tables and writes benchmarks/results/search.json with the exact command line and
 the load average (timings on a busy machine are slower, shares less so).

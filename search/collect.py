@@ -587,13 +587,17 @@ def run_collect(cfg: CollectConfig) -> dict:
         bar = tqdm(total=len(cfg.goal_ids), initial=len(done), desc=f"collect {Path(cfg.policy).name}",
                    unit="tree", disable=cfg.bar_disable)
 
+        counts = {"ok": 0, "success": 0}  # running totals for the bar (not a pass over all results per goal)
+
         def on_result(result: dict) -> None:
             results.append(result)
             if result.get("kind") == "error":  # a bug or a policy failure: its traceback, once
                 log.warning(f"collect: goal {result['goal_id']} failed:\n{result['error']}")
-            ok = [r for r in results if "error" not in r]
-            bar.set_postfix(success=f"{sum(r['success'] for r in ok) / max(1, len(ok)):.2f}",
-                            failed=len(results) - len(ok), refresh=False)
+            if "error" not in result:
+                counts["ok"] += 1
+                counts["success"] += bool(result["success"])
+            bar.set_postfix(success=f"{counts['success'] / max(1, counts['ok']):.2f}",
+                            failed=len(results) - counts["ok"], refresh=False)
             bar.update(1)
 
         interrupted = True

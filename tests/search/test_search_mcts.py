@@ -68,6 +68,22 @@ def test_dedupe_and_best_child_key():
     assert max(keys, key=keys.get) == 2  # most visits, then Q, then the lower id
 
 
+def test_committed_child_is_the_max_of_the_visited_by_best_child_key():
+    import itertools
+    from types import SimpleNamespace
+
+    from webgrove.search.tree import committed_child
+
+    assert committed_child([]) is None
+    assert committed_child([SimpleNamespace(id=1, visits=0, q=0.9)]) is None
+    stats = [(0, 0.9), (3, 0.2), (3, 0.5), (2, 0.9), (3, 0.5), (1, float("nan")), (3, -0.0), (3, 0.0)]
+    for kids in itertools.permutations(range(len(stats)), 5):
+        children = [SimpleNamespace(id=i, visits=stats[i][0], q=stats[i][1]) for i in kids]
+        visited = [c for c in children if c.visits > 0]
+        want = max(visited, key=lambda c: best_child_key(c.visits, c.q, c.id))
+        assert committed_child(children) is want
+
+
 @pytest.mark.parametrize("field,value", [("simulations", 0), ("k", 0), ("c", -1.0), ("alpha", 1.1),
                                          ("max_depth", 0), ("rollout_temperature", -0.5)])
 def test_search_config_validates(field, value):

@@ -10,7 +10,7 @@ import pytest
 import toy_env
 from webgrove.search.mcts import SearchConfig, search_episode
 from webgrove.search.tree import (NodeRecord, TreeFormatError, TreeHeader, TreeIndex, is_complete_tree, make_header,
-                                  read_tree, tree_from_dicts, write_tree)
+                                  read_tree, tree_from_dicts, tree_stats, write_tree)
 
 
 def _node(i, parent, depth, action="click[x]", visits=1, q=0.5, reward=0.0, terminal=False):
@@ -214,6 +214,34 @@ def test_tree_text_writes_what_json_writes(action, prompt):
     odd = [nodes[0], dataclasses.replace(nodes[1], reward=1), *nodes[2:]]
     assert _plain_lines(odd) is None and tree_text(header, odd) == "".join(
         json.dumps(r.to_dict(), ensure_ascii=False, allow_nan=False) + "\n" for r in (header, *odd))
+
+
+def test_tree_text_writes_repeated_and_signed_zero_floats_as_json_does():
+    """Each distinct float is written once and reused: 0.0 and -0.0 are equal keys with
+    different reprs, so a tree holding both (the root too) must still write each as json does."""
+    from webgrove.search.tree import _plain_lines, tree_text
+
+    header, nodes = _hand_tree()
+    values = [0.0, -0.0, 0.1 + 0.2, -0.0, 0.0, 0.30000000000000004, 1e-300, -1e-300]
+    nodes = [dataclasses.replace(nodes[0], q_mcts=-0.0, q=0.0, reward=-0.0)] + [
+        dataclasses.replace(n, q_mcts=values[i], q=values[-i], q_critic=values[i - 1], reward=values[i + 1],
+                            logprob=-abs(values[i + 2]) if i % 2 else -0.0, action="click[a]" if i % 2 else "click[b]")
+        for i, n in enumerate(nodes[1:], start=1)]
+    expected = "".join(json.dumps(r.to_dict(), ensure_ascii=False, allow_nan=False) + "\n" for r in (header, *nodes))
+    assert _plain_lines(nodes) and tree_text(header, nodes) == expected
+    assert '"q_mcts": -0.0' in expected and '"q": 0.0' in expected  # both signs are in the file
+
+
+def test_tree_text_of_the_search_nodes_is_that_of_their_records():
+    """Collection writes MCTS's own nodes without building a record per node: the same text."""
+    from webgrove.search.tree import tree_text
+
+    env = gym.make("toy_env:ToyTree-v0")
+    env.reset(seed=0, options={"goal_id": 1})
+    tree = search_episode(env, toy_env.ToyPolicy(), toy_env.ConstantCritic(), SearchConfig(simulations=8, k=3))
+    header = make_header("toy_env:ToyTree-v0", 1, "g", 0, "toy", {"k": 3}, best_path=tree.best_path)
+    assert tree_text(header, tree.nodes) == tree_text(header, tree.records())
+    assert TreeIndex.build(header, tree.records()).stats() == tree_stats(tree.nodes, [tree.nodes[i] for i in tree.best_path])
 
 
 @pytest.mark.parametrize("field,value,match", [("q_critic", float("inf"), "line 4, field 'q_critic'.*finite"),
