@@ -74,7 +74,6 @@ class SearchIndex:
         self._data, self._indices, self._indptr = (np.asarray(s[name]) for name in ("data", "indices", "indptr"))
         self._bounds = bounds if bounds is not None else ScoreBounds.build(self._data, self._indptr, self._indices,
                                                                            self.num_products)
-        self._slot: np.ndarray | None = None  # (num_products,) int32 scratch of the pruned search, -1 when idle
         self.path_counts: Counter[str] = Counter()  # uncached searches by path: pruned, tie, unproven
         # Which products tied at the k-th score make the cut: TIES_BY_ARGPARTITION (as always:
         # numpy's choice over the whole catalog, so a tie is searched exhaustively) or
@@ -160,7 +159,7 @@ class SearchIndex:
         weight = counts * b.term_max[terms].astype(np.float64) * (1 + slack)  # (T,) each term's most
         lengths = b.lengths[terms]
         sample = self._floor_sample(terms, lengths, k)
-        floor = _kth_best(self._exact_scores(ids, sample, np.arange(len(sample)), {}), k)  # a first floor
+        floor = _kth_best(self._lower_bounds(sample, terms, counts), k) * (1 - slack)  # a first floor
         essential = _essential_terms(weight, lengths, floor)
         cand = self._candidates(terms[essential])
         if len(cand) > max(PRUNE_MIN_CANDIDATES, self.num_products // 4) or (floor == 0.0 and not essential.all()):
@@ -189,7 +188,7 @@ class SearchIndex:
         samples = [self._narrowed(seed, [t for t in by_length if t != seed], k) for seed in seeds]
         if not samples:
             return np.zeros(0, dtype=self._indices.dtype)
-        return np.unique(np.concatenate(samples)) if len(samples) > 1 else samples[0]
+        return _union(samples)
 
     def _narrowed(self, seed: int, others: list[int], k: int) -> np.ndarray:
         """A sample of the seed term's postings, kept to those in each other term's postings in turn
@@ -197,7 +196,9 @@ class SearchIndex:
         postings = self._indices[int(self._indptr[seed]):int(self._indptr[seed + 1])]
         sample = postings[:: max(1, len(postings) // (4 * PRUNE_SAMPLE))]
         for term in others:
-            both = sample[self._term_scores(term, sample) > 0]
+            row = int(self._bounds.dense_row[term])
+            held = self._bounds.dense[row][sample] > 0 if row >= 0 else self._term_scores(term, sample) > 0
+            both = sample[held]
             if len(both) >= k:
                 sample = both
         return sample[:: max(1, len(sample) // PRUNE_SAMPLE)]
@@ -205,11 +206,20 @@ class SearchIndex:
     def _candidates(self, terms: np.ndarray) -> np.ndarray:
         """The products in the postings of these terms, ascending."""
         indices, indptr = self._indices, self._indptr
-        parts = [indices[int(indptr[t]):int(indptr[t + 1])] for t in terms.tolist()]
-        if len(parts) == 1:
-            return parts[0]
-        merged = np.sort(np.concatenate(parts))  # (sorting beats np.unique's hashing several times over)
-        return merged[np.concatenate(([True], merged[1:] != merged[:-1]))]
+        return _union([indices[int(indptr[t]):int(indptr[t + 1])] for t in terms.tolist()])
+
+    def _lower_bounds(self, docs: np.ndarray, terms: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """(D,) float64 lower bounds of these products' scores: exact for short postings, the
+        dense level less one step for long ones."""
+        b = self._bounds
+        low = np.zeros(len(docs))
+        for term, count in zip(terms.tolist(), counts.tolist()):
+            row = int(b.dense_row[term])
+            if row >= 0:
+                low += np.maximum(b.dense[row][docs].astype(np.float64) - 1, 0) * (count * b.step)
+            else:
+                low += self._term_scores(term, docs) * float(count)
+        return low
 
     def _survivors(self, cand: np.ndarray, terms: np.ndarray, counts: np.ndarray, weight: np.ndarray,
                    tau: float, slack: float) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
@@ -217,41 +227,44 @@ class SearchIndex:
         bounds (float32, within `slack`), and the exact float32 scores of the terms whose
         postings were read whole (term -> (C,), over all of `cand`).
 
-        Terms are added highest maximum first; after each, the candidates whose bound so far
-        plus the maxima still to come stay below `tau` are dropped (MaxScore), so later terms
-        are read at fewer candidates. Long terms are read from their dense rows of levels.
+        Short terms come first, highest maximum first; after each, the candidates whose bound
+        so far plus the maxima still to come stay below `tau` are dropped (MaxScore), so later
+        terms are read at fewer candidates. The long terms' levels are then gathered from their
+        dense rows at once and weighed in one matrix-vector product.
         """
         b = self._bounds
         keep, docs, bound = np.arange(len(cand)), cand, np.zeros(len(cand), dtype=np.float32)
         remaining = float(weight.sum())
         known: dict[int, np.ndarray] = {}
-        for j in np.argsort(-weight, kind="stable").tolist():
+        order = np.argsort(-weight, kind="stable").tolist()
+        long_terms = [j for j in order if b.dense_row[terms[j]] >= 0]
+        for j in (j for j in order if b.dense_row[terms[j]] < 0):
             term, count = int(terms[j]), int(counts[j])
-            row = int(b.dense_row[term])
-            if row >= 0:  # level l stands for a score below l * step
-                bound += b.dense[row][docs] * np.float32(count * b.step)
-            elif len(docs) * 16 < b.lengths[term]:  # few left: look them up in the postings
+            if len(docs) * 16 < b.lengths[term]:  # few left: look them up in the postings
                 bound += self._term_scores(term, docs) * np.float32(count)
             else:  # read the postings whole, once: their scores serve the exact scoring too
                 known[term] = self._scatter(term, cand)
                 bound += known[term][keep] * np.float32(count)
             remaining -= float(weight[j])
             if tau > 0.0:
-                alive = bound >= tau / (1 + slack) - remaining
-                keep, docs, bound = keep[alive], docs[alive], bound[alive]
+                keep, docs, bound = _above(bound >= tau / (1 + slack) - remaining, keep, docs, bound)
+        if long_terms:
+            levels = np.empty((len(long_terms), len(docs)), dtype=np.uint8)  # (L, D)
+            for i, j in enumerate(long_terms):
+                np.take(b.dense[int(b.dense_row[terms[j]])], docs, out=levels[i])
+            bound += (counts[long_terms] * b.step).astype(np.float32) @ levels  # level l: a score below l * step
+            if tau > 0.0:
+                keep, docs, bound = _above(bound * (1 + slack) >= tau, keep, docs, bound)
         return keep, bound, known
 
     def _scatter(self, term: int, cand: np.ndarray) -> np.ndarray:
-        """The term's float32 scores at each of `cand` (0 where absent), from its whole postings."""
-        if self._slot is None:
-            self._slot = np.full(self.num_products, -1, dtype=np.int32)
+        """(C,) the term's float32 scores at each of `cand` (ascending; 0 where absent), from its
+        whole postings, each looked up among the candidates (which stay in cache)."""
         start, end = int(self._indptr[term]), int(self._indptr[term + 1])
-        self._slot[cand] = np.arange(len(cand), dtype=np.int32)
-        try:
-            at = self._slot[self._indices[start:end]]
-        finally:
-            self._slot[cand] = -1
-        hit = at >= 0
+        postings = self._indices[start:end]
+        at = np.searchsorted(cand, postings)
+        np.minimum(at, len(cand) - 1, out=at)
+        hit = cand[at] == postings
         value = np.zeros(len(cand), dtype=self._data.dtype)
         value[at[hit]] = self._data[start:end][hit]
         return value
@@ -356,6 +369,19 @@ def _kth_best(scores: np.ndarray, k: int) -> float:
     if len(scores) < k:
         return 0.0
     return float(np.partition(scores, len(scores) - k)[len(scores) - k])
+
+
+def _union(parts: list[np.ndarray]) -> np.ndarray:
+    """The distinct values of these ascending arrays, ascending."""
+    if len(parts) == 1:
+        return parts[0]
+    merged = np.sort(np.concatenate(parts))  # (sorting beats np.unique's hashing several times over)
+    return merged[np.concatenate(([True], merged[1:] != merged[:-1]))]
+
+
+def _above(alive: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Each array kept where `alive`."""
+    return tuple(a[alive] for a in arrays)
 
 
 def _cut_by_index(scores: np.ndarray, k: int) -> np.ndarray:
