@@ -139,8 +139,8 @@ class SearchIndex:
         None when that cannot be proven (then the caller scores every product).
 
         MaxScore (Turtle & Flood 1995) with quantized bounds. A floor comes first: the k-th best
-        exact score of a sample of products that hold many of the query's terms (no product
-        below it can be in the top k). Candidates are drawn from the postings of the *essential*
+        lower bound of the scores of a sample of products that hold many of the query's terms
+        (no product below it can be in the top k). Candidates are drawn from the postings of the *essential*
         terms only: every other product lacks them and scores at most the sum of the remaining
         terms' maxima, which stays below the floor. Each candidate's upper bound is summed term
         by term (exact scores for short postings, dense 1-byte levels for long ones), dropping
