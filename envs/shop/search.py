@@ -6,6 +6,10 @@ the original's ranking function. Each product is one document made of its
 title, description, bullets and option values. A small LRU cache keeps the
 result lists of recent queries, since tree search issues the same query many
 times.
+
+A search scores a few candidates, not the whole catalog, when it can prove the
+result is the exhaustive one (`SearchIndex._pruned_top`, bounds in `ScoreBounds`);
+otherwise, and at a tie at the 50th score, it scores every product as before.
 """
 from __future__ import annotations
 
