@@ -61,10 +61,10 @@ def bench_collect(policy: str, goals: int, simulations: int, num_products: int, 
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(repeats):  # in turns, so a change of the machine's load reaches every backend
             for name, extra in BACKENDS:
-                for n in (2, goals):
+                for size, n in enumerate((2, goals)):  # a folder each, even when goals is 2
                     start = time.perf_counter()
                     summary = run_collect(CollectConfig(**common, **extra, goal_range=f"100:{100 + n}",
-                                                        out=f"{tmp}/{name}_{n}_{rep}"))
+                                                        out=f"{tmp}/{name}_{size}_{rep}"))
                     walls[name][n].append(time.perf_counter() - start)
                     out.setdefault(name, {})["success_rate"] = summary["success_rate"]
     for name, _ in BACKENDS:
