@@ -273,7 +273,8 @@ def write_results(rows: list[dict], big: dict | None) -> None:
     from webgrove.provenance import provenance
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"command": "nice -n 10 " + " ".join(["python"] + sys.argv), "rows": rows,
+    nice = f"nice -n {os.nice(0)} " if os.nice(0) else ""  # the command as run, with its niceness
+    RESULTS.write_text(json.dumps({"command": nice + " ".join(["python"] + sys.argv), "rows": rows,
                                    "big": big, "targets": TARGETS, "provenance": provenance()}, indent=2))
     print(f"wrote {RESULTS}", flush=True)
 
