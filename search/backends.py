@@ -137,6 +137,16 @@ def worker_context(method: str | None = None) -> Any:
     return context
 
 
+def adopt_environment(environ: dict[str, str]) -> None:
+    """In a local worker, first thing: take the parent's environment as it was when the work
+    was handed out (`dict(os.environ)` there). A worker forked from the fork server would
+    otherwise have the server's, from whenever the server started (multiprocessing hands a
+    forked worker the parent's cwd and sys.path, not its environment)."""
+    if environ != dict(os.environ):
+        os.environ.clear()
+        os.environ.update(environ)
+
+
 def worker_parent_pid(context: Any) -> int:
     """The pid a worker started from `context` has as its parent: the fork server's (started
     here if need be; it exits when this process does) or this process's."""

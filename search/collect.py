@@ -55,7 +55,8 @@ from webgrove.envs.make import EnvArgs, OutputArgs, parse_goal_range
 from webgrove.io import stale_temp_files, write_json_atomic, write_text_atomic
 from webgrove.provenance import command_line
 from webgrove.search.args import SearchArgs
-from webgrove.search.backends import BackendArgs, collect_on_ray, worker_context, worker_parent_pid
+from webgrove.search.backends import (BackendArgs, adopt_environment, collect_on_ray, worker_context,
+                                      worker_parent_pid)
 from webgrove.search.mcts import search_episode
 from webgrove.search.tracking import TrackingArgs, log_metrics
 from webgrove.search.tree import TreeFormatError, TreeIndex, make_header, read_tree, tree_stats, tree_text
@@ -363,8 +364,10 @@ def die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watchdog", daemon=True).start()
 
 
-def _worker_main(cfg: CollectConfig, identity: dict, parent_pid: int, tasks: Any, results: Any) -> None:
+def _worker_main(cfg: CollectConfig, identity: dict, parent_pid: int, tasks: Any, results: Any,
+                 environ: dict[str, str]) -> None:
     """A worker: collect goals from `tasks` until None, sending ("start"|"done", pid, goal, result)."""
+    adopt_environment(environ)
     die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches every process; the collector decides
     signal.signal(signal.SIGTERM, _raise_stop)
@@ -421,7 +424,8 @@ def _run_in_workers(cfg: CollectConfig, identity: dict, todo: list[int], on_resu
     n = min(cfg.workers, len(todo))
     for _ in range(n):
         tasks.put(None)
-    procs = [context.Process(target=_worker_main, args=(cfg, identity, worker_parent_pid(context), tasks, results),
+    args = (cfg, identity, worker_parent_pid(context), tasks, results, dict(os.environ))
+    procs = [context.Process(target=_worker_main, args=args,
                              name=f"collect-worker-{i}", daemon=True) for i in range(n)]
     for p in procs:
         p.start()

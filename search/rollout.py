@@ -30,7 +30,7 @@ from webgrove.agents.specs import PolicyArgs
 from webgrove.envs.errors import UsageError
 from webgrove.envs.make import EnvArgs, OutputArgs
 from webgrove.search.args import SearchArgs
-from webgrove.search.backends import BackendArgs, is_ray, ray_map, worker_context
+from webgrove.search.backends import BackendArgs, adopt_environment, is_ray, ray_map, worker_context
 from webgrove.search.tracking import TrackingArgs, log_metrics
 from webgrove.io import write_json_atomic
 from webgrove.search.attempts import AttemptArgs
@@ -172,8 +172,9 @@ def run_many(cfgs: list[RolloutConfig], workers: int = 1) -> tuple[list[list[Epi
         if is_ray(cfgs[0]):  # --backend ray: the same chunks, as Ray tasks
             parts = ray_map(_worker, args, workers, cfgs[0].ray_address)
         else:
-            pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers,
-                                                           mp_context=worker_context()))
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers, mp_context=worker_context(),
+                                                           initializer=adopt_environment,
+                                                           initargs=(dict(os.environ),)))
             parts = pool.map(_worker, args)
         bar = tqdm(zip(tasks, parts), total=len(tasks), desc="rollout", unit="chunk", leave=False,
                    disable=cfgs[0].bar_disable if cfgs else True)

@@ -9,7 +9,8 @@ import signal
 import pytest
 
 from webgrove.envs.errors import UsageError
-from webgrove.search.backends import BackendArgs, batch_size, run_on_ray, worker_context, worker_parent_pid
+from webgrove.search.backends import (BackendArgs, adopt_environment, batch_size, run_on_ray, worker_context,
+                                      worker_parent_pid)
 from webgrove.search.collect import CollectConfig, run_collect, tree_path
 from webgrove.search.tree import read_tree
 
@@ -114,6 +115,18 @@ def test_local_workers_start_from_a_preloaded_fork_server_or_by_spawn(method, mo
         assert pool.apply(os.getppid) == worker_parent_pid(context)  # what die_with_parent watches
         assert pool.apply(eval, (PRELOADED,)) is (method is None)  # forked with the modules imported
         assert pool.apply(eval, ("'torch' in __import__('sys').modules",)) is False  # no torch threads or CUDA
+
+
+def test_forked_workers_take_the_environment_the_parent_has_now(monkeypatch):
+    """The fork server keeps the environment it started with; a worker adopts the parent's."""
+    context = worker_context()
+    with context.Pool(1) as pool:  # the fork server runs from here on
+        pool.apply(os.getpid)
+    monkeypatch.setenv("WEBGROVE_TEST_LATE", "set after the fork server started")
+    with context.Pool(1) as pool:
+        assert pool.apply(os.getenv, ("WEBGROVE_TEST_LATE",)) is None  # the server's environment
+    with context.Pool(1, initializer=adopt_environment, initargs=(dict(os.environ),)) as pool:
+        assert pool.apply(os.getenv, ("WEBGROVE_TEST_LATE",)) == "set after the fork server started"
 
 
 def test_an_unknown_start_method_is_a_usage_error(monkeypatch):
