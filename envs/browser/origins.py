@@ -8,13 +8,12 @@ below). `file://` as a whole would expose the whole filesystem and is refused.
 from __future__ import annotations
 
 import os
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 # Schemes that never leave the browser; always allowed.
 LOCAL_SCHEMES = ("about", "data", "blob", "javascript")
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _WEB_SCHEME_OF = {"ws": "http", "wss": "https"}
-_FILE = "file://"  # the prefix of file URLs; an entry is always the prefix plus a real path (`file_url`)
 WHOLE_FILESYSTEM_ERROR = (
     "allowed_origins may not hold file:// as a whole: it lets the page read every file on "
     "this machine. Allow one file or folder (file:///path/page.html, file:///path/folder/) "
@@ -29,7 +28,13 @@ def file_url(path: str) -> str:
     """
     if not path.startswith("/") or not path.strip("/"):
         raise ValueError(WHOLE_FILESYSTEM_ERROR if path.strip("/") == "" else f"not an absolute path: {path!r}")
-    return _FILE + path
+    return urlunsplit(("file", "", path, "", ""))
+
+
+def _entry_path(entry: str) -> str | None:
+    """The real path a file entry names (what `file_url` was given); None for a web origin."""
+    scheme, sep, rest = entry.partition(":")
+    return rest[2:] if sep and scheme.lower() == "file" and rest.startswith("//") else None
 
 
 def origin_of(url: str) -> str:
@@ -95,8 +100,8 @@ def is_allowed(url: str, allowed: tuple[str, ...]) -> bool:
     try:
         if scheme == "file":
             path = _file_path(url)
-            return any(_file_allows(entry[len(_FILE):], path)
-                       for entry in allowed if entry.startswith(_FILE))
+            return any(_file_allows(entry_path, path)
+                       for entry_path in map(_entry_path, allowed) if entry_path is not None)
         return _web_origin(url) in allowed
     except ValueError:
         return False
@@ -120,7 +125,7 @@ def allowed_folders(allowed: tuple[str, ...]) -> list[str]:
     folders = []
     for entry in allowed:
         if urlsplit(entry).scheme.lower() == "file" and entry.endswith("/"):
-            folders.append(allowed_entry(entry)[len(_FILE):])
+            folders.append(_entry_path(allowed_entry(entry)))
     return folders
 
 
