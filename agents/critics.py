@@ -37,7 +37,7 @@ from webgrove.agents.chat import CRITIC_SYSTEM
 from webgrove.agents.prompts import (action_completion, critic_completion, critic_prompt, parse_critic_answer,
                                      policy_prompt, search_query)
 from webgrove.envs.booking.actions import current_values, element_names, parse_named
-from webgrove.envs.browser.axtree import parse_axtree
+from webgrove.envs.browser.axtree import AxNode, parse_axtree
 from webgrove.envs.shop.actions import BUY_NOW, NAVIGATION_LABELS, SUB_PAGE_CLICKS, click_label, is_product_id, split_page
 
 
@@ -431,17 +431,17 @@ def _minutes(text: str) -> list[int]:
     return [60 * int(h) + int(m) for h, m in _TIME_TOKEN.findall(normalize_values(text))]
 
 
-def _shown_text(axtree: str) -> str:
+def _shown_text(nodes: list[AxNode]) -> str:
     """The page's text without the names of links and options: what it says, not what it
     offers (a calendar's links name every date)."""
-    return " ".join(f"{n.name} {n.value}" for n in parse_axtree(axtree) if n.role not in ("link", "option", "/url"))
+    return " ".join(f"{n.name} {n.value}" for n in nodes if n.role not in ("link", "option", "/url"))
 
 
-def result_rows(axtree: str) -> dict[str, str]:
+def result_rows(nodes: list[AxNode]) -> dict[str, str]:
     """For each link inside a list item that reads as a result ("Greek · Russian Hill · $$$ ·
     rated 4.9 (1120 reviews)": parts joined by " · "), the row's text lines, joined."""
     rows, row, links, texts = {}, None, [], []
-    for node in [*parse_axtree(axtree), None]:
+    for node in [*nodes, None]:
         if row is not None and (node is None or node.depth <= row.depth):
             if any(" · " in t for t in texts):
                 rows.update(dict.fromkeys(links, " ".join(texts)))
@@ -497,7 +497,8 @@ class _NamedPage:
         names = element_names(ctx.observation)
         self.buttons = {name for name, node, _ in names if node.role == "button"}
         self.prompted = any(name in _DISMISSALS for name, _, _ in names)
-        self.rows = result_rows(ctx.observation)
+        nodes = parse_axtree(ctx.observation)  # read once for the rows and the text shown
+        self.rows = result_rows(nodes)
         goal = normalize_values(ctx.goal)
         times = _minutes(ctx.goal)
         self.earliest = times[0] if times and _EARLIEST.search(goal) else None
@@ -509,7 +510,7 @@ class _NamedPage:
         self.fields = _goal_fields(ctx.goal)
         dates = {w for w in goal_words if re.fullmatch(r"d\d{4}", w)}
         self.has_date = bool(dates)
-        self.date_missing = self.has_date and not dates <= _words(_shown_text(ctx.observation))
+        self.date_missing = self.has_date and not dates <= _words(_shown_text(nodes))
 
     def value(self, action: str) -> float | None:
         named = parse_named(action)
