@@ -15,6 +15,15 @@ Both backends run the same work functions; only the dispatch differs.
   disk. Rollout episodes go out in chunks of episode indices as Ray tasks and come back
   as results.
 
+Warm actors: the driver keeps the Ray actors of its last collection (`_ActorPool`), keyed
+by everything an actor builds from (the collection's settings but where its trees go and
+which goals, the policy's fingerprint, the number of actors, the Ray session), and the next
+collection with an equal key in the same process reuses them: no env, policy or critic is
+built again (the improve loop, a benchmark's repeats, a user's script). A changed key (a
+new model each improve iteration), `ray_map` (whose tasks need the CPUs), the end of a Ray
+session started here, and interpreter exit kill them (`release_actors`). A warm actor that
+died between runs is replaced before the run starts.
+
 Failures are Ray's to retry: a dead actor (killed process, crashed browser that took the
 worker down) is restarted up to `max_restarts` times and its batches retried
 (`max_task_retries`; a retried batch runs again from its start, and Ray drops the results
@@ -27,11 +36,13 @@ seed and the goal id only (`webgrove.search.collect.goal_seed`), never from the 
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Hashable, Iterator
 
 from webgrove.envs.errors import UsageError
 from webgrove.envs.make import next_post_init
@@ -93,6 +104,7 @@ def ray_session(address: str | None, num_cpus: int) -> Iterator[Any]:
     try:
         yield ray
     finally:
+        release_actors()
         ray.shutdown()
 
 
@@ -168,21 +180,21 @@ def _one_torch_thread() -> None:
 
 
 class GoalWorker:
-    """A Ray actor's body: `build(cfg)` once, then `work(state, cfg, item)` per item."""
+    """A Ray actor's body: `build(cfg)` once, then `work(state, cfg, item)` per item, where
+    each call brings its run's `work` and `cfg` (a warm actor serves several runs)."""
 
-    def __init__(self, build: Callable[[Any], Any], work: Callable[[Any, Any, Any], dict], cfg: Any):
+    def __init__(self, build: Callable[[Any], Any], cfg: Any):
         _one_torch_thread()
-        self.cfg, self.work = cfg, work
         self.state = build(cfg)
 
     def pid(self) -> int:
         return os.getpid()
 
-    def run(self, items: list) -> Iterator[dict]:
+    def run(self, work: Callable[[Any, Any, Any], dict], cfg: Any, items: list) -> Iterator[dict]:
         """Work through a batch, yielding each item's result as it finishes (called as a Ray
         streaming generator, so the driver has it before the batch ends)."""
         for item in items:
-            yield {**self.work(self.state, self.cfg, item), "worker_pid": os.getpid()}
+            yield {**work(self.state, cfg, item), "worker_pid": os.getpid()}
 
 
 def batch_size(left: int, actors: int, item_s: float | None, batch_s: float = BATCH_S) -> int:
@@ -198,14 +210,14 @@ class _RayDispatch:
     """The driver's side of `run_on_ray`: `PIPELINE` batch calls in flight per actor, each a
     Ray streaming generator whose results are taken as they come."""
 
-    def __init__(self, ray: Any, actors: list, items: list, on_result: Callable[[dict], None],
-                 batch_s: float, max_restarts: int):
-        self.ray, self.actors, self.on_result = ray, actors, on_result
+    def __init__(self, ray: Any, actors: list, job: tuple[Callable, Any], items: list,
+                 on_result: Callable[[dict], None], batch_s: float, max_restarts: int, item_s: float | None):
+        self.ray, self.actors, self.job, self.on_result = ray, actors, job, on_result
         self.batch_s, self.max_restarts = batch_s, max_restarts
         self.todo = list(reversed(items))
         self.running: dict[Any, tuple[int, list, list]] = {}  # generator -> (actor, batch, delivered)
         self.last: dict[int, float] = {}  # actor -> when its last result came
-        self.item_s: float | None = None  # seconds between an actor's results (moving average)
+        self.item_s = item_s  # seconds between an actor's results (moving average; a warm pool's last)
         self.dead: set[int] = set()
         self.calls, self.largest = 0, 0
 
@@ -213,7 +225,7 @@ class _RayDispatch:
         n = batch_size(len(self.todo), len(self.actors) - len(self.dead), self.item_s, self.batch_s)
         if n and actor not in self.dead:
             batch = [self.todo.pop() for _ in range(n)]
-            gen = self.actors[actor].run.options(num_returns="streaming").remote(batch)
+            gen = self.actors[actor].run.options(num_returns="streaming").remote(*self.job, batch)
             self.running[gen] = (actor, batch, [])
             self.calls, self.largest = self.calls + 1, max(self.largest, n)
 
@@ -269,13 +281,84 @@ class _RayDispatch:
         return {"calls": self.calls, "largest_batch": self.largest}
 
 
+@dataclass
+class _ActorPool:
+    """The driver's warm actors: `key` says what they were built from (and in which Ray
+    session); `item_s` is the last run's seconds an item, so the next run batches at once."""
+
+    key: tuple
+    actors: list
+    item_s: float | None = None
+
+
+_POOL: list[_ActorPool] = []  # at most one: a driver keeps the actors of its last key only
+
+
+def _ray_session_id(ray: Any) -> tuple[str, str]:
+    """This driver's Ray session: a new local instance has a new node, a new connection to a
+    cluster a new job; actor handles of another session are stale."""
+    context = ray.get_runtime_context()
+    return context.get_node_id(), context.get_job_id()
+
+
+def release_actors() -> None:
+    """Kill this driver's warm actors, if any, so they free their CPUs (a no-op when Ray is
+    down or was restarted since: the actors died with their session)."""
+    if not _POOL:
+        return
+    pool = _POOL.pop()
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized() and pool.key[0] == _ray_session_id(ray):
+        for actor in pool.actors:
+            with contextlib.suppress(Exception):
+                ray.kill(actor, no_restart=True)
+
+
+atexit.register(release_actors)
+
+
+def _warm_pool(ray: Any, key: tuple, n: int, start: Callable[[], Any]) -> _ActorPool:
+    """`n` live actors for `key`: the warm pool's when its key is `key` (one that died
+    between runs replaced), else new ones (the old pool killed first: it holds CPUs)."""
+    if _POOL and _POOL[0].key != key:
+        release_actors()
+    if not _POOL:
+        _POOL.append(_ActorPool(key, [start() for _ in range(n)]))
+        return _POOL[0]
+    pool = _POOL[0]
+    alive = []
+    for actor, ping in [(a, a.pid.remote()) for a in pool.actors]:
+        try:
+            ray.get(ping, timeout=60)
+            alive.append(actor)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            with contextlib.suppress(Exception):
+                ray.kill(actor, no_restart=True)
+    pool.actors = alive + [start() for _ in range(n - len(alive))]
+    return pool
+
+
+def pool_actor_pids() -> list[int]:
+    """The pids of this driver's warm actors ([] when none are kept)."""
+    if not _POOL:
+        return []
+    import ray
+
+    return ray.get([a.pid.remote() for a in _POOL[0].actors])
+
+
 def run_on_ray(build: Callable[[Any], Any], work: Callable[[Any, Any, Any], dict], cfg: Any, items: list,
                on_result: Callable[[dict], None], workers: int, address: str | None = None,
                max_restarts: int = MAX_RESTARTS, max_task_retries: int = MAX_TASK_RETRIES,
-               batch_s: float = BATCH_S) -> dict:
+               batch_s: float = BATCH_S, key: Hashable | None = None) -> dict:
     """Run `work` on every item in `min(workers, len(items))` Ray actors; `on_result` gets
     each result on the driver as it finishes, in finishing order. Returns the number of actor
     calls made and the largest batch.
+
+    Each actor runs `build(cfg)` once, then `work(state, cfg, item)`. With a `key` (everything
+    of `cfg` that `build` reads), the actors stay up after the run, and the next call with an
+    equal key, the same `build` and number of actors, in the same Ray session, reuses them
+    (`build` is not run again; `work` gets that call's `cfg`). Without one they are killed.
 
     Items go to actors in batches of about `batch_s` seconds of work (`batch_size`), so Ray's
     per-call cost is paid once a batch; each result streams back when its item finishes.
@@ -289,12 +372,22 @@ def run_on_ray(build: Callable[[Any], Any], work: Callable[[Any, Any, Any], dict
     with ray_session(address, num_cpus=n) as ray:
         actor_cls = ray.remote(num_cpus=1, max_restarts=max_restarts,
                                max_task_retries=max_task_retries)(GoalWorker)
-        actors = [actor_cls.remote(build, work, cfg) for _ in range(n)]
+        pool_key = (_ray_session_id(ray), object() if key is None else key,
+                    f"{build.__module__}.{build.__qualname__}", n, max_restarts, max_task_retries)
+        pool = _warm_pool(ray, pool_key, n, lambda: actor_cls.remote(build, cfg))
+        dispatch = _RayDispatch(ray, pool.actors, (work, cfg), items, on_result, batch_s, max_restarts,
+                                pool.item_s)
         try:
-            return _RayDispatch(ray, actors, items, on_result, batch_s, max_restarts).run()
-        finally:
-            for actor in actors:
-                ray.kill(actor, no_restart=True)
+            stats = dispatch.run()
+        except BaseException:  # interrupted: batches may still run on the actors; start afresh next time
+            release_actors()
+            raise
+        pool.item_s = dispatch.item_s
+        for actor in sorted(dispatch.dead, reverse=True):  # dead past their restarts: replaced next time
+            ray.kill(pool.actors.pop(actor), no_restart=True)
+        if key is None:
+            release_actors()
+        return stats
 
 
 def ray_map(fn: Callable[[Any], Any], args: list, workers: int, address: str | None = None,
@@ -302,6 +395,7 @@ def ray_map(fn: Callable[[Any], Any], args: list, workers: int, address: str | N
     """`[fn(a) for a in args]` as Ray tasks (one CPU each), in order; a task whose worker
     died is retried up to `max_retries` times."""
     with ray_session(address, num_cpus=min(workers, len(args)) or 1) as ray:
+        release_actors()  # warm collection actors hold the CPUs these tasks need
         task = ray.remote(num_cpus=1, max_retries=max_retries)(_with_one_torch_thread)
         return ray.get([task.remote(fn, a) for a in args])
 
@@ -353,7 +447,24 @@ def collect_on_ray(cfg: Any, identity: dict, todo: list[int], on_result: Callabl
         on_result(result)
 
     run_on_ray(_build_collector, _collect_on_actor, (cfg, identity), todo, write_then_report,
-               workers=cfg.workers, address=cfg.ray_address)
+               workers=cfg.workers, address=cfg.ray_address, key=collector_key(cfg, identity))
+
+
+# A collection's settings that say which goals run and where their trees and reports go,
+# never what an actor builds: two collections differing only in these share warm actors.
+RUN_ONLY = ("goal_range", "out", "force_new", "progress", "json", "report_to", "run_dir", "track_step")
+
+
+def collector_key(cfg: Any, identity: dict) -> str:
+    """What a collection actor is built from: every setting but `RUN_ONLY` (the policy spec,
+    its server and timeouts included) and the policy's fingerprint (a model rewritten in
+    place is another policy)."""
+    import dataclasses
+    import json
+
+    values = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RUN_ONLY}
+    return json.dumps({**values, "policy_fingerprint": identity["policy_fingerprint"]}, sort_keys=True,
+                      default=str)
 
 
 def is_ray(cfg: Any) -> bool:

@@ -239,3 +239,39 @@ def test_improve_on_ray_collects_and_evaluates_as_local(ray_cluster, tiny_model,
     for method in ("agent_q", "agent_q+mcts"):
         assert local["iterations"][1][method] == ray["iterations"][1][method]
     assert ray["config"]["backend"] == "ray"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_consecutive_collections_reuse_warm_actors_and_a_new_key_replaces_them(ray_cluster, local_trees, tmp_path):
+    """Two Ray collections of the same settings in one driver run on the same actors (not built
+    again), and give the local backend's trees; other settings start new actors and the old
+    ones are gone (they would hold the CPUs)."""
+    import time
+
+    from webgrove.search.backends import pool_actor_pids, release_actors
+
+    release_actors()
+    ray_cfg = dict(SHOP, backend="ray", workers=2)
+    run_collect(CollectConfig(**ray_cfg, goal_range="0:2", out=str(tmp_path / "first")))
+    first = pool_actor_pids()
+    assert len(first) == 2
+    run_collect(CollectConfig(**ray_cfg, goal_range=GOALS, out=str(tmp_path / "second")))
+    assert pool_actor_pids() == first  # the same actor processes
+    _same_trees(local_trees, tmp_path / "second", range(4))
+    run_collect(CollectConfig(**{**ray_cfg, "simulations": 2}, goal_range="0:2", out=str(tmp_path / "other")))
+    other = pool_actor_pids()
+    assert len(other) == 2 and not set(other) & set(first)
+    deadline = time.time() + 20
+    while any(_alive(p) for p in first) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in first)  # killed, not left holding their CPUs
+    release_actors()
+    assert pool_actor_pids() == []
