@@ -1,10 +1,12 @@
 """Scale-out figures: collection backends, a policy server, multi-process DPO.
 
-1. Trees per second on the same goals (the scripted `rule` policy, and the tiny model from
-   `init-model`; lexical critic): the local backend with 1 and 2 worker processes, and the
-   Ray backend with 2 CPUs (a local Ray instance, started before the clock; its start-up
-   is reported apart). Wall trees/s include each run's start-up (processes, imports,
-   catalog, model); marginal trees/s take it out (a run of N goals against one of 2).
+1. Trees per second on the same goals (the scripted `rule` and `random` policies, and the
+   tiny model from `init-model`; lexical critic): the local backend with 1 and 2 worker
+   processes, and the Ray backend with 2 CPUs (a local Ray instance), each cold and warm.
+   Cold: nothing started before the clock (Ray: ray.init and the actors' start-up, which
+   builds env, policy and critic; local: the fork server and its workers). Warm: the same
+   settings run again in the same driver (Ray reuses its warm actors; local keeps only its
+   fork server: its workers start and build per run, local's normal per-call start).
    Ray's overhead is local's rate over Ray's at the same parallelism, minus 1.
 2. Policy calls per second (`propose(ctx, k)` on the same shop states): the tiny model
    in-process (`HFPolicy`, scoring mode) against the same model behind `transformers serve`
@@ -19,6 +21,7 @@ benchmarks/results/scale.json with the exact command.
 
     python benchmarks/scale.py                          # 40 goals, 5 simulations
     python benchmarks/scale.py --goals 12 --skip dpo    # quicker
+    python benchmarks/scale.py --skip policy dpo --model-goals 0 --json /tmp/scale.json  # collection only
 """
 from __future__ import annotations
 
@@ -42,41 +45,70 @@ PARTS = ("collect", "policy", "dpo")
 # -- 1. collection -------------------------------------------------------------------------
 
 BACKENDS = (("local_1", dict(workers=1)), ("local_2", dict(workers=2)), ("ray_2", dict(workers=2, backend="ray")))
+RAY_INIT = dict(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=256 * 1024 * 1024)
+
+
+def _cold_start(backend: str) -> None:
+    """Take away what a previous run left warm: Ray's actors and Ray itself (the cold Ray run
+    starts it on the clock), local's fork server (which holds the preloaded modules)."""
+    import multiprocessing.forkserver
+
+    import ray
+
+    from webgrove.search.backends import release_actors
+
+    release_actors()
+    if ray.is_initialized():
+        ray.shutdown()
+    if backend.startswith("local"):
+        multiprocessing.forkserver._forkserver._stop()  # no public way; the next worker starts it again
 
 
 def bench_collect(policy: str, goals: int, simulations: int, num_products: int, repeats: int = 1) -> dict:
-    """Wall trees/s of each backend on `goals` goals, and its marginal trees/s: the extra
-    goals over the extra seconds of a run of `goals` against one of 2 goals (one per
-    worker), which takes the fixed start-up (processes, imports, catalog, model) out.
+    """Wall trees/s of each backend on the same `goals` goals, cold and warm: cold from
+    nothing started (Ray: ray.init, actors building env, policy and critic; local: its fork
+    server, workers building theirs), warm right after a run of the same settings (Ray: the
+    driver's warm actors; local: the fork server is up, but its workers, started per run,
+    build their env, policy and critic again, which is local's normal per-call start).
     Each figure is the best of `repeats` runs, the backends taking turns."""
-    from webgrove.search.backends import BATCH_S, worker_context
+    import ray
+
+    from webgrove.search.backends import BATCH_S, release_actors, worker_context
     from webgrove.search.collect import CollectConfig, run_collect
 
     common = dict(env="webgrove/WebShop-v0", policy=policy, critic="lexical", num_products=num_products,
-                  simulations=simulations, k=3, progress=False)
+                  simulations=simulations, k=3, progress=False, goal_range=f"100:{100 + goals}")
     out: dict = {"policy": Path(policy).name, "goals": goals, "simulations": simulations,
                  "num_products": num_products, "repeats": repeats, "ray_batch_s": BATCH_S,
                  "local_start_method": worker_context().get_start_method()}
-    walls: dict = {name: {2: [], goals: []} for name, _ in BACKENDS}
+    walls: dict = {name: {"cold": [], "warm": []} for name, _ in BACKENDS}
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(repeats):  # in turns, so a change of the machine's load reaches every backend
             for name, extra in BACKENDS:
-                for size, n in enumerate((2, goals)):  # a folder each, even when goals is 2
+                _cold_start(name)
+                for state in ("cold", "warm"):
                     start = time.perf_counter()
-                    summary = run_collect(CollectConfig(**common, **extra, goal_range=f"100:{100 + n}",
-                                                        out=f"{tmp}/{name}_{size}_{rep}"))
-                    walls[name][n].append(time.perf_counter() - start)
+                    if extra.get("backend") == "ray" and not ray.is_initialized():
+                        ray.init(**RAY_INIT)
+                    summary = run_collect(CollectConfig(**common, **extra, out=f"{tmp}/{name}_{state}_{rep}"))
+                    timings = summary["timings"]  # the trees' writes left out: Ray's driver writes them, not its actors
+                    walls[name][state].append((time.perf_counter() - start, timings["goal_s"] - timings["write_s"]))
+                    assert summary["collected"] == goals, summary
                     out.setdefault(name, {})["success_rate"] = summary["success_rate"]
+        release_actors()
+        if ray.is_initialized():
+            ray.shutdown()
     for name, _ in BACKENDS:
-        best = {n: min(w) for n, w in walls[name].items()}
-        out[name].update({"seconds": best[goals], "trees_per_s": goals / best[goals],
-                          # None when the longer run was not slower: the machine's load decided, not the work
-                          "marginal_trees_per_s": (goals - 2) / (best[goals] - best[2])
-                          if best[goals] > best[2] else None,
-                          "startup_s": best[2], "runs_s": walls[name]})
-    for kind in ("trees_per_s", "marginal_trees_per_s"):
-        local, ray = out["local_2"][kind], out["ray_2"][kind]
-        out[f"ray_overhead_{kind}"] = local / ray - 1.0 if local and ray else None
+        for state in ("cold", "warm"):
+            best, goal_s = min(walls[name][state])
+            workers = dict(BACKENDS)[name]["workers"]
+            # the share of the workers' wall seconds spent searching (env, policy, critic, MCTS, the
+            # tree's records; not its write): the rest is start-up, dispatch, writes and idle workers
+            out[name][state] = {"seconds": best, "trees_per_s": goals / best, "goal_s": goal_s,
+                                "in_goals": goal_s / (workers * best), "runs_s": [w for w, _ in walls[name][state]]}
+    for state in ("cold", "warm"):
+        local, ray_ = out["local_2"][state]["trees_per_s"], out["ray_2"][state]["trees_per_s"]
+        out[f"ray_overhead_{state}"] = local / ray_ - 1.0
     return out
 
 
@@ -171,22 +203,18 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def _table(results: dict) -> str:
     lines = ["| measure | value |", "|---|---|"]
-    for key in ("collect", "collect_model"):
-        c = results.get(key)
-        if not c:
-            continue
+    for key in sorted(k for k in results if k.startswith("collect")):
+        c = results[key]
         for name, _ in BACKENDS:
             r = c[name]
             lines.append(f"| trees/s, {c['policy']} policy, {name.replace('_', ' ')} ({c['goals']} goals) | "
-                         f"{r['trees_per_s']:.2f} wall, {_fmt(r['marginal_trees_per_s'], '.2f')} marginal "
-                         f"(2-goal run {r['startup_s']:.1f}s) |")
+                         f"{r['cold']['trees_per_s']:.2f} cold ({r['cold']['seconds']:.2f}s), "
+                         f"{r['warm']['trees_per_s']:.2f} warm ({r['warm']['seconds']:.2f}s, "
+                         f"{r['warm']['in_goals']:.0%} of worker time searching) |")
         lines.append(f"| Ray overhead vs local 2 workers, {c['policy']} policy | "
-                     f"{_fmt(c['ray_overhead_trees_per_s'], '+.0%')} wall, "
-                     f"{_fmt(c['ray_overhead_marginal_trees_per_s'], '+.0%')} marginal "
-                     f"(local: {c['local_start_method']}; Ray: batches of ~{c['ray_batch_s']} s; "
-                     f"best of {c['repeats']}) |")
-    if "ray_init_s" in results:
-        lines.append(f"| Ray start-up (ray.init, 2 CPUs), not in the above | {results['ray_init_s']:.1f}s |")
+                     f"{c['ray_overhead_cold']:+.0%} cold (ray.init in), {c['ray_overhead_warm']:+.0%} warm "
+                     f"(local: {c['local_start_method']}, workers started per run; Ray: warm actors, "
+                     f"batches of ~{c['ray_batch_s']} s; best of {c['repeats']}) |")
     p = results.get("policy")
     if p:
         lines.append(f"| policy calls/s, HFPolicy in-process | {p['hf_in_process_1']:.1f} |")
@@ -205,8 +233,9 @@ def _table(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--goals", type=int, default=40)
+    parser.add_argument("--policies", nargs="*", default=["rule", "random"], help="scripted policies collected with")
     parser.add_argument("--simulations", type=int, default=5)
-    parser.add_argument("--model-goals", type=int, default=12, help="goals collected with the tiny model")
+    parser.add_argument("--model-goals", type=int, default=12, help="goals collected with the tiny model (0: none)")
     parser.add_argument("--model-simulations", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=1, help="collection runs per figure (the best is kept)")
     parser.add_argument("--num-products", type=int, default=1000)
@@ -215,7 +244,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=32)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--skip", nargs="*", default=[], choices=PARTS)
-    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--out", "--json", default=str(RESULTS), help="where the results go (JSON)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
@@ -227,17 +256,12 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "webgrove", "init-model", "--out", model_dir], check=True,
                        capture_output=True)
         if "collect" not in args.skip:
-            import ray
-
-            start = time.perf_counter()
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                     object_store_memory=256 * 1024 * 1024)
-            results["ray_init_s"] = time.perf_counter() - start
-            results["collect"] = bench_collect("rule", args.goals, args.simulations, args.num_products,
-                                               args.repeats)
-            results["collect_model"] = bench_collect(model_dir, args.model_goals, args.model_simulations,
-                                                     args.num_products, args.repeats)
-            ray.shutdown()
+            for policy in args.policies:
+                results[f"collect_{policy}"] = bench_collect(policy, args.goals, args.simulations,
+                                                             args.num_products, args.repeats)
+            if args.model_goals:
+                results["collect_model"] = bench_collect(model_dir, args.model_goals, args.model_simulations,
+                                                         args.num_products, args.repeats)
         if "policy" not in args.skip:
             results["policy"] = bench_policy(model_dir, args.calls, args.num_samples, args.num_products)
         if "dpo" not in args.skip:

@@ -40,6 +40,7 @@ import atexit
 import contextlib
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Iterator
@@ -53,6 +54,7 @@ MAX_RESTARTS = 3  # restarts of a dead actor (Ray's max_restarts)
 MAX_TASK_RETRIES = 3  # retries of a goal whose actor died (Ray's max_task_retries / max_retries)
 BATCH_S = 0.1  # seconds of work an actor call aims at: Ray's ~1-2 ms a call stays ~1-2% of it
 PIPELINE = 2  # batch calls in flight per actor, so an actor never waits on the driver
+WRITERS = 4  # threads of the driver writing the trees that come back from Ray (fsync waits in parallel)
 
 
 @dataclass(kw_only=True)
@@ -433,9 +435,20 @@ def _collect_on_actor(parties: Any, job: tuple[Any, dict], goal_id: int) -> dict
 
 def collect_on_ray(cfg: Any, identity: dict, todo: list[int], on_result: Callable[[dict], None]) -> None:
     """The Ray dispatch of `webgrove collect` (same contract as its local runners): every
-    finished goal's tree is written to `cfg.out` here, atomically, before `on_result`."""
+    finished goal's tree is written to `cfg.out` here, atomically, before `on_result`.
+
+    The driver writes in `WRITERS` threads, not in its dispatch loop: an atomic write's two
+    fsyncs (~3-8 ms) cost as much as a millisecond tree, and local workers write theirs in
+    parallel (measured: 40 rule trees, warm actors, 70% of the driver's time in fsync).
+    `on_result` is called from those threads, one call at a time; every write has ended
+    when this returns or raises.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from webgrove.io import write_text_atomic
     from webgrove.search.collect import tree_path
+
+    reporting = threading.Lock()
 
     def write_then_report(result: dict) -> None:
         text = result.pop("tree_text", None)
@@ -444,10 +457,16 @@ def collect_on_ray(cfg: Any, identity: dict, todo: list[int], on_result: Callabl
             write_text_atomic(tree_path(cfg.out, result["goal_id"]), text)
             result["write_s"] = time.perf_counter() - start  # the goal's time, though spent here
             result["seconds"] += result["write_s"]
-        on_result(result)
+        with reporting:
+            on_result(result)
 
-    run_on_ray(_build_collector, _collect_on_actor, (cfg, identity), todo, write_then_report,
-               workers=cfg.workers, address=cfg.ray_address, key=collector_key(cfg, identity))
+    with ThreadPoolExecutor(WRITERS, thread_name_prefix="webgrove-tree-writer") as writers:
+        writes = []
+        run_on_ray(_build_collector, _collect_on_actor, (cfg, identity), todo,
+                   lambda result: writes.append(writers.submit(write_then_report, result)),
+                   workers=cfg.workers, address=cfg.ray_address, key=collector_key(cfg, identity))
+        for write in writes:
+            write.result()  # a failed write raises here
 
 
 # A collection's settings that say which goals run and where their trees and reports go,
