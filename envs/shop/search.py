@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import re
 from array import array
 from collections import Counter, OrderedDict
@@ -495,8 +496,54 @@ def build_bm25(corpus: TokenIds):
     import bm25s  # imported here: only building or loading an index needs it
 
     bm25 = bm25s.BM25(method="lucene")
+    if len(corpus.ids) and len(corpus.vocab):  # bm25s's own loops for an empty corpus (nothing to gain)
+        # `index` keeps its bookkeeping (vocab, the empty token); the arrays come from `_lucene_arrays`
+        bm25.build_index_from_ids = lambda unique_token_ids, corpus_token_ids, **_: _lucene_arrays(
+            corpus, len(unique_token_ids), bm25.k1, bm25.b)
+        bm25.nonoccurrence_array = None  # what bm25s's build_index_from_ids sets for Lucene
     bm25.index(corpus, show_progress=False)
+    bm25.__dict__.pop("build_index_from_ids", None)
     return bm25
+
+
+def _lucene_arrays(corpus: TokenIds, num_terms: int, k1: float, b: float) -> dict:
+    """bm25s's Lucene score matrix of these documents (`BM25.build_index_from_ids`), bit for bit,
+    computed with whole-array numpy operations instead of a Python loop per document.
+
+    bm25s computes, per document d of length l_d and term t occurring tf times in it,
+    float32(float64(idf32[t]) * (tf / (k1 * ((1 - b) + b * l_d / l_avg) + tf))) in float64 (its
+    float64 scalar promotes the float32 arrays), idf32[t] = float32(log(1 + (N - df + 0.5) / (df + 0.5)))
+    with Python's `math.log`; the CSC layout sorts the (term, document) pairs. The same IEEE
+    operations in the same order on arrays round the same, so the arrays are equal byte for byte
+    (pinned by tests/envs/test_shop_search.py).
+    """
+    flat, offsets = corpus._flat, corpus._offsets
+    num_docs = len(offsets) - 1
+    lengths = np.diff(offsets)  # (N,) int64, as bm25s's np.array([len(doc) ...])
+    l_avg = lengths.mean()
+    # Postings: sort the token occurrences by term (stable: documents stay ascending), then
+    # collapse the repeats of a (term, document) pair into its term frequency.
+    order = np.argsort(flat.astype(np.int16) if num_terms < 2**15 else flat, kind="stable")  # radix sort for int16
+    terms = flat[order]
+    docs = np.repeat(np.arange(num_docs, dtype=np.int32), lengths)[order]  # (T,) each occurrence's document
+    del order
+    first = np.ones(len(terms), dtype=bool)
+    np.not_equal(terms[1:], terms[:-1], out=first[1:])
+    first[1:] |= docs[1:] != docs[:-1]
+    starts = np.flatnonzero(first)
+    del first
+    tf = np.diff(np.append(starts, len(terms))).astype(np.float64)  # (P,)
+    terms, docs = terms[starts], docs[starts]
+    df = np.bincount(terms, minlength=num_terms)
+    indptr = np.zeros(num_terms + 1, dtype=np.int64)
+    np.cumsum(df, out=indptr[1:])
+    idf = np.zeros(num_terms, dtype=np.float32)
+    for term, count in enumerate(df.tolist()):
+        if count:
+            idf[term] = math.log(1 + (num_docs - count + 0.5) / (count + 0.5))
+    norm = k1 * ((1 - b) + b * lengths.astype(np.float64) / l_avg)  # (N,) float64
+    data = (idf[terms].astype(np.float64) * (tf / (norm[docs] + tf))).astype(np.float32)
+    return {"data": data, "indices": docs, "indptr": indptr, "num_docs": num_docs}
 
 
 @contextlib.contextmanager

@@ -98,6 +98,43 @@ def test_index_from_token_ids_scores_as_bm25s_from_token_strings():
         assert ours.scores(tokens).tobytes() == theirs.get_scores(tokens).tobytes(), q
 
 
+def test_vectorised_index_is_bm25s_own_build_byte_for_byte():
+    import bm25s
+
+    from webgrove.envs.shop.search import TokenIds, build_bm25
+
+    products = generate_catalog(N, seed=3).products
+    ours = build_bm25(TokenIds(products))
+    theirs = bm25s.BM25(method="lucene")
+    theirs.index(TokenIds(products), show_progress=False)  # bm25s's own per-document loops
+    for name in ("data", "indices", "indptr"):
+        assert ours.scores[name].dtype == theirs.scores[name].dtype, name
+        assert ours.scores[name].tobytes() == theirs.scores[name].tobytes(), name
+    assert ours.scores["num_docs"] == theirs.scores["num_docs"]
+    assert list(ours.vocab_dict.items()) == list(theirs.vocab_dict.items())
+    assert "build_index_from_ids" not in vars(ours) and ours.nonoccurrence_array is None
+
+
+# sha256 over the files of the store of generate_catalog(2000) (the manifest aside: it names the
+# code version). The build's speed-ups (vectorised generator draws, index arrays) must not move
+# a byte; see test_store_files_are_pinned.
+STORE_2000_SHA256 = "a8f83a2b85006a89e67218e281628d6e176c197e2029dc049221ed15798fe734"
+
+
+def test_store_files_are_pinned(tmp_path):
+    import hashlib
+
+    folder = tmp_path / "store"
+    folder.mkdir()
+    store.build_store(lambda: generate_catalog(2000), folder, {"source": "synthetic", "num_products": 2000, "seed": 0})
+    h = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name != store.MANIFEST:
+            h.update(str(path.relative_to(folder)).encode())
+            h.update(path.read_bytes())
+    assert h.hexdigest() == STORE_2000_SHA256
+
+
 def test_search_fast_path_is_the_reference_search():
     catalog = generate_catalog(N)
     index = SearchIndex(catalog.products)
