@@ -23,6 +23,7 @@ line (`webgrove.search.tree.NodeRecord`), and the tree walking helpers (`path_to
 from __future__ import annotations
 
 import math
+import operator
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -33,6 +34,8 @@ from webgrove.agents.base import Critic, Policy, Proposal, StepContext, context_
 from webgrove.envs import is_success
 from webgrove.envs.protocols import SnapshotEnv
 from webgrove.search.tree import NodeRecord, committed_child, path_to
+
+_reward = operator.attrgetter("reward")
 
 
 # ---------------------------------------------------------------------------
@@ -181,6 +184,7 @@ class Node:
     stepped: bool = False  # `state` holds the env snapshot after `action`
     state: Any = None
     history: tuple[str, ...] = ()  # the episode's actions up to here, those before the root included
+    kids: Sequence["Node"] = ()  # the children themselves, in `children` order (what selection reads)
 
     def record(self) -> NodeRecord:
         """The node's flat record (docs/DESIGN.md, "Search trees on disk")."""
@@ -289,6 +293,7 @@ class MCTS:
         self.policy = policy
         self.critic = critic
         self.config = config
+        self._c = config.c
         self.rng = np.random.default_rng(config.seed)
         self.root_history = list(history)
         limit = env_step_limit(env)
@@ -298,6 +303,7 @@ class MCTS:
         self._scripted = rolls_out_by_act(policy)  # scripted agents roll out with their own act
         self._env_at: int | None = None  # the node whose state the env is in, if known
         self._root_path: list[Node] = []  # `path` of the node the last simulation started from
+        self._ancestor_values: list[float] = []  # values not yet backed up above that node
         state = self._get_state()
         root = Node(id=0, parent=None, depth=0, action=None, prompt=None, logprob=None,
                     q_critic=None, stepped=True, state=state, terminal=self.depth_limit == 0,
@@ -369,6 +375,7 @@ class MCTS:
         t1 = clock()
         ctx = context_from(obs, info, node.history)  # it copies the history
         proposed = self.policy.propose(ctx, k, self.rng)
+        prompt = policy_input(self.policy, ctx) if proposed else None  # (the children's prompt)
         t2 = clock()
         timings.env_s += t1 - t0
         timings.policy_s += t2 - t1
@@ -376,37 +383,38 @@ class MCTS:
         proposals = dedupe(proposed)[:k]
         if not proposals:
             return
-        t3 = clock()
-        prompt = policy_input(self.policy, ctx)
-        timings.policy_s += clock() - t3
         actions = [p.action for p in proposals]
         values = self._critic_values(ctx, actions)
         nodes, children, parent, depth, history = self.nodes, node.children, node.id, node.depth + 1, node.history
+        kids = []
         for action, proposal, value in zip(actions, proposals, values):
             # positional up to q_critic: a slots dataclass's __init__ matches keywords one by one
             child = Node(len(nodes), parent, depth, action, prompt, float(proposal.logprob), value, q=value,
                          history=history + (action,))
             children.append(child.id)
             nodes.append(child)
+            kids.append(child)
+        node.kids = kids
 
     def _select(self, node: Node) -> Node:
-        """The child with the highest UCB1 score (`ucb_scores`); ties go to the earlier proposal.
+        """The child with the highest UCB1 score (`ucb_scores`, the same floats); ties go to the
+        earlier proposal.
 
-        One pass, no lists: selection runs twice or more per simulation."""
-        scale, sqrt, nodes = ucb_scale(node.visits, self.config.c), math.sqrt, self.nodes
-        best = nodes[node.children[0]]
-        best_score = best.q + scale / sqrt(1 + best.visits)
-        for i in node.children[1:]:
-            child = nodes[i]
+        One pass, no lists: selection runs twice or more per simulation (a C-level pass costs
+        more than this loop for a handful of children)."""
+        visits, sqrt = node.visits, math.sqrt
+        scale = self._c * sqrt(math.log(visits)) if visits > 0 else 0.0  # `ucb_scale`, without its checks
+        best = None
+        for child in node.kids:
             score = child.q + scale / sqrt(1 + child.visits)
-            if score > best_score:  # as max() compares: the first on ties
+            if best is None or score > best_score:  # as max() compares: the first on ties
                 best, best_score = child, score
         return best
 
-    def _step_into(self, child: Node) -> tuple[Any, dict]:
+    def _step_into(self, parent: Node, child: Node) -> tuple[Any, dict]:
         """Take the child's action from the parent's state and snapshot the result."""
         t0 = time.perf_counter()
-        self._restore(self.nodes[child.parent])
+        self._restore(parent)
         obs, reward, terminated, truncated, info = self.env.step(child.action)
         child.state = self.env.get_state()
         self.timings.env_s += time.perf_counter() - t0
@@ -444,7 +452,17 @@ class MCTS:
     def simulate(self, root_id: int = 0) -> float:
         """One simulation from node `root_id`; returns the episode return it backed up."""
         t0 = time.perf_counter()
+        try:
+            return self._simulate(root_id)
+        finally:
+            self._back_up_ancestors()
+            self.timings.total_s += time.perf_counter() - t0
+
+    def _simulate(self, root_id: int) -> float:
+        """`simulate`, leaving the backup into the search root's ancestors to
+        `_back_up_ancestors` (untimed: `simulate` and `search` time it)."""
         if not self._root_path or self._root_path[-1].id != root_id:
+            self._back_up_ancestors()
             self._root_path = self.path(root_id)
         path = self._root_path.copy()
         n_above = len(path)  # the search root and its ancestors
@@ -455,27 +473,51 @@ class MCTS:
                 self._expand(node)
             if not node.children:  # the policy had nothing to propose: a dead end
                 break
-            node = self._select(node)
+            parent, node = node, self._select(node)
             path.append(node)
             if not node.stepped:
-                fresh = self._step_into(node)
+                fresh = self._step_into(parent, node)
                 break
-        value = math.fsum([n.reward for n in path])
+        value = math.fsum(map(_reward, path))
         if fresh is not None and not node.terminal:
             value += self._rollout(node, *fresh)
+        self._backup(path[n_above - 1:], value)
+        self._ancestor_values.append(value)
+        self.timings.simulations += 1
+        success = is_success(value) and len(path) > n_above
+        self._last_success_child = path[n_above].id if success else None
+        return value
+
+    def _backup(self, path: list[Node], value: float) -> None:
+        """`backup` and `node_q` (visits >= 1) along `path`, inline: the same floats, without
+        the calls."""
         alpha = self.config.alpha
         beta = 1.0 - alpha
-        for n in path:  # `backup` and `node_q` (visits >= 1), inline: the same floats, without the calls
+        for n in path:
             visits, q = n.visits + 1, n.q_mcts
             q = n.q_mcts = q + (value - q) / visits
             n.visits = visits
             q_critic = n.q_critic
             n.q = q if q_critic is None else alpha * q + beta * q_critic
-        self.timings.simulations += 1
-        self.timings.total_s += time.perf_counter() - t0
-        success = is_success(value) and len(path) > n_above
-        self._last_success_child = path[n_above].id if success else None
-        return value
+
+    def _back_up_ancestors(self) -> None:
+        """Back up the values of the simulations so far from the search root into its
+        ancestors, in order: the same running means as one by one, in one tight loop per
+        ancestor. Selection never reads above the search root, so they can wait; `simulate`
+        and `search` call this before they return."""
+        values, path = self._ancestor_values, self._root_path
+        if not values:
+            return
+        alpha = self.config.alpha
+        beta = 1.0 - alpha
+        for n in path[:-1]:  # the search root itself was backed up at once
+            visits, q = n.visits, n.q_mcts
+            for value in values:
+                visits += 1
+                q = q + (value - q) / visits
+            n.visits, n.q_mcts = visits, q
+            n.q = q if n.q_critic is None else alpha * q + beta * n.q_critic
+        values.clear()
 
     def best_child(self, node_id: int) -> Node | None:
         """The visited child with the most visits, ties by Q, then by proposal order."""
@@ -488,6 +530,7 @@ class MCTS:
         try:
             return self._search(root_id, simulations)
         finally:  # the whole call, choosing the child included (not only its simulations)
+            self._back_up_ancestors()
             self.timings.total_s = total_before + (time.perf_counter() - t0)
 
     def _search(self, root_id: int, simulations: int | None) -> Node | None:
@@ -495,7 +538,7 @@ class MCTS:
             return None
         self.success_child = None
         for _ in range(self.config.simulations if simulations is None else simulations):
-            self.simulate(root_id)
+            self._simulate(root_id)
             if self.config.stop_on_success and self._last_success_child is not None:
                 self.success_child = self._last_success_child
                 return self.nodes[self.success_child]

@@ -135,6 +135,32 @@ def test_five_simulations_hand_worked():
     assert mcts.best_child(0).action == "click[blue]"
 
 
+def test_ancestors_of_the_search_root_get_every_value_as_backup_gives_them():
+    """Above the search root, backup waits until `search` or `simulate` returns (selection
+    never reads there); the ancestors then hold exactly the running means of `backup` over
+    the values of those simulations, in order."""
+    env = _env(goal_id=2, length=3)
+    critic = toy_env.TableCritic({"click[green]": 0.6, "click[blue]": 0.3})
+    mcts = MCTS(env, toy_env.FixedOrderPolicy(), critic, SearchConfig(simulations=4, k=3, alpha=0.5))
+    first = mcts.search(0)
+    second = mcts.search(first.id)
+    values: list[float] = []
+    simulate = mcts._simulate
+    mcts._simulate = lambda root_id: values.append(simulate(root_id)) or values[-1]  # what search runs
+    for run in (lambda: mcts.search(second.id, simulations=5), lambda: mcts.simulate(second.id)):
+        ancestors = mcts.path(second.id)[:-1]  # the root and `first`
+        before = [(n.visits, n.q_mcts) for n in ancestors]
+        values.clear()
+        run()
+        assert values and mcts._ancestor_values == []
+        for (visits, q_mcts), node in zip(before, ancestors):
+            qs, ns = [q_mcts], [visits]
+            for value in values:
+                qs, ns = backup(qs, ns, value)
+            assert (node.visits, node.q_mcts) == (ns[0], qs[0])  # the same floats, not only close
+            assert node.q == node_q(node.q_mcts, node.q_critic, node.visits, 0.5)
+
+
 def test_nodes_store_prompt_logprob_and_critic_value():
     from webgrove.agents.base import context_from
     from webgrove.agents.prompts import policy_prompt
