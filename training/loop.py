@@ -44,7 +44,7 @@ from typing import Callable
 from webgrove.envs.errors import UsageError
 from webgrove.envs.make import group_values, parse_goal_range
 from webgrove.search.args import SearchArgs
-from webgrove.search.backends import BackendArgs, backend_session
+from webgrove.search.backends import BackendArgs, backend_session, release_actors
 from webgrove.io import write_json_atomic
 
 METRICS_FILE = "metrics.json"
@@ -304,6 +304,7 @@ def run_iteration(cfg: ImproveConfig, i: int, log: Callable[[str], None] = print
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     collected = run_collect(collect_config(cfg, model_dir(cfg, i - 1), goal_block(cfg, i), d / "trees"))
+    release_actors()  # --backend ray: free the collection actors (they hold a policy no later call uses) before training
     seconds["collect"] = time.perf_counter() - t
 
     t = time.perf_counter()
