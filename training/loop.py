@@ -304,7 +304,7 @@ def run_iteration(cfg: ImproveConfig, i: int, log: Callable[[str], None] = print
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     collected = run_collect(collect_config(cfg, model_dir(cfg, i - 1), goal_block(cfg, i), d / "trees"))
-    release_actors()  # --backend ray: free the collection actors (they hold a policy no later call uses) before training
+    release_actors()  # --backend ray: free the collection actors (they hold a policy no later call uses)
     seconds["collect"] = time.perf_counter() - t
 
     t = time.perf_counter()
