@@ -372,14 +372,13 @@ class _Encoded(dict):
 
 
 class _Reprs(dict):
-    """JSON (repr) of each finite float looked up, written on first use. A zero is not kept
-    (0.0 and -0.0 are equal keys with different reprs) but told by its sign, not by repr:
-    most rewards and unvisited nodes' Q_mcts are zeros, and a float's repr costs ~15 lookups."""
+    """JSON (repr) of each finite float looked up, written on first use. Zeros are written
+    every time: 0.0 and -0.0 are equal keys with different reprs."""
 
     def __missing__(self, x: float) -> str:
-        if x == 0.0:
-            return "-0.0" if math.copysign(1.0, x) < 0 else "0.0"
-        text = self[x] = repr(x)
+        text = repr(x)
+        if x != 0.0:
+            self[x] = text
         return text
 
 
