@@ -10,7 +10,7 @@ from webgrove.agents.critics import LEARNED_CRITIC_FILE, LearnedCritic, value_pr
 from webgrove.agents.prompts import policy_prompt
 from webgrove.search.tree import TreeIndex
 from webgrove.training.critic_train import (CriticRunConfig, critic_rows, evaluate, fit, sibling_accuracy,
-                                            split_by_goal)
+                                            sibling_pairs, split_by_goal)
 from webgrove.training.sft import load_model, save_trained
 
 
@@ -32,9 +32,47 @@ def test_sibling_accuracy_and_split():
     assert {r["goal_id"] for r in val} in ({1}, {2}) and len(train) + len(val) == 5
 
 
+def test_sibling_pairs_are_the_pairs_sibling_accuracy_counts():
+    rows = [{"goal_id": 1, "parent": 0, "target": t} for t in (0.9, 0.5, 0.45)] + \
+           [{"goal_id": 1, "parent": 3, "target": 0.0}, {"goal_id": 2, "parent": 0, "target": 1.0}]
+    # (0.9, 0.5) and (0.9, 0.45) only: 0.5 vs 0.45 is within the gap; other parents or goals are not siblings
+    assert sibling_pairs(rows) == [(0, 1), (0, 2)]
+
+
+def test_the_pairwise_term_is_added_to_the_first_step_loss(tiny_model_dir, tmp_path):
+    import torch
+    import torch.nn.functional as F
+
+    from webgrove.agents.critics import verdict_logits
+
+    import shutil
+
+    plain = tmp_path / "no_dropout"  # the same model without dropout: training mode computes the same logits
+    shutil.copytree(tiny_model_dir, plain)
+    config = json.loads((plain / "config.json").read_text())
+    config.update({k: 0.0 for k in ("resid_pdrop", "embd_pdrop", "attn_pdrop")})
+    (plain / "config.json").write_text(json.dumps(config))
+    model, tokenizer = load_model(plain)
+    ctx = shop_contexts()[0]
+    rows = [{"prompt": value_prompt(policy_prompt(ctx), a), "target": t, "goal_id": 0, "parent": 0}
+            for a, t in (("click[b01]", 0.8), ("click[b02]", 0.3), ("click[b03]", 0.0))]
+    with torch.no_grad():
+        logit = verdict_logits(model, tokenizer, [r["prompt"] for r in rows]).float()
+    pointwise = float(F.binary_cross_entropy_with_logits(logit, torch.tensor([0.8, 0.3, 0.0])))
+    pairwise = float(-F.logsigmoid(torch.stack([logit[0] - logit[1], logit[0] - logit[2], logit[1] - logit[2]])).mean())
+    for weight in (0.0, 2.0):  # one step over every row and every pair (batch = 3 of each)
+        model, tokenizer = load_model(plain)
+        cfg = CriticRunConfig(trees="unused", model=str(tiny_model_dir), out=str(tmp_path), epochs=1.0,
+                              batch_size=3, rank_weight=weight)
+        first = fit(model, tokenizer, rows, cfg)[0]
+        assert first == pytest.approx(pointwise + weight * pairwise, rel=1e-4)
+
+
 def test_config_validates():
     with pytest.raises(ValueError, match="value_key"):
         CriticRunConfig(trees="t", model="m", out="o", value_key="q_critic")
+    with pytest.raises(ValueError, match="rank_weight"):
+        CriticRunConfig(trees="t", model="m", out="o", rank_weight=-1.0)
 
 
 def test_a_trained_critic_orders_siblings_as_the_search_did(tiny_model_dir, tmp_path):
