@@ -34,6 +34,11 @@ RESULTS_PER_PAGE = 10  # ... shown 10 a page
 DENSE_MIN_FRACTION = 1 / 32
 PRUNE_MIN_CANDIDATES = 50_000
 PRUNE_SAMPLE = 512
+# Block-max bounds (ScoreBounds.block_max): products in blocks of BLOCK in catalog order; a term
+# gets a row of its largest level in each block when its postings are at least a quarter as
+# many as the blocks (shorter ones are bounded by their maximum in every block they touch).
+BLOCK = 16
+BLOCK_MIN_POSTINGS = 2048  # the block filter runs when the essential postings hold more than this
 TIES_BY_ARGPARTITION, TIES_BY_INDEX = "argpartition", "index"  # SearchIndex.ties
 
 _TOKEN = re.compile(r"[a-z0-9]+")
@@ -79,6 +84,7 @@ class SearchIndex:
         self._data, self._indices, self._indptr = (np.asarray(s[name]) for name in ("data", "indices", "indptr"))
         self._bounds = bounds if bounds is not None else ScoreBounds.build(self._data, self._indptr, self._indices,
                                                                            self.num_products)
+        self._slot: np.ndarray | None = None  # see _placed
         self.path_counts: Counter[str] = Counter()  # uncached searches by path: pruned, tie, unproven
         # Which products tied at the k-th score make the cut: TIES_BY_ARGPARTITION (as always:
         # numpy's choice over the whole catalog, so a tie is searched exhaustively) or
@@ -166,11 +172,13 @@ class SearchIndex:
         sample = self._floor_sample(terms, lengths, k)
         floor = _kth_best(self._lower_bounds(sample, terms, counts), k) * (1 - slack)  # a first floor
         essential = _essential_terms(weight, lengths, floor)
-        cand = self._candidates(terms[essential])
+        live = self._live_blocks(terms, counts, floor, slack) if lengths[essential].sum() > BLOCK_MIN_POSTINGS else None
+        cand = self._candidates(terms[essential], live)
         if len(cand) > max(PRUNE_MIN_CANDIDATES, self.num_products // 4) or (floor == 0.0 and not essential.all()):
             self.path_counts["unproven"] += 1
             return None
-        survivors, bound, known = self._survivors(cand, terms, counts, weight, floor, slack)
+        with self._placed(cand):
+            survivors, bound, known = self._survivors(cand, terms, counts, weight, floor, slack)
         survivors, tau = self._refine(ids, cand, survivors, bound, known, floor, slack, k)
         exact = self._exact_scores(ids, cand, survivors, known)  # (S,) float32, as scores() gives
         top = _top_positive(exact, k, floor=tau)
@@ -208,10 +216,29 @@ class SearchIndex:
                 sample = both
         return sample[:: max(1, len(sample) // PRUNE_SAMPLE)]
 
-    def _candidates(self, terms: np.ndarray) -> np.ndarray:
-        """The products in the postings of these terms, ascending."""
+    def _candidates(self, terms: np.ndarray, live: np.ndarray | None) -> np.ndarray:
+        """The products in the postings of these terms and in `live` blocks (None: all), ascending."""
         indices, indptr = self._indices, self._indptr
-        return _union([indices[int(indptr[t]):int(indptr[t + 1])] for t in terms.tolist()])
+        parts = [indices[int(indptr[t]):int(indptr[t + 1])] for t in terms.tolist()]
+        return _union(parts if live is None else [p[live[p // BLOCK]] for p in parts])
+
+    def _live_blocks(self, terms: np.ndarray, counts: np.ndarray, tau: float, slack: float) -> np.ndarray | None:
+        """(B,) bool: the blocks that may hold a score of `tau` (None: every block). A block's bound
+        is the sum, over the query's terms, of the term's largest level in the block (block-max
+        bounds, Ding & Suel 2011), integers in units of `block_step`; a term without a row counts
+        its maximum in every block its postings touch."""
+        b = self._bounds
+        if tau <= 0.0:
+            return None
+        levels = np.zeros(b.block_max.shape[1], dtype=np.int32)  # (B,)
+        for term, count in zip(terms.tolist(), counts.tolist()):
+            row = int(b.block_row[term])
+            if row >= 0:
+                np.add(levels, b.block_max[row] if count == 1 else b.block_max[row] * np.int32(count), out=levels)
+            else:  # a fancy-indexed += adds once to a block named by several postings
+                postings = self._indices[int(self._indptr[term]):int(self._indptr[term + 1])]
+                levels[postings // BLOCK] += count * _level(float(b.term_max[term]), b.block_step)
+        return levels * (b.block_step * (1 + slack)) >= tau
 
     def _lower_bounds(self, docs: np.ndarray, terms: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """(D,) float64 lower bounds of these products' scores: exact for short postings, the
@@ -232,44 +259,51 @@ class SearchIndex:
         bounds (float32, within `slack`), and the exact float32 scores of the terms whose
         postings were read whole (term -> (C,), over all of `cand`).
 
-        Short terms come first, highest maximum first; after each, the candidates whose bound
-        so far plus the maxima still to come stay below `tau` are dropped (MaxScore), so later
-        terms are read at fewer candidates. The long terms' levels are then gathered from their
-        dense rows at once and weighed in one matrix-vector product.
+        Short terms come first, highest maximum first, then the long terms (their dense levels);
+        after each, the candidates whose bound so far plus the maxima still to come stay below
+        `tau` are dropped (MaxScore), so later terms are read at fewer candidates.
         """
         b = self._bounds
         keep, docs, bound = np.arange(len(cand)), cand, np.zeros(len(cand), dtype=np.float32)
         remaining = float(weight.sum())
         known: dict[int, np.ndarray] = {}
         order = np.argsort(-weight, kind="stable").tolist()
-        long_terms = [j for j in order if b.dense_row[terms[j]] >= 0]
-        for j in (j for j in order if b.dense_row[terms[j]] < 0):
+        is_long = [bool(b.dense_row[terms[j]] >= 0) for j in range(len(terms))]
+        sequence = [j for j in order if not is_long[j]] + [j for j in order if is_long[j]]
+        for j in sequence:
             term, count = int(terms[j]), int(counts[j])
-            if len(docs) * 16 < b.lengths[term]:  # few left: look them up in the postings
+            if is_long[j]:  # level l: a score below l * step
+                bound += b.dense[int(b.dense_row[term])].take(docs) * np.float32(count * b.step)
+            elif len(docs) * 16 < b.lengths[term]:  # few left: look them up in the postings
                 bound += self._term_scores(term, docs) * np.float32(count)
             else:  # read the postings whole, once: their scores serve the exact scoring too
                 known[term] = self._scatter(term, cand)
                 bound += known[term][keep] * np.float32(count)
-            remaining -= float(weight[j])
-            if tau > 0.0:
-                keep, docs, bound = _above(bound >= tau / (1 + slack) - remaining, keep, docs, bound)
-        if long_terms:
-            levels = np.empty((len(long_terms), len(docs)), dtype=np.uint8)  # (L, D)
-            for i, j in enumerate(long_terms):
-                np.take(b.dense[int(b.dense_row[terms[j]])], docs, out=levels[i])
-            bound += (counts[long_terms] * b.step).astype(np.float32) @ levels  # level l: a score below l * step
-            if tau > 0.0:
-                keep, docs, bound = _above(bound * (1 + slack) >= tau, keep, docs, bound)
+            remaining = max(0.0, remaining - float(weight[j]))
+            alive = bound >= tau / (1 + slack) - remaining
+            if tau > 0.0 and (j == sequence[-1] or np.count_nonzero(alive) < 0.9 * len(alive)):  # else not worth a copy
+                keep, docs, bound = _above(alive, keep, docs, bound)
         return keep, bound, known
 
+    @contextlib.contextmanager
+    def _placed(self, cand: np.ndarray):
+        """`_slot[cand[i]] == i` while in the block, -1 at every other product (and after): a
+        scratch map of num_products int32, made at the first search, that `_scatter` reads."""
+        if self._slot is None:
+            self._slot = np.full(self.num_products, -1, dtype=np.int32)
+        self._slot[cand] = np.arange(len(cand), dtype=np.int32)
+        try:
+            yield
+        finally:
+            self._slot[cand] = -1
+
     def _scatter(self, term: int, cand: np.ndarray) -> np.ndarray:
-        """(C,) the term's float32 scores at each of `cand` (ascending; 0 where absent), from its
-        whole postings, each looked up among the candidates (which stay in cache)."""
+        """(C,) the term's float32 scores at each of `cand` (0 where absent), from its whole
+        postings, each placed by `_slot` (set for `cand` by `_pruned_top`): one gather a posting,
+        where a binary search among the candidates costs several times more."""
         start, end = int(self._indptr[term]), int(self._indptr[term + 1])
-        postings = self._indices[start:end]
-        at = np.searchsorted(cand, postings)
-        np.minimum(at, len(cand) - 1, out=at)
-        hit = cand[at] == postings
+        at = self._slot[self._indices[start:end]]  # (P,) each posting's position in cand, or -1
+        hit = at >= 0
         value = np.zeros(len(cand), dtype=self._data.dtype)
         value[at[hit]] = self._data[start:end][hit]
         return value
@@ -290,7 +324,7 @@ class SearchIndex:
                 known: dict[int, np.ndarray], tau: float, slack: float, k: int) -> tuple[np.ndarray, float]:
         """A higher floor from the exact scores of the 2k best-bounded survivors, and the survivors
         whose bound still reaches it."""
-        if len(survivors) <= PRUNE_SAMPLE:  # few enough to score them all
+        if len(survivors) <= max(PRUNE_SAMPLE, 2 * k):  # few enough to score them all
             return survivors, tau
         best = np.argpartition(-bound, 2 * k)[: 2 * k]
         tau = max(tau, _kth_best(self._exact_scores(ids, cand, survivors[best], known), k))
@@ -369,6 +403,33 @@ def _level_step(term_max: np.ndarray, dense_row: np.ndarray) -> float:
     return float(np.asarray(term_max)[rows].max()) / 255 if rows.any() else 1.0
 
 
+def _level(score: float, step: float) -> int:
+    """The level of a score: min(255, 1 + floor(score / step)); a score is at most level * step."""
+    return min(255, int(math.floor(score / step)) + 1)
+
+
+def _block_levels(data, indptr: np.ndarray, indices, num_products: int, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """ScoreBounds.block_row and .block_max (see there)."""
+    lengths = np.diff(indptr)
+    num_blocks = -(-num_products // BLOCK)
+    with_row = np.flatnonzero((lengths > 0) & (lengths * 4 >= num_blocks))
+    block_row = np.full(len(lengths), -1, dtype=np.int32)
+    block_row[with_row] = np.arange(len(with_row), dtype=np.int32)
+    block_max = np.zeros((len(with_row), num_blocks), dtype=np.uint8)
+    for row, term in enumerate(with_row.tolist()):
+        start, end = int(indptr[term]), int(indptr[term + 1])
+        blocks = np.asarray(indices[start:end]) // BLOCK  # non-decreasing: postings are in catalog order
+        level = np.minimum(np.floor(np.asarray(data[start:end], dtype=np.float64) / step) + 1, 255).astype(np.uint8)
+        first = np.flatnonzero(np.concatenate(([True], blocks[1:] != blocks[:-1])))
+        block_max[row, blocks[first]] = np.maximum.reduceat(level, first)
+    return block_row, block_max
+
+
+def _block_step(term_max: np.ndarray) -> float:
+    """One level of the block-max rows: the largest maximum of any term / 255."""
+    return float(np.max(term_max)) / 255 if len(term_max) and float(np.max(term_max)) > 0 else 1.0
+
+
 def _kth_best(scores: np.ndarray, k: int) -> float:
     """The k-th best of these scores; 0.0 when there are fewer than k."""
     if len(scores) < k:
@@ -416,13 +477,20 @@ class ScoreBounds:
                                  min(255, 1 + floor(score / step)), so the score is below
                                  level * step; one `step` for all rows: the largest maximum of
                                  a long term / 255 (so row levels add up as integers would)
+        block_row  int32 (V,)    the row of `block_max` for terms with at least B / 4 postings, else -1
+        block_max  uint8 (Rb, B) per such term and block of BLOCK products (B blocks): 0 when the
+                                 term is absent from the block, else the largest level of its
+                                 scores there, in units of `block_step` (the largest maximum of
+                                 any term / 255): every score there is at most level * block_step
     """
 
-    NAMES = ("term_max", "lengths", "dense_row", "dense")
+    NAMES = ("term_max", "lengths", "dense_row", "dense", "block_row", "block_max")
 
-    def __init__(self, term_max, lengths, dense_row, dense):
+    def __init__(self, term_max, lengths, dense_row, dense, block_row, block_max):
         self.term_max, self.lengths, self.dense_row, self.dense = term_max, lengths, dense_row, dense
+        self.block_row, self.block_max = block_row, block_max
         self.step = _level_step(term_max, dense_row)
+        self.block_step = _block_step(term_max)
 
     @classmethod
     def build(cls, data, indptr, indices, num_products: int) -> "ScoreBounds":
@@ -441,7 +509,8 @@ class ScoreBounds:
             start, end = int(indptr[term]), int(indptr[term + 1])
             level = np.floor(np.asarray(data[start:end], dtype=np.float64) / step) + 1
             dense[row, np.asarray(indices[start:end])] = np.minimum(level, 255).astype(np.uint8)
-        return cls(term_max, lengths, dense_row, dense)
+        return cls(term_max, lengths, dense_row, dense,
+                   *_block_levels(data, indptr, indices, num_products, _block_step(term_max)))
 
     def save(self, folder: Path) -> None:
         for name in self.NAMES:

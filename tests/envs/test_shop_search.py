@@ -153,3 +153,39 @@ def test_ties_by_index_are_pruned_and_differ_only_among_the_tied(catalog):
             tied = np.flatnonzero(scores == cut)
             assert [i for i in ranked if scores[i] == cut] == tied[: sum(scores[ranked] == cut)].tolist()
     assert differ > 0 and index.path_counts["tie"] == 0
+
+
+def test_block_max_bounds_hold_every_score(index):
+    b, data, indices, indptr = index._bounds, index._data, index._indices, index._indptr
+    num_blocks = -(-index.num_products // search_module.BLOCK)
+    assert b.block_max.shape[1] == num_blocks and (b.block_row >= 0).any() and (b.block_row < 0).any()
+    for term in np.flatnonzero(b.block_row >= 0).tolist():
+        values, docs = data[indptr[term]:indptr[term + 1]], indices[indptr[term]:indptr[term + 1]]
+        level = np.asarray(b.block_max[b.block_row[term]], dtype=np.float64)
+        blocks = docs // search_module.BLOCK
+        assert (values <= level[blocks] * b.block_step).all()
+        assert set(np.flatnonzero(level).tolist()) == set(blocks.tolist())  # 0 exactly where absent
+        assert ((level[blocks] - 1) * b.block_step <= values.max()).all()  # no level more than one too high
+
+
+@pytest.mark.parametrize("block", [1, 4, 64])
+@pytest.mark.parametrize("ties", [search_module.TIES_BY_ARGPARTITION, search_module.TIES_BY_INDEX])
+def test_block_filtered_candidates_keep_the_exhaustive_results(monkeypatch, catalog, block, ties):
+    # Blocks of 1 product (exact per-product maxima), 4 and 64; the filter on every query.
+    monkeypatch.setattr(search_module, "BLOCK", block)
+    monkeypatch.setattr(search_module, "BLOCK_MIN_POSTINGS", 0)
+    index = SearchIndex(catalog.products)
+    index.ties = ties
+    filtered = []
+    live_blocks = index._live_blocks
+    monkeypatch.setattr(index, "_live_blocks", lambda *a: filtered.append(live := live_blocks(*a)) or live)
+    for q in _queries(catalog, index, 150, seed=3):
+        assert index._search_uncached(q, 50) == index.search_exhaustive(q), q
+    assert sum(live is not None and not live.all() for live in filtered) > 100  # blocks were dropped
+    assert index.path_counts["pruned"] > 150
+
+
+def test_scratch_slot_map_is_clean_after_each_search(catalog, index):
+    for q in [g.instruction for g in catalog.goals[:50]]:
+        index._search_uncached(q, 50)
+        assert index._slot is None or (index._slot == -1).all()
