@@ -19,7 +19,8 @@ phase, peak RSS, size on disk), then opens it in a fresh process and measures un
 search latency over distinct goal instructions (p50/p99) and the open time.
 
 Everything runs under the caller's niceness (run it with nice -n 10); the load average
-is recorded next to each figure. Writes benchmarks/results/catalog.json.
+is recorded next to each figure. Writes benchmarks/results/catalog.json (--json PATH: elsewhere,
+e.g. for a run on a loaded machine that must not replace the recorded figures).
 
     nice -n 10 python benchmarks/catalog.py                         # all of it
     nice -n 10 python benchmarks/catalog.py --products 20000 --workers 1 2 --big 0   # quick
@@ -213,7 +214,7 @@ def time_searches(index, texts: list[str]) -> tuple[dict, list]:
             "load_average": load()}, results
 
 
-def run_big(products: int, scratch: str) -> dict:
+def run_big(products: int, scratch: str, keep: bool = False) -> dict:
     folder = str(Path(scratch) / f"big-{products}")
     row = {"products": products, "load_average_before": load()}
     for step, extra in (("build", []), ("search", [])):
@@ -221,7 +222,8 @@ def run_big(products: int, scratch: str) -> dict:
                              check=True, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
         row.update(json.loads(out.stdout.strip().splitlines()[-1]))
         row[f"load_average_after_{step}"] = load()
-    shutil.rmtree(folder, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(folder, ignore_errors=True)
     return row
 
 
@@ -236,6 +238,8 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=1_000_000, help="products of the big store (0: skip)")
     parser.add_argument("--scratch", default=None, help="folder for the stores (default: a temporary one)")
     parser.add_argument("--big-only", action="store_true", help="only the big store (build, search): no worker rows")
+    parser.add_argument("--json", type=Path, default=RESULTS, help="where to write the results")
+    parser.add_argument("--keep-store", action="store_true", help="keep the big store under --scratch (for profiling)")
     parser.add_argument("--big-build", help=argparse.SUPPRESS)
     parser.add_argument("--big-search", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -246,9 +250,9 @@ def main() -> None:
 
     scratch = args.scratch or tempfile.mkdtemp(prefix="webgrove-catalog-bench-")
     if args.big_only:
-        big = run_big(args.big, scratch)
+        big = run_big(args.big, scratch, args.keep_store)
         report_big(big)
-        return write_results([], big)
+        return write_results([], big, args.json)
     cache = str(Path(scratch) / "cache")
     # workers start as the local backend starts them (forkserver), and as it did before (spawn)
     rows = []
@@ -263,20 +267,20 @@ def main() -> None:
     for n in args.workers:
         rows.append(run_workers("per-worker", n, args.products, cache, args.episodes))
     shutil.rmtree(cache, ignore_errors=True)
-    write_results(rows, None)  # the worker rows are kept should the big build fail
-    big = run_big(args.big, scratch) if args.big else None
+    write_results(rows, None, args.json)  # the worker rows are kept should the big build fail
+    big = run_big(args.big, scratch, args.keep_store) if args.big else None
     report(rows, big, args)
-    write_results(rows, big)
+    write_results(rows, big, args.json)
 
 
-def write_results(rows: list[dict], big: dict | None) -> None:
+def write_results(rows: list[dict], big: dict | None, path: Path = RESULTS) -> None:
     from webgrove.provenance import provenance
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     nice = f"nice -n {os.nice(0)} " if os.nice(0) else ""  # the command as run, with its niceness
-    RESULTS.write_text(json.dumps({"command": nice + " ".join(["python"] + sys.argv), "rows": rows,
+    path.write_text(json.dumps({"command": nice + " ".join(["python"] + sys.argv), "rows": rows,
                                    "big": big, "targets": TARGETS, "provenance": provenance()}, indent=2))
-    print(f"wrote {RESULTS}", flush=True)
+    print(f"wrote {path}", flush=True)
 
 
 def report(rows: list[dict], big: dict | None, args) -> None:
