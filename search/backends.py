@@ -16,13 +16,14 @@ Both backends run the same work functions; only the dispatch differs.
   as results.
 
 Warm actors: the driver keeps the Ray actors of its last collection (`_ActorPool`), keyed
-by everything an actor builds from (the collection's settings but where its trees go and
-which goals, the policy's fingerprint, the number of actors, the Ray session), and the next
+by everything an actor builds from (the collection's settings but which goals and where
+their trees and reports go; the policy's fingerprint; the Ray session), and the next
 collection with an equal key in the same process reuses them: no env, policy or critic is
-built again (the improve loop, a benchmark's repeats, a user's script). A changed key (a
-new model each improve iteration), `ray_map` (whose tasks need the CPUs), the end of a Ray
-session started here, and interpreter exit kill them (`release_actors`). A warm actor that
-died between runs is replaced before the run starts.
+built again (a script or notebook collecting goal ranges in turn, a benchmark's repeats).
+A changed key, `ray_map` (whose tasks need the CPUs), the end of a Ray session started
+here, and interpreter exit kill them (`release_actors`; the improve loop calls it after
+each collection, as the next one has a new model). A warm actor that died between runs is
+replaced before the run starts. The driver writes the returned trees in `WRITERS` threads.
 
 Failures are Ray's to retry: a dead actor (killed process, crashed browser that took the
 worker down) is restarted up to `max_restarts` times and its batches retried
@@ -320,8 +321,9 @@ atexit.register(release_actors)
 
 
 def _warm_pool(ray: Any, key: tuple, n: int, start: Callable[[], Any]) -> _ActorPool:
-    """`n` live actors for `key`: the warm pool's when its key is `key` (one that died
-    between runs replaced), else new ones (the old pool killed first: it holds CPUs)."""
+    """At least `n` live actors for `key`: the warm pool's when its key is `key` (one that
+    died between runs replaced, more started if `n` is more), else new ones (the old pool
+    killed first: it holds CPUs)."""
     if _POOL and _POOL[0].key != key:
         release_actors()
     if not _POOL:
@@ -341,11 +343,10 @@ def _warm_pool(ray: Any, key: tuple, n: int, start: Callable[[], Any]) -> _Actor
 
 
 def pool_actor_pids() -> list[int]:
-    """The pids of this driver's warm actors ([] when none are kept)."""
-    if not _POOL:
+    """The pids of this driver's warm actors ([] when none are kept in this Ray session)."""
+    ray = sys.modules.get("ray")
+    if not _POOL or ray is None or not ray.is_initialized() or _POOL[0].key[0] != _ray_session_id(ray):
         return []
-    import ray
-
     return ray.get([a.pid.remote() for a in _POOL[0].actors])
 
 
@@ -359,8 +360,9 @@ def run_on_ray(build: Callable[[Any], Any], work: Callable[[Any, Any, Any], dict
 
     Each actor runs `build(cfg)` once, then `work(state, cfg, item)`. With a `key` (everything
     of `cfg` that `build` reads), the actors stay up after the run, and the next call with an
-    equal key, the same `build` and number of actors, in the same Ray session, reuses them
-    (`build` is not run again; `work` gets that call's `cfg`). Without one they are killed.
+    equal key and the same `build`, in the same Ray session, reuses them (`build` is not run
+    again; `work` gets that call's `cfg`; a call with fewer items than actors uses some).
+    Without a key they are killed at the end.
 
     Items go to actors in batches of about `batch_s` seconds of work (`batch_size`), so Ray's
     per-call cost is paid once a batch; each result streams back when its item finishes.
@@ -375,9 +377,9 @@ def run_on_ray(build: Callable[[Any], Any], work: Callable[[Any, Any, Any], dict
         actor_cls = ray.remote(num_cpus=1, max_restarts=max_restarts,
                                max_task_retries=max_task_retries)(GoalWorker)
         pool_key = (_ray_session_id(ray), object() if key is None else key,
-                    f"{build.__module__}.{build.__qualname__}", n, max_restarts, max_task_retries)
+                    f"{build.__module__}.{build.__qualname__}", max_restarts, max_task_retries)
         pool = _warm_pool(ray, pool_key, n, lambda: actor_cls.remote(build, cfg))
-        dispatch = _RayDispatch(ray, pool.actors, (work, cfg), items, on_result, batch_s, max_restarts,
+        dispatch = _RayDispatch(ray, pool.actors[:n], (work, cfg), items, on_result, batch_s, max_restarts,
                                 pool.item_s)
         try:
             stats = dispatch.run()

@@ -266,6 +266,8 @@ def test_consecutive_collections_reuse_warm_actors_and_a_new_key_replaces_them(r
     run_collect(CollectConfig(**ray_cfg, goal_range=GOALS, out=str(tmp_path / "second")))
     assert pool_actor_pids() == first  # the same actor processes
     _same_trees(local_trees, tmp_path / "second", range(4))
+    run_collect(CollectConfig(**ray_cfg, goal_range="4:5", out=str(tmp_path / "one")))  # fewer goals than actors
+    assert pool_actor_pids() == first
     run_collect(CollectConfig(**{**ray_cfg, "simulations": 2}, goal_range="0:2", out=str(tmp_path / "other")))
     other = pool_actor_pids()
     assert len(other) == 2 and not set(other) & set(first)
