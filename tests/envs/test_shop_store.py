@@ -136,6 +136,48 @@ def test_store_files_are_pinned(tmp_path):
     assert h.hexdigest() == STORE_2000_SHA256
 
 
+def _store_bytes(folder: Path) -> dict:
+    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*"))
+            if f.is_file() and f.name != store.MANIFEST}
+
+
+def test_records_written_by_the_forked_child_or_in_process_are_the_same(tmp_path):
+    import threading
+
+    identity = {"source": "synthetic", "num_products": 500, "seed": 0}
+    (tmp_path / "forked").mkdir()
+    timings: dict = {}
+    alone = threading.active_count() == 1  # (threads left by other tests: no child)
+    store.build_store(lambda: generate_catalog(500), tmp_path / "forked", identity, timings)
+    assert ("write_records_wait_s" in timings) == alone  # the child wrote them
+    (tmp_path / "in-process").mkdir()
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)  # another thread: forking is not safe, no child
+    other.start()
+    try:
+        timings = {}
+        store.build_store(lambda: generate_catalog(500), tmp_path / "in-process", identity, timings)
+    finally:
+        release.set()
+        other.join()
+    assert "write_records_wait_s" not in timings and timings["write_records_cpu_s"] >= 0
+    assert _store_bytes(tmp_path / "forked") == _store_bytes(tmp_path / "in-process")
+
+
+def test_failed_record_writer_fails_the_build(tmp_path, monkeypatch):
+    import threading
+
+    def broken(catalog, folder):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store, "_write_catalog", broken)  # the forked child inherits it
+    (tmp_path / "s").mkdir()
+    forked = threading.active_count() == 1  # else written in process: the error itself
+    with pytest.raises(RuntimeError if forked else OSError, match="records failed" if forked else "disk full"):
+        store.build_store(lambda: generate_catalog(200), tmp_path / "s", {"source": "synthetic"})
+    assert not (tmp_path / "s" / store.MANIFEST).exists()
+
+
 def test_search_fast_path_is_the_reference_search():
     catalog = generate_catalog(N)
     index = SearchIndex(catalog.products)
