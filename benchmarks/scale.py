@@ -90,6 +90,7 @@ def bench_collect(policy: str, goals: int, simulations: int, num_products: int, 
                     start = time.perf_counter()
                     if extra.get("backend") == "ray" and not ray.is_initialized():
                         ray.init(**RAY_INIT)
+                        out.setdefault("ray_init_s", []).append(time.perf_counter() - start)
                     summary = run_collect(CollectConfig(**common, **extra, out=f"{tmp}/{name}_{state}_{rep}"))
                     timings = summary["timings"]  # the trees' writes left out: Ray's driver writes them, not its actors
                     walls[name][state].append((time.perf_counter() - start, timings["goal_s"] - timings["write_s"]))
@@ -215,6 +216,8 @@ def _table(results: dict) -> str:
                      f"{c['ray_overhead_cold']:+.0%} cold (ray.init in), {c['ray_overhead_warm']:+.0%} warm "
                      f"(local: {c['local_start_method']}, workers started per run; Ray: warm actors, "
                      f"batches of ~{c['ray_batch_s']} s; best of {c['repeats']}) |")
+        lines.append(f"| of which ray.init in Ray's cold runs, {c['policy']} policy | "
+                     f"{min(c['ray_init_s']):.1f}s best, {max(c['ray_init_s']):.1f}s worst |")
     p = results.get("policy")
     if p:
         lines.append(f"| policy calls/s, HFPolicy in-process | {p['hf_in_process_1']:.1f} |")
