@@ -168,3 +168,14 @@ def make_critic(spec: str, policy: Policy | None = None, env: Any = None) -> Cri
 
         return learned_critic(spec, policy)
     raise UsageError(f"unknown critic {spec!r}; use one of {', '.join(CRITIC_SPECS)}")
+
+
+def learned_critic_dir(spec: str, policy_spec: str) -> Path | None:
+    """The model directory of the learned critic a critic spec names (None for other critics):
+    the directory itself, or <policy model dir>/critic for "self-learned"."""
+    if spec == "self-learned":
+        return Path(policy_spec).expanduser() / "critic"
+    if spec in ("none", "lexical", "self") or _OBJECT_SPEC.match(spec):
+        return None
+    path = Path(spec).expanduser()
+    return path if path.is_dir() else None

@@ -130,11 +130,21 @@ class CollectConfig(EnvArgs, PolicyArgs, SearchArgs, OutputArgs, BackendArgs, Tr
 
 
 def collection_identity(cfg: CollectConfig, policy_fingerprint: str) -> dict:
-    """What makes two trees comparable: every setting but `NOT_IDENTITY`, plus the policy's fingerprint."""
+    """What makes two trees comparable: every setting but `NOT_IDENTITY`, plus the policy's
+    fingerprint and, for a learned critic, the critic model's (a critic since retrained makes
+    other trees, as a retrained policy does)."""
+    from webgrove.agents.specs import learned_critic_dir
+
     values = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in NOT_IDENTITY}
     if values.get("prompt_format") == "auto":  # the default: folders recorded before the flag existed still match
         del values["prompt_format"]
-    return {"policy_fingerprint": policy_fingerprint, **values}
+    identity = {"policy_fingerprint": policy_fingerprint, **values}
+    critic_dir = learned_critic_dir(cfg.critic, cfg.policy)
+    if critic_dir is not None and critic_dir.is_dir():  # (a missing one: making the critic says so)
+        from webgrove.agents.fingerprint import model_fingerprint
+
+        identity["critic_fingerprint"] = model_fingerprint(critic_dir)
+    return identity
 
 
 def goal_seed(seed: int, goal_id: int) -> int:

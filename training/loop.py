@@ -22,6 +22,7 @@ iteration and method (OUT/metrics.png). Layout::
     OUT/iter_i/trees/goal_*.jsonl             collected trees
     OUT/iter_i/pairs.jsonl, pairs_stats.json
     OUT/iter_i/model/                         the policy after iteration i
+    OUT/iter_i/critic/                        --learn-critic: the critic iteration i+1 collects with
     OUT/iter_i/eval.json, eval_mcts.json, eval_val.json, eval_fit.json
     OUT/iter_i/done.json                      written last: the iteration is finished
 
@@ -102,6 +103,14 @@ class ImproveConfig(SearchArgs, BackendArgs):
     fit_eval: bool = field(default=True, metadata={
         "help": "evaluate each trained policy greedily on its iteration's train goals: the fit rate is its "
                 "success on those whose tree holds a complete success (the goals it was trained on)"})
+    learn_critic: bool = field(default=False, metadata={
+        "help": "Agent Q's AI feedback, learned: iteration i collects with a critic trained (`webgrove train "
+                "critic`) from iteration i-1's policy on every tree collected so far and --critic-trees "
+                "(OUT/iter_{i-1}/critic); iteration 1 uses --critic unless --critic-trees is given. Evaluation "
+                "with search keeps --critic"})
+    critic_trees: str | None = field(default=None, metadata={
+        "help": "tree folders of the starting policy (comma-separated) that every learned critic also trains on; "
+                "with them iteration 1 collects with a learned critic too (--learn-critic)"})
     seed: int = field(default=0, metadata={"help": "seed of collection, training and evaluation"})
     progress: bool = field(default=True, metadata={"help": "show progress bars (only when stderr is a terminal)"})
 
@@ -116,6 +125,8 @@ class ImproveConfig(SearchArgs, BackendArgs):
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise UsageError("invalid " + ", ".join(f"--{k.replace('_', '-')} {getattr(self, k)!r}" for k in bad))
+        if self.critic_trees and not self.learn_critic:
+            raise UsageError("--critic-trees trains learned critics: add --learn-critic")
         if self.val_goals is not None:
             val = parse_goal_range(self.val_goals, "--val-goals")
             collected = range(self.first_goal, self.first_goal + self.iterations * self.goals_per_iteration)
@@ -144,15 +155,48 @@ def goal_block(cfg: ImproveConfig, i: int) -> str:
     return f"{start}:{start + cfg.goals_per_iteration}"
 
 
-def collect_config(cfg: ImproveConfig, policy: str, goals: str, out: str | Path):
-    """The `webgrove collect` settings the loop uses (the demo collects its baselines' trees alike)."""
+def collect_config(cfg: ImproveConfig, policy: str, goals: str, out: str | Path, critic: str | None = None):
+    """The `webgrove collect` settings the loop uses (the demo collects its baselines' trees alike);
+    `critic` replaces --critic (a learned critic's directory)."""
     from webgrove.search.collect import CollectConfig
 
-    # force_new: the loop owns its folders; trees of a model since retrained are collected anew
+    search = group_values(cfg, SearchArgs)
+    if critic is not None:
+        search["critic"] = critic
+    # force_new: the loop owns its folders; trees of a model (or learned critic) since retrained are collected anew
     return CollectConfig(env=cfg.env, policy=policy, split="train", goal_range=goals,
-                         out=str(out), workers=cfg.workers, **group_values(cfg, SearchArgs), seed=cfg.seed,
+                         out=str(out), workers=cfg.workers, **search, seed=cfg.seed,
                          num_products=cfg.num_products, progress=cfg.progress, force_new=True,
                          prompt_format=cfg.prompt_format, **group_values(cfg, BackendArgs))
+
+
+def critic_for(cfg: ImproveConfig, i: int) -> str:
+    """The critic iteration i collects with: --critic, or with --learn-critic the critic learned
+    after iteration i-1 (`learned_critic`; iteration 1 has one only from --critic-trees)."""
+    if not cfg.learn_critic or (i == 1 and not cfg.critic_trees):
+        return cfg.critic
+    return str(learned_critic(cfg, i - 1))
+
+
+def learned_critic(cfg: ImproveConfig, i: int) -> Path:
+    """OUT/iter_i/critic: a critic trained from iteration i's policy on --critic-trees and the trees
+    of iterations 1..i; reused when `source.json` says the same policy and trees made it."""
+    from webgrove.agents.critics import LEARNED_CRITIC_FILE
+    from webgrove.training.critic_train import CriticRunConfig, train_critic
+
+    out = iteration_dir(cfg, i) / "critic"
+    trees = [f.strip() for f in (cfg.critic_trees or "").split(",") if f.strip()]
+    trees += [str(iteration_dir(cfg, j) / "trees") for j in range(1, i + 1)]
+    source = {"policy_fingerprint": fingerprint(model_dir(cfg, i)), "trees": trees}
+    if (out / LEARNED_CRITIC_FILE).is_file() and _read_json(out / "source.json") == source:
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    summary = train_critic(CriticRunConfig(trees=",".join(trees), model=model_dir(cfg, i), out=str(out),
+                                           seed=cfg.seed))
+    _write_json(out / "source.json", source)  # last: a critic without it is trained again
+    print(f"improve: critic from iteration {i}'s policy on {summary['trees']} trees: validation sibling accuracy "
+          f"{summary['val_after']['sibling_accuracy']}", file=sys.stderr)
+    return out
 
 
 def dpo_config(cfg: ImproveConfig, start_model: str, pairs: str | Path, out: str | Path):
@@ -303,7 +347,8 @@ def run_iteration(cfg: ImproveConfig, i: int, log: Callable[[str], None] = print
     d, model = iteration_dir(cfg, i), model_dir(cfg, i)
     seconds: dict[str, float] = {}
     t = time.perf_counter()
-    collected = run_collect(collect_config(cfg, model_dir(cfg, i - 1), goal_block(cfg, i), d / "trees"))
+    critic = critic_for(cfg, i)
+    collected = run_collect(collect_config(cfg, model_dir(cfg, i - 1), goal_block(cfg, i), d / "trees", critic))
     release_actors()  # --backend ray: free the collection actors (they hold a policy no later call uses)
     seconds["collect"] = time.perf_counter() - t
 
@@ -324,7 +369,7 @@ def run_iteration(cfg: ImproveConfig, i: int, log: Callable[[str], None] = print
     fit = fit_rate(cfg, model, goal_block(cfg, i), d / "trees", d / "eval_fit.json")
     seconds["eval"] = time.perf_counter() - t
     record = {
-        "iteration": i, "model": model, "fingerprint": fingerprint(model), "goals": goal_block(cfg, i),
+        "iteration": i, "model": model, "fingerprint": fingerprint(model), "goals": goal_block(cfg, i), "critic": critic,
         "collect": {k: collected[k] for k in ("trees", "nodes", "success_rate", "score")},
         "pairs": {k: v for k, v in stats.items() if k != "out"},
         "train": {k: train.get(k) for k in ("steps", "train_loss", "seconds", "tokens_per_second", "note")},

@@ -120,3 +120,35 @@ def test_one_prompt_format_for_collection_training_and_evaluation(tiny_model_dir
     assert eval_config(cfg, model, mcts=False, json_path="r.json").prompt_format == "raw"
     with pytest.raises(UsageError, match="--prompt-format 'html'"):
         ImproveConfig(model="m", prompt_format="html")
+
+
+def test_learned_critics_in_the_loop_collect_and_are_reused_on_a_rerun(tiny_model_dir, tmp_path):
+    from webgrove.agents.fingerprint import model_fingerprint
+    from webgrove.training.loop import ImproveConfig, run_improve
+
+    out = tmp_path / "improve"
+    cfg = ImproveConfig(model=str(tiny_model_dir), out=str(out), iterations=2, goals_per_iteration=2,
+                        simulations=3, k=2, max_depth=3, theta=0.0, epochs=1, batch_size=4, critic="none",
+                        learn_critic=True, eval_episodes=0, eval_mcts_episodes=0, eval_start=False,
+                        fit_eval=False, progress=False, **SHOP)
+    metrics = run_improve(cfg)
+    critic = out / "iter_1" / "critic"  # trained from iteration 1's policy on iteration 1's trees
+    assert [r["critic"] for r in metrics["iterations"][1:]] == ["none", str(critic)]
+    assert json.loads((critic / "source.json").read_text()) == {
+        "policy_fingerprint": metrics["iterations"][1]["fingerprint"], "trees": [str(out / "iter_1" / "trees")]}
+    recorded = json.loads((out / "iter_2" / "trees" / "collection.json").read_text())["config"]
+    assert recorded["critic"] == str(critic) and recorded["critic_fingerprint"] == model_fingerprint(critic)
+    assert not (out / "iter_2" / "critic").exists()  # no iteration 3 to collect with it
+
+    made = (critic / "model.safetensors").stat().st_mtime_ns
+    (out / "iter_2" / "done.json").unlink()  # a rerun redoes iteration 2 and reuses the critic
+    run_improve(cfg)
+    assert (critic / "model.safetensors").stat().st_mtime_ns == made
+
+
+def test_critic_trees_need_learned_critics():
+    from webgrove.envs.errors import UsageError
+    from webgrove.training.loop import ImproveConfig
+
+    with pytest.raises(UsageError, match="--learn-critic"):
+        ImproveConfig(model="m", critic_trees="runs/trees")
