@@ -5,7 +5,8 @@ Every row starts from a finished demo's base policy and runs ONE improvement ite
 demo's block 1 with one setting changed (the loss, the NLL term, the pair filters, the critic,
 the number of trees). Rows whose collection settings match the demo reuse its block-1 trees
 (copied, then checked by `webgrove collect` against their fingerprint and settings); rows that
-change the critic or the block collect their own. Prints a table and writes
+change the critic or the block collect their own (`critic_learned`: iteration 1 collects with a
+critic trained from the base on the demo's pool blocks 2-3, `--learn-critic --critic-trees`). Prints a table and writes
 benchmarks/results/demo_ablations.json with each row's exact command.
 
     python benchmarks/demo_ablations.py --demo runs/demo --rows sequence,choice,choice_nll
@@ -36,6 +37,8 @@ ROWS = {  # name -> flags changed from the demo's Agent Q settings
     "no_query_pairs": ["--pair-kinds", "product,option,navigation"],
     "critic_none": ["--critic", "none"],
     "critic_self": ["--critic", "self"],
+    # the learned critic: trained from the base on the pool's trees for iteration 1 ({demo}: --demo)
+    "critic_learned": ["--learn-critic", "--critic-trees", "{demo}/pool/block_2,{demo}/pool/block_3"],
     "trees100": ["--goals-per-iteration", "100"],
 }
 KEEP = ("num_products", "first_goal", "goals_per_iteration", "workers", "theta", "min_visits", "pair_kinds", "beta",
@@ -60,7 +63,8 @@ def run_row(demo: Path, name: str, changed: list[str], out_root: Path) -> dict:
     config = json.loads((demo / "agent_q" / "metrics.json").read_text())["config"]
     out = out_root / name
     trees = out / "iter_1" / "trees"
-    if not trees.exists() and not any(f in changed for f in ("--critic", "--goals-per-iteration")):
+    changed = [flag.replace("{demo}", str(demo)) for flag in changed]
+    if not trees.exists() and not any(f in changed for f in ("--critic", "--learn-critic", "--goals-per-iteration")):
         shutil.copytree(demo / "agent_q" / "iter_1" / "trees", trees)  # same settings: reuse the demo's trees
     cmd = [str(WEBGROVE), "improve", "--model", config["model"], "--out", str(out), "--iterations", "1",
            *base_flags(config), *changed, "--eval-episodes", "0", "--eval-mcts-episodes", "0", "--no-progress"]
