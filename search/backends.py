@@ -478,14 +478,13 @@ RUN_ONLY = ("goal_range", "out", "force_new", "progress", "json", "report_to", "
 
 def collector_key(cfg: Any, identity: dict) -> str:
     """What a collection actor is built from: every setting but `RUN_ONLY` (the policy spec,
-    its server and timeouts included) and the policy's fingerprint (a model rewritten in
-    place is another policy)."""
+    its server and timeouts included) and the collection's identity, whose fingerprints say
+    which policy and learned critic these are (a model rewritten in place is another one)."""
     import dataclasses
     import json
 
     values = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RUN_ONLY}
-    return json.dumps({**values, "policy_fingerprint": identity["policy_fingerprint"]}, sort_keys=True,
-                      default=str)
+    return json.dumps({"settings": values, "identity": identity}, sort_keys=True, default=str)
 
 
 def is_ray(cfg: Any) -> bool:

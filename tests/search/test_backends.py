@@ -277,3 +277,15 @@ def test_consecutive_collections_reuse_warm_actors_and_a_new_key_replaces_them(r
     assert not any(_alive(p) for p in first)  # killed, not left holding their CPUs
     release_actors()
     assert pool_actor_pids() == []
+
+
+def test_collector_key_ignores_which_goals_and_where_but_not_what_an_actor_builds(tmp_path):
+    from webgrove.search.backends import collector_key
+    from webgrove.search.collect import collection_identity
+
+    def key(**kw):
+        cfg = CollectConfig(**{**SHOP, "goal_range": GOALS, "out": str(tmp_path / "a"), **kw})
+        return collector_key(cfg, collection_identity(cfg, "rule-fingerprint"))
+
+    assert key() == key(goal_range="7:9", out=str(tmp_path / "b"), progress=True)
+    assert key() != key(simulations=4) and key() != key(policy="random") and key() != key(workers=2)
