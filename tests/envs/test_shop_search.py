@@ -12,6 +12,12 @@ from webgrove.envs.shop.synthetic import generate_catalog
 N = 3000  # products: long postings and short ones, ties at the 50th score, built in a second
 
 
+@pytest.fixture(autouse=True)
+def prune_small_catalogs(monkeypatch):
+    """These tests check the pruned path on small catalogs, which search scores exhaustively."""
+    monkeypatch.setattr(search_module, "PRUNE_MIN_PRODUCTS", 0)
+
+
 @pytest.fixture(scope="module")
 def catalog():
     return generate_catalog(N, seed=5)
@@ -189,3 +195,14 @@ def test_scratch_slot_map_is_clean_after_each_search(catalog, index):
     for q in [g.instruction for g in catalog.goals[:50]]:
         index._search_uncached(q, 50)
         assert index._slot is None or (index._slot == -1).all()
+
+
+def test_small_catalogs_are_scored_exhaustively_with_the_same_results(monkeypatch, catalog, index):
+    monkeypatch.setattr(search_module, "PRUNE_MIN_PRODUCTS", N + 1)  # below it: every product scored
+    queries = [q for q in _queries(catalog, index, 200)
+               if any(t in index._vocab for t in search_module.tokenize(q))]  # (others return at once)
+    index.path_counts.clear()
+    small = [index._search_uncached(q, 50) for q in queries]
+    assert index.path_counts["small"] == len(queries) and index.path_counts["pruned"] == 0
+    monkeypatch.setattr(search_module, "PRUNE_MIN_PRODUCTS", N)  # at it: pruned (exact, so the same)
+    assert [index._search_uncached(q, 50) for q in queries] == small and index.path_counts["pruned"] > 0

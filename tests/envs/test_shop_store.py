@@ -178,7 +178,10 @@ def test_failed_record_writer_fails_the_build(tmp_path, monkeypatch):
     assert not (tmp_path / "s" / store.MANIFEST).exists()
 
 
-def test_search_fast_path_is_the_reference_search():
+def test_search_fast_path_is_the_reference_search(monkeypatch):
+    from webgrove.envs.shop import search as search_module
+
+    monkeypatch.setattr(search_module, "PRUNE_MIN_PRODUCTS", 0)  # the pruned path too, on a small catalog
     catalog = generate_catalog(N)
     index = SearchIndex(catalog.products)
     words = sorted(index._vocab, key=index._vocab.get)
