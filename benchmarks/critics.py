@@ -9,8 +9,9 @@ interval, McNemar's exact p). With `--train NAME=TREES` a learned critic is trai
 (`webgrove train critic --model POLICY --trees TREES`, default settings, plus `--train-args
 NAME=FLAGS`) and used as row NAME.
 
-A rerun reuses a critic whose `critic.json` records the same settings, and a rollout whose
-`.meta.json` records the same command and the same policy and critic fingerprints.
+A rerun reuses a critic whose `<NAME>.train.json` records the same settings, starting policy and
+training code, and a rollout whose `.meta.json` records the same command and the same policy and
+critic fingerprints.
 
     T=runs/demo/agent_q/iter_1/trees,runs/demo/pool/block_2,runs/demo/pool/block_3
     python benchmarks/critics.py --policy runs/demo/base --train learned=$T \\
@@ -49,18 +50,26 @@ def rollout_cmd(args, critic: str, out: Path) -> list[str]:
 
 
 def train_critic_row(args, name: str, trees: str, flags: list[str], out: Path) -> dict:
-    """Train (or reuse) the learned critic of row `name`; the row."""
+    """Train (or reuse) the learned critic of row `name`; the row. A critic is reused when its
+    `<out>/<name>.train.json` names the same settings, starting policy and training code."""
+    import hashlib
     from dataclasses import asdict
 
+    import webgrove.agents.critics
+    import webgrove.training.critic_train
+    from webgrove.agents.fingerprint import policy_fingerprint
     from webgrove.cli import parse_config
 
     cmd = [str(WEBGROVE), "train", "critic", "--trees", trees, "--model", args.policy, "--out", str(out / name), *flags]
-    info_path = out / name / "critic.json"
-    wanted = asdict(parse_config(("train", "critic"), cmd[3:]))  # what critic.json records (but for `out`)
-    recorded = json.loads(info_path.read_text())["config"] if info_path.is_file() else None
-    reused = recorded is not None and {**recorded, "out": wanted["out"]} == wanted
+    code = hashlib.sha256(b"".join(Path(m.__file__).read_bytes()
+                                   for m in (webgrove.training.critic_train, webgrove.agents.critics))).hexdigest()
+    made = {"settings": asdict(parse_config(("train", "critic"), cmd[3:])), "code_sha256": code,
+            "policy_fingerprint": policy_fingerprint(args.policy)}
+    made_path = out / f"{name}.train.json"
+    reused = made_path.is_file() and json.loads(made_path.read_text()) == made
     seconds = 0.0 if reused else run(cmd)
-    info = json.loads(info_path.read_text())
+    made_path.write_text(json.dumps(made))
+    info = json.loads((out / name / "critic.json").read_text())
     return {"name": name, "critic": str(out / name), "train_command": shlex.join(cmd), "train_s": seconds,
             "train_reused": reused, "train_rows": info["train_rows"], "train_pairs": info.get("train_pairs"),
             "val_sibling_accuracy": info["val_after"]["sibling_accuracy"]}
