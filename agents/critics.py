@@ -185,6 +185,7 @@ class LLMCritic(_CachedCritic):
 VALUE_CUE = "\nVerdict:"
 VERDICTS = (" good", " bad")  # their first tokens are what the learned critic reads
 LEARNED_CRITIC_FILE = "critic.json"  # marks a learned critic's model directory
+SELF_LEARNED_DIR = "critic"  # "self-learned": the learned critic at <policy model dir>/critic
 
 
 def value_prompt(policy_prompt_text: str, action: str) -> str:
@@ -268,7 +269,7 @@ def learned_critic(spec: str, policy: Any = None, device: str = "cpu") -> Learne
         if not name or not Path(name).is_dir():
             raise UsageError("critic 'self-learned' reads <policy model dir>/critic, but the policy is not a "
                              "local model; pass the critic's directory instead")
-        spec = str(Path(name) / "critic")
+        spec = str(Path(name) / SELF_LEARNED_DIR)
     path = Path(spec).expanduser()
     if not (path / LEARNED_CRITIC_FILE).is_file():
         raise UsageError(f"{path} holds no learned critic ({LEARNED_CRITIC_FILE}); train one with "

@@ -174,7 +174,9 @@ def learned_critic_dir(spec: str, policy_spec: str) -> Path | None:
     """The model directory of the learned critic a critic spec names (None for other critics):
     the directory itself, or <policy model dir>/critic for "self-learned"."""
     if spec == "self-learned":
-        return Path(policy_spec).expanduser() / "critic"
+        from webgrove.agents.critics import SELF_LEARNED_DIR
+
+        return Path(policy_spec).expanduser() / SELF_LEARNED_DIR
     if spec in ("none", "lexical", "self") or _OBJECT_SPEC.match(spec):
         return None
     path = Path(spec).expanduser()
