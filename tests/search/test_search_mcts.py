@@ -295,6 +295,34 @@ PINNED_TREES = {
     "toy": (TOY_PIN, "7938721a7cd0aa863ab6a37bc08ffc5e1b11350182a8770abfddc73ac2410767"),
 }
 
+# sha256 of the same trees as `read_tree` returns them (`records_digest`), pinned with the format
+# of before tree format 2: a change of the file's layout re-pins PINNED_TREES, never these.
+PINNED_RECORDS = {
+    "rule": "e1151e6cf69d41dae0ab32468904a09919b3d29e3682400a6c397b4a6956a78a",
+    "random": "ecd81c895a1e53800cca84a0e09e79dd626bb1002dc9132a21e36b9e4c07fc80",
+    "toy": "441a4d12cc337b9903ed3a7a01c3687ec1db03fea7863c16c0182d228411bcc6",
+}
+
+
+def records_digest(out) -> str:
+    """A digest of a collection folder's trees as `read_tree` reads them back: the header's goal
+    id, seed and best path, then every `NodeRecord`'s fields in order (floats by repr, as JSON
+    writes them). Independent of the file's layout, so it stays when the format changes."""
+    import dataclasses
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from webgrove.search.tree import read_tree
+
+    h = hashlib.sha256()
+    for p in sorted(Path(out).glob("goal_*.jsonl")):
+        header, nodes = read_tree(p)
+        h.update(json.dumps([header.goal_id, header.seed, header.best_path]).encode() + b"\n")
+        for n in nodes:
+            h.update(json.dumps(dataclasses.astuple(n), ensure_ascii=False).encode() + b"\n")
+    return h.hexdigest()
+
 
 def trees_digest(out) -> str:
     """A digest of a collection folder's trees: node lines as written, plus the header's goal
@@ -319,6 +347,7 @@ def test_trees_are_pinned(name, tmp_path):
 
     settings, digest = PINNED_TREES[name]
     run_collect(CollectConfig(**settings, out=str(tmp_path), progress=False))
+    assert records_digest(tmp_path) == PINNED_RECORDS[name]
     assert trees_digest(tmp_path) == digest
 
 
