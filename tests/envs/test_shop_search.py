@@ -206,3 +206,14 @@ def test_small_catalogs_are_scored_exhaustively_with_the_same_results(monkeypatc
     assert index.path_counts["small"] == len(queries) and index.path_counts["pruned"] == 0
     monkeypatch.setattr(search_module, "PRUNE_MIN_PRODUCTS", N)  # at it: pruned (exact, so the same)
     assert [index._search_uncached(q, 50) for q in queries] == small and index.path_counts["pruned"] > 0
+
+
+def test_tie_rule_follows_catalog_size_unless_given(monkeypatch, catalog):
+    assert SearchIndex(catalog.products[:100]).ties == search_module.TIES_BY_ARGPARTITION
+    assert SearchIndex(catalog.products[:100], ties=search_module.TIES_BY_INDEX).ties == search_module.TIES_BY_INDEX
+    monkeypatch.setattr(search_module, "TIES_BY_INDEX_MIN_PRODUCTS", N)
+    big, smaller = SearchIndex(catalog.products), SearchIndex(catalog.products[: N - 1])
+    assert (big.ties, smaller.ties) == (search_module.TIES_BY_INDEX, search_module.TIES_BY_ARGPARTITION)
+    for q in _queries(catalog, big, 200, seed=4):  # a big catalog never falls back on a tie
+        big._search_uncached(q, 50)
+    assert big.path_counts["tie"] == 0 and big.path_counts["pruned"] > 150
