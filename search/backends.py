@@ -12,15 +12,15 @@ Both backends run the same work functions; only the dispatch differs.
   millisecond scripted trees), two calls in flight; each batch is a Ray streaming
   generator, so a finished tree travels back to the driver as soon as it finishes, as
   its file's text, and the driver writes it atomically: the cluster needs no shared
-  disk. Rollout episodes go out in chunks of episode indices as Ray tasks and come back
-  as results.
+  disk. Rollout runs the same way: each actor builds its env and policy once
+  (`webgrove.search.rollout.GoalRunner`) and each episode's result streams back.
 
 Warm actors: the driver keeps the Ray actors of its last collection (`_ActorPool`), keyed
 by everything an actor builds from (the collection's settings but which goals and where
 their trees and reports go; the policy's fingerprint; the Ray session), and the next
 collection with an equal key in the same process reuses them: no env, policy or critic is
 built again (a script or notebook collecting goal ranges in turn, a benchmark's repeats).
-A changed key, `ray_map` (whose tasks need the CPUs), the end of a Ray session started
+A changed key (a rollout's actors too: they need the CPUs), the end of a Ray session started
 here, and interpreter exit kill them (`release_actors`; the improve loop calls it after
 each collection, as the next one has a new model). A warm actor that died between runs is
 replaced before the run starts. The driver writes the returned trees in `WRITERS` threads.
@@ -28,9 +28,10 @@ replaced before the run starts. The driver writes the returned trees in `WRITERS
 Failures are Ray's to retry: a dead actor (killed process, crashed browser that took the
 worker down) is restarted up to `max_restarts` times and its batches retried
 (`max_task_retries`; a retried batch runs again from its start, and Ray drops the results
-the driver already has); rollout chunks are retried as tasks (`max_retries`). A goal whose
-actor cannot be brought back is reported as an infrastructure error, and every tree
-finished before is on disk; a rerun of the same command collects the rest.
+the driver already has). A goal whose actor cannot be brought back is reported as an
+infrastructure error, and every tree finished before is on disk; a rerun of the same
+command collects the rest (a rollout stops with that error: an evaluation missing a goal
+is not one).
 
 Same seeds give the same trees on both backends: a goal's seeds derive from the base
 seed and the goal id only (`webgrove.search.collect.goal_seed`), never from the worker.
@@ -392,21 +393,6 @@ def run_on_ray(build: Callable[[Any], Any], work: Callable[[Any, Any, Any], dict
         if key is None:
             release_actors()
         return stats
-
-
-def ray_map(fn: Callable[[Any], Any], args: list, workers: int, address: str | None = None,
-            max_retries: int = MAX_TASK_RETRIES) -> list:
-    """`[fn(a) for a in args]` as Ray tasks (one CPU each), in order; a task whose worker
-    died is retried up to `max_retries` times."""
-    with ray_session(address, num_cpus=min(workers, len(args)) or 1) as ray:
-        release_actors()  # warm collection actors hold the CPUs these tasks need
-        task = ray.remote(num_cpus=1, max_retries=max_retries)(_with_one_torch_thread)
-        return ray.get([task.remote(fn, a) for a in args])
-
-
-def _with_one_torch_thread(fn: Callable[[Any], Any], arg: Any) -> Any:
-    _one_torch_thread()
-    return fn(arg)
 
 
 # ---------------------------------------------------------------------------

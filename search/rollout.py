@@ -18,7 +18,6 @@ one attempt: attempt 1 of the with-oracle run is that episode (same goal, seed a
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,7 +29,7 @@ from webgrove.agents.specs import PolicyArgs
 from webgrove.envs.errors import UsageError
 from webgrove.envs.make import EnvArgs, OutputArgs
 from webgrove.search.args import SearchArgs
-from webgrove.search.backends import BackendArgs, adopt_environment, is_ray, ray_map, worker_context
+from webgrove.search.backends import BackendArgs, adopt_environment, is_ray, worker_context
 from webgrove.search.tracking import TrackingArgs, log_metrics
 from webgrove.io import write_json_atomic
 from webgrove.search.attempts import AttemptArgs
@@ -92,37 +91,50 @@ def make_actor(env, cfg: RolloutConfig) -> Callable[[int], Actor]:
     return actor
 
 
+class GoalRunner:
+    """Episodes of one rollout in one process: the env and the policy (or the multi-attempt
+    runner) built once, then `episode(i)` for episode indices i (goal start_goal + i, seed
+    seed + i). What a local worker process and a Ray actor hold alike."""
+
+    def __init__(self, cfg: RolloutConfig):
+        self.cfg = cfg
+        if cfg.attempts > 1:
+            import dataclasses
+
+            from webgrove.search.attempts import AttemptRunner, step_limit
+
+            def make_policy(env, temperature: float):
+                return dataclasses.replace(cfg, temperature=temperature).make_policy(env)
+
+            self.runner = AttemptRunner(lambda: cfg.make(**step_limit(cfg.max_steps)), make_policy, cfg,
+                                        cfg.temperature)
+            return
+        self.env = cfg.make()
+        try:
+            self.actor = make_actor(self.env, cfg)
+        except BaseException:
+            self.env.close()
+            raise
+
+    def episode(self, i: int) -> EpisodeResult:
+        """Episode i; with --attempts, attempt 1 with the goal's by-attempt outcome."""
+        cfg = self.cfg
+        if cfg.attempts > 1:
+            return self.runner.goal(cfg.start_goal + i, cfg.seed + i, [cfg.seed, i])
+        return run_episode(self.env, self.actor(i), goal_id=cfg.start_goal + i, seed=cfg.seed + i)
+
+    def close(self) -> None:
+        (self.runner if self.cfg.attempts > 1 else self.env).close()
+
+
 def _run_goals(cfg: RolloutConfig, indices: list[int], bar_disable: bool | None) -> list[EpisodeResult]:
-    """Episodes i in `indices` (goal start_goal + i, seed seed + i), in this process."""
+    """Episodes i in `indices`, in this process."""
     from tqdm import tqdm
 
-    if cfg.attempts > 1:
-        return _run_attempt_goals(cfg, indices, bar_disable)
-    env = cfg.make()
+    runner = GoalRunner(cfg)
     try:
-        actor = make_actor(env, cfg)
-        bar = tqdm(indices, desc=f"rollout {cfg.label}", disable=bar_disable, unit="ep", leave=False)
-        return [run_episode(env, actor(i), goal_id=cfg.start_goal + i, seed=cfg.seed + i) for i in bar]
-    finally:
-        env.close()
-
-
-def _run_attempt_goals(cfg: RolloutConfig, indices: list[int], bar_disable: bool | None) -> list[EpisodeResult]:
-    """`--attempts`: episodes i in `indices` as multi-attempt runs (`AttemptRunner`); each
-    result is attempt 1 with the goal's by-attempt outcome."""
-    import dataclasses
-
-    from tqdm import tqdm
-
-    from webgrove.search.attempts import AttemptRunner, step_limit
-
-    def make_policy(env, temperature: float):
-        return dataclasses.replace(cfg, temperature=temperature).make_policy(env)
-
-    runner = AttemptRunner(lambda: cfg.make(**step_limit(cfg.max_steps)), make_policy, cfg, cfg.temperature)
-    try:
-        bar = tqdm(indices, desc=f"rollout {cfg.label} x{cfg.attempts}", disable=bar_disable, unit="goal", leave=False)
-        return [runner.goal(cfg.start_goal + i, cfg.seed + i, [cfg.seed, i]) for i in bar]
+        label = f"rollout {cfg.label}" + (f" x{cfg.attempts}" if cfg.attempts > 1 else "")
+        return [runner.episode(i) for i in tqdm(indices, desc=label, disable=bar_disable, unit="ep", leave=False)]
     finally:
         runner.close()
 
@@ -139,6 +151,35 @@ def _worker(args: tuple[RolloutConfig, list[int]]) -> tuple[list[EpisodeResult],
     return _run_goals(cfg, indices, bar_disable=True), time.perf_counter() - start
 
 
+def _episode_on_actor(runner: GoalRunner, cfg: RolloutConfig, i: int) -> dict:
+    return {"goal_id": i, "episode": runner.episode(i)}
+
+
+def _run_on_ray(cfg: RolloutConfig, workers: int) -> list[EpisodeResult]:
+    """The episodes of one rollout on Ray actors (`webgrove.search.backends.run_on_ray`): each
+    builds its `GoalRunner` once and returns each episode as it finishes, so an actor that dies
+    loses only the episode it was in (Ray restarts it and retries that one). An episode lost
+    beyond Ray's restarts stops the rollout: an evaluation with a goal missing is not one."""
+    from tqdm import tqdm
+
+    from webgrove.search.backends import INFRASTRUCTURE, run_on_ray
+
+    done: dict[int, EpisodeResult] = {}
+    bar = tqdm(total=cfg.episodes, desc=f"rollout {cfg.label} (ray)", disable=cfg.bar_disable, unit="ep", leave=False)
+
+    def take(result: dict) -> None:
+        if result.get("kind") == INFRASTRUCTURE:
+            raise RuntimeError(f"rollout episode {result['goal_id']} (goal {cfg.start_goal + result['goal_id']}) "
+                               f"lost: {result['error']}")
+        done[result["goal_id"]] = result["episode"]
+        bar.update()
+
+    with bar:
+        run_on_ray(GoalRunner, _episode_on_actor, cfg, list(range(cfg.episodes)), take, workers=workers,
+                   address=cfg.ray_address)
+    return [done[i] for i in range(cfg.episodes)]
+
+
 def _chunks(n: int, parts: int) -> list[list[int]]:
     """Episode indices 0..n-1 dealt round-robin into `parts` non-empty lists."""
     return [c for c in (list(range(w, n, parts)) for w in range(parts)) if c]
@@ -153,11 +194,11 @@ def run_many(cfgs: list[RolloutConfig], workers: int = 1) -> tuple[list[list[Epi
     """
     for c in cfgs:
         c.check_goals(c.goal_ids, flag=f"--start-goal {c.start_goal} --episodes {c.episodes}")
-    if workers == 1 and not is_ray(cfgs[0]):
+    if is_ray(cfgs[0]) or workers == 1:  # one rollout after the other: here, or on Ray actors
         out, seconds = [], []
         for c in cfgs:
             start = time.perf_counter()
-            out.append(_run_goals(c, list(range(c.episodes)), c.bar_disable))
+            out.append(_run_on_ray(c, workers) if is_ray(c) else _run_goals(c, list(range(c.episodes)), c.bar_disable))
             seconds.append(time.perf_counter() - start)
         return out, seconds
     from concurrent.futures import ProcessPoolExecutor
@@ -168,14 +209,9 @@ def run_many(cfgs: list[RolloutConfig], workers: int = 1) -> tuple[list[list[Epi
     results: list[list[EpisodeResult]] = [[] for _ in cfgs]
     seconds = [0.0 for _ in cfgs]
     args = [(cfgs[i], chunk) for i, chunk in tasks]
-    with contextlib.ExitStack() as stack:
-        if is_ray(cfgs[0]):  # --backend ray: the same chunks, as Ray tasks
-            parts = ray_map(_worker, args, workers, cfgs[0].ray_address)
-        else:
-            pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers, mp_context=worker_context(),
-                                                           initializer=adopt_environment,
-                                                           initargs=(dict(os.environ),)))
-            parts = pool.map(_worker, args)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=worker_context(), initializer=adopt_environment,
+                             initargs=(dict(os.environ),)) as pool:
+        parts = pool.map(_worker, args)
         bar = tqdm(zip(tasks, parts), total=len(tasks), desc="rollout", unit="chunk", leave=False,
                    disable=cfgs[0].bar_disable if cfgs else True)
         for (i, _), (part, s) in bar:

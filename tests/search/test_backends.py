@@ -203,6 +203,32 @@ def test_ray_rollouts_equal_local_ones(ray_cluster):
         assert here[key] == there[key]
 
 
+@pytest.mark.slow
+def test_a_rollout_actor_killed_mid_run_loses_no_episode(ray_cluster, monkeypatch):
+    """Episodes come back one by one from actors that built their env and policy once; an actor
+    killed after its first episode is restarted by Ray and the rollout equals the local one."""
+    import webgrove.search.backends as backends
+    from webgrove.search.rollout import RolloutConfig, rollout
+
+    real, seen, killed = backends.run_on_ray, [], []
+
+    def killing(build, work, cfg, items, on_result, **kw):
+        def take(result: dict) -> None:
+            seen.append(result.get("worker_pid"))
+            if not killed:  # the actor already works on its next episodes
+                killed.append(result["worker_pid"])
+                os.kill(result["worker_pid"], signal.SIGKILL)
+            on_result(result)
+        return real(build, work, cfg, items, take, **kw)
+
+    monkeypatch.setattr(backends, "run_on_ray", killing)
+    kw = dict(env="webgrove/WebShop-v0", policy="random", num_products=200, episodes=10, progress=False)
+    here, there = rollout(RolloutConfig(**kw)), rollout(RolloutConfig(**kw, workers=2, backend="ray"))
+    assert killed and len(seen) == 10
+    for key in ("goal_ids", "rewards", "successes", "episode_seeds"):
+        assert here[key] == there[key]
+
+
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     """`webgrove init-model`'s tiny model, its tokenizer trained on a little shop text."""
@@ -219,12 +245,11 @@ def test_improve_on_ray_collects_and_evaluates_as_local(ray_cluster, tiny_model,
     import torch
 
     import webgrove.search.backends
-    import webgrove.search.rollout
     from webgrove.training.loop import ImproveConfig, run_improve
 
     torch.set_num_threads(1)  # as Ray's workers: the same float sums
     dispatched = []
-    for module, name in ((webgrove.search.backends, "run_on_ray"), (webgrove.search.rollout, "ray_map")):
+    for module, name in ((webgrove.search.backends, "run_on_ray"),):
         real = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **kw: (dispatched.append(_name),
                                                                                     _real(*a, **kw))[1])
@@ -234,7 +259,7 @@ def test_improve_on_ray_collects_and_evaluates_as_local(ray_cluster, tiny_model,
     local = run_improve(ImproveConfig(**kw, out=str(tmp_path / "local")))
     assert dispatched == []
     ray = run_improve(ImproveConfig(**kw, out=str(tmp_path / "ray"), backend="ray", workers=2))
-    assert dispatched == ["run_on_ray", "ray_map", "ray_map"]  # collection, greedy and search evaluations
+    assert dispatched == ["run_on_ray"] * 3  # collection, greedy and search evaluations
     _same_trees(tmp_path / "local" / "iter_1" / "trees", tmp_path / "ray" / "iter_1" / "trees", range(2))
     for method in ("agent_q", "agent_q+mcts"):
         assert local["iterations"][1][method] == ray["iterations"][1][method]
