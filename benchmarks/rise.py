@@ -50,6 +50,16 @@ def parse_args(argv=None):
     p.add_argument("--improve", default="self,teacher", help="sources of improved attempts")
     p.add_argument("--filter", default="better", help="RISE filter: all | better | best | successful")
     p.add_argument("--eval-goals", type=int, default=30, help="held-out test goals")
+    p.add_argument("--eval-split", default="test", choices=["train", "test"],
+                   help="split of the evaluation goals (train with --eval-start 1645: the demo's validation goals)")
+    p.add_argument("--eval-start", type=int, default=0, help="first evaluation goal")
+    p.add_argument("--sample-temperature", type=float, default=1.0, help="temperature of the self samples")
+    p.add_argument("--no-sample-history", action="store_true",
+                   help="self samples drawn from the one-attempt prompt, their rows given the attempt lines")
+    p.add_argument("--tau", type=float, default=0.4, help="temperature of the reward weights exp(r/tau)")
+    p.add_argument("--later-temperature", type=float, default=None,
+                   help="evaluation: temperature of attempts 2..T (default: greedy like attempt 1)")
+    p.add_argument("--rise-out", default=None, help="the RISE loop's folder (default OUT/rise)")
     p.add_argument("--attempts", type=int, default=5, help="attempts T")
     p.add_argument("--max-steps", type=int, default=8, help="step limit of one attempt (the oracle needs 4-6)")
     p.add_argument("--seed", type=int, default=0)
@@ -124,16 +134,19 @@ def main(argv=None) -> int:
     improve = args.improve + (",search" if args.trees and "search" not in args.improve else "")
     with timer("rise"):
         metrics = run_rise_improve(RiseImproveConfig(
-            model=base, out=str(out / "rise"), iterations=args.iterations,
+            model=base, out=args.rise_out or str(out / "rise"), iterations=args.iterations,
             first_goal=args.demo_goals if args.collect_start is None else args.collect_start,
             goals_per_iteration=args.collect_goals, attempts=args.attempts, improve=improve, trees=args.trees,
             samples=args.samples, teacher="oracle", filter=args.filter, eval_goals=0, max_steps=args.max_steps,
+            sample_temperature=args.sample_temperature, sample_history=not args.no_sample_history, tau=args.tau,
             seed=args.seed, progress=False))
     evals = {}
     for name, model in (("base", base), ("rise", metrics["final_model"])):
         with timer(f"eval {name}"):
             evals[name] = evaluate_rise(RiseEvalConfig(policy=model, episodes=args.eval_goals, attempts=args.attempts,
-                                                       max_steps=args.max_steps,
+                                                       max_steps=args.max_steps, split=args.eval_split,
+                                                       start_goal=args.eval_start,
+                                                       later_temperature=args.later_temperature,
                                                        seed=args.seed, json=str(out / f"eval_{name}.json"),
                                                        progress=False))
     curves = {f"{n} {k.split('_')[0]}": evals[n]["by_attempt"][k] for n in evals

@@ -158,6 +158,9 @@ class AttemptArgs:
         "help": "also sample T independent episodes per goal (parallel sampling: best of t / majority)"})
     max_steps: int | None = field(default=None, metadata={
         "help": "step limit of one attempt, attempt 1 included (with --attempts; default: the id's own)"})
+    later_temperature: float | None = field(default=None, metadata={
+        "help": "temperature of attempts 2..T of the sequential runs (RISE samples its later turns; "
+                "attempt 1 keeps the policy's own temperature; default: the same as attempt 1)"})
 
     def __post_init__(self) -> None:
         from webgrove.envs.make import next_post_init
@@ -169,6 +172,8 @@ class AttemptArgs:
                              "(the no-feedback run is --without-oracle)")
         if self.parallel_temperature < 0:
             raise UsageError(f"--parallel-temperature must be >= 0, got {self.parallel_temperature}")
+        if self.later_temperature is not None and self.later_temperature < 0:
+            raise UsageError(f"--later-temperature must be >= 0, got {self.later_temperature}")
         if self.max_steps is not None and self.max_steps < 1:
             raise UsageError(f"--max-steps must be at least 1, got {self.max_steps}")
         next_post_init(self, AttemptArgs)
@@ -187,6 +192,16 @@ def policy_actor(policy, rng) -> Callable:
     if hasattr(policy, "act"):
         return lambda ctx: policy.act(ctx, rng)
     return lambda ctx: policy.propose(ctx, 1, rng)[0].action
+
+
+def attempt_actor(first, later, rng) -> Callable:
+    """`policy_actor` of `first` on an attempt's first try, of `later` once the context holds
+    earlier attempts (`later` None: `first` throughout)."""
+    act_first = policy_actor(first, rng)
+    if later is None:
+        return act_first
+    act_later = policy_actor(later, rng)
+    return lambda ctx: act_later(ctx) if ctx.attempts else act_first(ctx)
 
 
 class AttemptRunner:
@@ -209,6 +224,9 @@ class AttemptRunner:
         # the oracle policy reads its env's goal: each env gets its own policy
         self.policy = make_policy(self.oracle_env, temperature)
         self.none_policy = make_policy(self.none_env, temperature) if self.none_env else None
+        later = args.later_temperature
+        self.later = make_policy(self.oracle_env, later) if later is not None else None
+        self.none_later = make_policy(self.none_env, later) if later is not None and self.none_env else None
         self.sampler = make_policy(self.single_env, args.parallel_temperature) if self.single_env else None
 
     def close(self) -> None:
@@ -224,15 +242,15 @@ class AttemptRunner:
         from webgrove.agents.episode import run_episode
         from webgrove.envs.multi_attempt import attempt_answer
         
-        runs = run_attempt_runs(self.oracle_env, policy_actor(self.policy, np.random.default_rng(rng_key)),
-                                goal_id, seed)
+        runs = run_attempt_runs(self.oracle_env,
+                                attempt_actor(self.policy, self.later, np.random.default_rng(rng_key)), goal_id, seed)
         seq = runs[-1].info["attempts"]
         outcome = {"goal_id": goal_id, "sequential": [r["reward"] for r in seq],
                    "sequential_feedback": [r["feedback"] for r in seq],
                    "sequential_actions": [r["actions"] for r in seq]}
         if self.none_env is not None:
-            none = run_attempts(self.none_env, policy_actor(self.none_policy, np.random.default_rng(rng_key)),
-                                goal_id, seed)
+            none = run_attempts(self.none_env, attempt_actor(self.none_policy, self.none_later,
+                                                             np.random.default_rng(rng_key)), goal_id, seed)
             outcome["sequential_none"] = {"rewards": [r["reward"] for r in none],
                                           "answers": [r["answer"] for r in none]}
         if self.sampler is not None:
@@ -251,4 +269,5 @@ def attempt_summary(args: AttemptArgs, episodes: list[AttemptEpisode], seed: int
     and the per-goal outcomes."""
     outcomes = [e.outcome for e in episodes]
     return {"attempts": args.attempts, "feedback": args.feedback, "parallel_temperature": args.parallel_temperature,
+            "later_temperature": args.later_temperature,
             "by_attempt": attempt_curves(outcomes, args.attempts, seed), "attempt_outcomes": outcomes}

@@ -11,7 +11,11 @@ the current policy (up to T attempts, stopping at a success). Each attempt is a
 t < T, improved candidates for state t + 1 (the same history plus attempt t) come from:
 
 - `self` -- self-distillation: N attempts of the same policy sampled at a temperature from
-  that state (`MultiAttemptWrapper.set_state`), all kept (the `best` filter picks one);
+  that state (`MultiAttemptWrapper.set_state`), all kept (the `best` filter picks one). With
+  `sample_history=False` the samples are drawn from the policy's one-attempt prompt (the
+  attempt lines left out, as the search teacher's recorded prompts are) and their rows carry
+  the attempt lines: the policy's own one-turn samples as the teacher of its later turns,
+  for a policy that has not learnt to read attempt lines yet;
 - `search` -- search as the teacher: the best terminal path of the goal's MCTS tree
   (`webgrove collect`'s files), its recorded prompts given the attempt lines (`with_attempts`);
 - `teacher` -- distillation: an attempt of another policy spec from that state (e.g. `oracle`,
@@ -162,6 +166,9 @@ class RiseCollectConfig:
         "help": "comma-separated sources of improved attempts: self, search, teacher"})
     samples: int = field(default=4, metadata={"help": "sampled attempts per failed attempt (self)"})
     sample_temperature: float = field(default=1.0, metadata={"help": "temperature of those samples (self)"})
+    sample_history: bool = field(default=True, metadata={
+        "help": "the samples see the earlier attempts (RISE); --no-sample-history: they are drawn from "
+                "the one-attempt prompt and their rows get the attempt lines (self)"})
     teacher: str | None = field(default=None, metadata={"help": "policy spec of the teacher (teacher), e.g. oracle"})
     trees: str | None = field(default=None, metadata={
         "help": "folder(s) of MCTS trees of these goals, comma-separated (search)"})
@@ -198,8 +205,14 @@ def _policy(spec: str, env, temperature: float):
     return PolicyArgs(policy=spec, temperature=temperature).make_policy(env)
 
 
-def _actor(policy, rng) -> Callable[[StepContext], str]:
-    return lambda ctx: policy.act(ctx, rng)
+def _actor(policy, rng, see_attempts: bool = True) -> Callable[[StepContext], str]:
+    """`policy.act`; with `see_attempts` False the policy reads the context without its earlier
+    attempts (the step's recorded prompt, `_steps`, still has them)."""
+    from dataclasses import replace
+
+    if see_attempts:
+        return lambda ctx: policy.act(ctx, rng)
+    return lambda ctx: policy.act(replace(ctx, attempts=[]), rng)
 
 
 class _Collector:
@@ -225,10 +238,11 @@ class _Collector:
         state = self.env.get_state()
         out = []
         for source, policy, n in (("self", self.sampler, self.cfg.samples), ("teacher", self.teacher, 1)):
+            see = source != "self" or self.cfg.sample_history
             for _ in range(n if policy is not None else 0):
                 self.env.set_state(state)
                 obs, info = self.env.observe()
-                run = run_attempt(self.env, obs, info, _actor(policy, rng))
+                run = run_attempt(self.env, obs, info, _actor(policy, rng, see))
                 out.append(candidate(goal_id, seed, history, source, _steps(run), run.record["reward"]))
         if self.cfg.trees:
             out += self._from_tree(goal_id, seed, history)
@@ -372,6 +386,9 @@ class RiseImproveConfig:
         "help": "feedback mode", "choices": ["retry", "score", "components", "none"]})
     improve: str = field(default="self", metadata={"help": "sources of improved attempts: self, search, teacher"})
     samples: int = field(default=4, metadata={"help": "sampled attempts per failed attempt (self)"})
+    sample_temperature: float = field(default=1.0, metadata={"help": "temperature of those samples (self)"})
+    sample_history: bool = field(default=True, metadata={
+        "help": "the samples see the earlier attempts; --no-sample-history: drawn from the one-attempt prompt (self)"})
     teacher: str | None = field(default=None, metadata={"help": "teacher policy spec (teacher)"})
     trees: str | None = field(default=None, metadata={
         "help": "folder(s) of MCTS trees of the train goals, comma-separated (search)"})
@@ -381,6 +398,8 @@ class RiseImproveConfig:
     epochs: float = field(default=2.0, metadata={"help": "weighted SFT epochs per iteration"})
     batch_size: int = field(default=8, metadata={"help": "weighted SFT batch size"})
     eval_goals: int = field(default=50, metadata={"help": "held-out test goals per evaluation (0: none)"})
+    later_temperature: float | None = field(default=None, metadata={
+        "help": "evaluation: temperature of attempts 2..T (default: greedy like attempt 1)"})
     seed: int = field(default=0, metadata={"help": "seed of collection, training and evaluation"})
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
 
@@ -404,6 +423,7 @@ class RiseImproveConfig:
                                  goal_range=f"{start}:{start + self.goals_per_iteration}", attempts=self.attempts,
                                  max_steps=self.max_steps,
                                  feedback=self.feedback, improve=self.improve, samples=self.samples,
+                                 sample_temperature=self.sample_temperature, sample_history=self.sample_history,
                                  teacher=self.teacher, trees=self.trees, seed=self.seed + i, progress=self.progress)
 
     def eval_config(self, model: str, json_path: Path):
@@ -411,7 +431,8 @@ class RiseImproveConfig:
 
         return RiseEvalConfig(policy=model, env=self.env, num_products=self.num_products, episodes=self.eval_goals,
                               attempts=self.attempts, max_steps=self.max_steps, feedback=self.feedback,
-                              seed=self.seed, json=str(json_path), progress=self.progress)
+                              later_temperature=self.later_temperature, seed=self.seed, json=str(json_path),
+                              progress=self.progress)
 
 
 def _train(cfg: RiseImproveConfig, policy: str, rows: Path, model: Path) -> dict:

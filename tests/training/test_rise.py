@@ -142,3 +142,25 @@ def test_improve_rise_runs_two_iterations_and_resumes(tiny_model_dir, tmp_path, 
     assert (tmp_path / "rise" / "iter_2" / "model" / "config.json").stat().st_mtime == stamp
     assert again["iterations"][1] == metrics["iterations"][1]
     assert again["iterations"][2]["eval"] == metrics["iterations"][2]["eval"]
+
+
+class Seen:
+    """A policy that records the contexts it reads."""
+
+    def __init__(self):
+        self.contexts = []
+
+    def act(self, ctx, rng):
+        self.contexts.append(ctx)
+        return "click[buy now]"
+
+
+@pytest.mark.parametrize("see_attempts,seen", [(True, [FAILED]), (False, [])])
+def test_self_samples_see_the_attempts_only_with_sample_history(see_attempts, seen):
+    from webgrove.training.rise import _actor
+
+    policy = Seen()
+    ctx = StepContext(goal="g", observation="o", available_actions=["click[buy now]"], attempts=[FAILED])
+    assert _actor(policy, None, see_attempts)(ctx) == "click[buy now]"
+    assert policy.contexts[0].attempts == seen
+    assert ctx.attempts == [FAILED]  # the step's own context (its recorded prompt) keeps the attempt lines
