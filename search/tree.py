@@ -2,19 +2,23 @@
 
 Line 1 is the header (`TreeHeader`)::
 
-    {"type": "tree", "env_id", "goal_id", "goal", "seed", "policy", "policy_fingerprint",
+    {"type": "tree", "format", "env_id", "goal_id", "goal", "seed", "policy", "policy_fingerprint",
      "config", "created", "best_path", "stats"}
 
-(`policy_fingerprint`, `best_path` — the committed node ids from the root — and
-`stats`, a flat dict of numbers, are optional when reading.) Then one flat line per
-node (`NodeRecord`), in id order (ids are 0, 1, 2, ... and a parent always comes
-before its children)::
+(`format` — the tree format, `TREE_FORMAT`; 1 when absent —, `policy_fingerprint`,
+`best_path` — the committed node ids from the root — and `stats`, a flat dict of
+numbers, are optional when reading.) Then one flat line per node (`NodeRecord`), in id
+order (ids are 0, 1, 2, ... and a parent always comes before its children)::
 
     {"type": "node", "id", "parent", "depth", "action", "prompt", "logprob",
      "visits", "q_mcts", "q_critic", "q", "reward", "terminal"}
 
 Only the root (id 0) has `parent`, `action`, `prompt`, `logprob` and `q_critic`
-null. Files are written atomically (`webgrove.io`), so a tree file that exists is
+null. Format 2 (written since issue 12) stores each prompt once: a node whose prompt
+is that of an earlier node (siblings share their parent state's prompt) has
+`"prompt_from": <that node's id>` in place of `"prompt"` (the earliest node with the
+prompt, which holds it as text). Format 1 files hold every prompt in full; both read
+as the same records. Files are written atomically (`webgrove.io`), so a tree file that exists is
 whole; `read_tree` validates every line and names the file, the first bad line and
 its field. `TreeIndex` is the one index over a tree's records (children, paths, the
 committed path, trajectory ends and their outcomes) that MCTS, the viewer and the
@@ -34,6 +38,9 @@ from typing import Any, Iterable, Protocol, Sequence, TypeVar
 
 from webgrove.envs import is_success
 from webgrove.io import write_text_atomic
+
+TREE_FORMAT = 2  # what `tree_text` writes; `read_tree` reads READABLE_FORMATS
+READABLE_FORMATS = (1, 2)
 
 # A log-probability is <= 0; this much above 0 is float rounding (a single candidate's
 # renormalised choice probability can come out as 1 + 1e-7).
@@ -148,8 +155,9 @@ class TreeHeader:
     _OPTIONAL = {"policy_fingerprint": (str,), "best_path": (list,), "stats": (dict,)}
 
     def to_dict(self) -> dict:
-        """The JSON object of line 1 (optional fields left out when None)."""
-        out: dict[str, Any] = {"type": "tree"}
+        """The JSON object of line 1 as written now (`TREE_FORMAT`; optional fields left out
+        when None)."""
+        out: dict[str, Any] = {"type": "tree", "format": TREE_FORMAT}
         for name in _HEADER_FIELDS:
             value = getattr(self, name)
             if value is not None or name not in self._OPTIONAL:
@@ -158,7 +166,8 @@ class TreeHeader:
 
     @classmethod
     def from_dict(cls, record: Any) -> "TreeHeader":
-        """Check and type a header object. Raises RecordError naming the field."""
+        """Check and type a header object (its `format` is `tree_format`'s). Raises RecordError
+        naming the field."""
         _check_type_tag(record, "tree")
         values = _check_fields(record, cls._TYPES)
         for name, types in cls._OPTIONAL.items():
@@ -169,7 +178,39 @@ class TreeHeader:
         return cls(**values)
 
 
-_HEADER_FIELDS = tuple(f.name for f in fields(TreeHeader))  # line 1's keys after "type", in order
+_HEADER_FIELDS = tuple(f.name for f in fields(TreeHeader))  # line 1's keys after "type" and "format"
+
+
+def tree_format(header: Any) -> int:
+    """The format of a tree file, from its header object (1 when it has no `format`).
+    Raises RecordError when it is not one this code reads."""
+    fmt = header.get("format", 1) if isinstance(header, dict) else 1
+    if type(fmt) is not int or fmt not in READABLE_FORMATS:
+        raise RecordError("format", f"unknown tree format {fmt!r:.60} (this webgrove reads formats "
+                                    f"{', '.join(map(str, READABLE_FORMATS))}; a newer one wrote it?)")
+    return fmt
+
+
+def node_from_line(record: Any, earlier: Sequence["NodeRecord"], fmt: int) -> "NodeRecord":
+    """The node of one line of a file of format `fmt`, after the nodes `earlier` (ids 0 ..
+    len-1): a format-2 `prompt_from` takes that node's prompt. Raises RecordError naming the
+    field (its place among the others is `node_position_problem`'s)."""
+    if fmt >= 2 and isinstance(record, dict) and "prompt_from" in record:
+        record = _with_shared_prompt(record, earlier)
+    return NodeRecord.from_dict(record)
+
+
+def _with_shared_prompt(record: dict, earlier: Sequence["NodeRecord"]) -> dict:
+    """`record` with its `prompt_from` replaced by the prompt of the node it names."""
+    if "prompt" in record:
+        raise RecordError("prompt_from", "a node has prompt or prompt_from, not both")
+    ref = record["prompt_from"]
+    if type(ref) is not int or not 1 <= ref < len(earlier):
+        raise RecordError("prompt_from", f"expected the id of an earlier node other than the root, got {ref!r:.60}")
+    shared = dict(record)
+    del shared["prompt_from"]
+    shared["prompt"] = earlier[ref].prompt
+    return shared
 
 ROOT_NULL_FIELDS = ("parent", "action", "prompt", "logprob", "q_critic")  # null at the root, only there
 
@@ -295,17 +336,26 @@ def validate_tree(header: TreeHeader, nodes: Sequence[NodeRecord], path: str | o
 
 
 def tree_from_dicts(records: Sequence[Any], path: str | os.PathLike = "<records>") -> tuple[TreeHeader, list[NodeRecord]]:
-    """Type and validate JSON-like records (the header first, then the nodes), as read from a file."""
+    """Type and validate JSON-like records (the header first, then the nodes), as read from a
+    file of any readable format."""
     if not records:
         raise TreeFormatError(path, 1, None, "no records")
-    typed: list[Any] = []
-    for line, record in enumerate(records, start=1):
+    (header, fmt), nodes = _typed_header(records[0], path), []
+    for line, record in enumerate(records[1:], start=2):
         try:
-            typed.append(TreeHeader.from_dict(record) if line == 1 else NodeRecord.from_dict(record))
+            nodes.append(node_from_line(record, nodes, fmt))
         except RecordError as exc:
             raise TreeFormatError(path, line, exc.field, exc.reason) from None
-    validate_tree(typed[0], typed[1:], path)
-    return typed[0], typed[1:]
+    validate_tree(header, nodes, path)
+    return header, nodes
+
+
+def _typed_header(record: Any, path: str | os.PathLike) -> tuple[TreeHeader, int]:
+    """Line 1 typed, and the file's format (`tree_format`); raises TreeFormatError."""
+    try:
+        return TreeHeader.from_dict(record), tree_format(record)
+    except RecordError as exc:
+        raise TreeFormatError(path, 1, exc.field, exc.reason) from None
 
 
 # ---------------------------------------------------------------------------
@@ -317,8 +367,9 @@ _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 
 
 def tree_text(header: TreeHeader, nodes: Sequence[Any], path: str | os.PathLike = "<records>") -> str:
-    """A tree file's text, validated as a reader will validate it (a typed record can still
-    hold a bad value, say a NaN critic value): raises TreeFormatError naming `path`.
+    """A tree file's text in format `TREE_FORMAT`, validated as a reader will validate it (a
+    typed record can still hold a bad value, say a NaN critic value): raises TreeFormatError
+    naming `path`.
 
     Args:
         nodes: in id order, `NodeRecord`s or any objects with their attributes (MCTS's own
@@ -332,12 +383,25 @@ def tree_text(header: TreeHeader, nodes: Sequence[Any], path: str | os.PathLike 
         dicts = [node_dict(n) for n in nodes]
         _check_lines([head, *dicts], path)
         validate_tree(header, nodes, path)
-        return "".join([_ENCODE(r) + "\n" for r in (head, *dicts)])
+        return "".join([_ENCODE(r) + "\n" for r in (head, *_share_prompts(dicts))])
     reason = best_path_problem(header.best_path or [], nodes)  # the nodes' places are checked
     if reason:
         raise TreeFormatError(path, 1, "best_path", reason)
     lines[0] = _ENCODE(head) + "\n"
     return "".join(lines)
+
+
+def _share_prompts(dicts: list[dict]) -> list[dict]:
+    """Format 2's node objects of valid node dicts: a prompt that an earlier node has is
+    `prompt_from` that node's id, in the same place of the line."""
+    first: dict[str, int] = {}
+    out = []
+    for d in dicts:
+        prompt, node_id = d["prompt"], d["id"]
+        ref = node_id if prompt is None else first.setdefault(prompt, node_id)
+        out.append(d if ref == node_id else
+                   {("prompt_from" if k == "prompt" else k): (ref if k == "prompt" else v) for k, v in d.items()})
+    return out
 
 
 def _check_lines(records: Sequence[Any], path: str | os.PathLike) -> None:
@@ -354,11 +418,12 @@ def _check_lines(records: Sequence[Any], path: str | os.PathLike) -> None:
 _PLAIN_NODE = tuple(_PLAIN[types] for types in _NODE_TYPES.values())
 _PLAIN_ROOT = tuple(type(None) if name in ROOT_NULL_FIELDS else kind for name, kind in zip(_NODE_TYPES, _PLAIN_NODE))
 
-# A plain node's line is written here exactly as `_ENCODE(node.to_dict())` writes it: json writes
-# a plain int as str() does, a float as its repr, a string with `encode_basestring`, and
-# separates with ", " and ": ". Each distinct string and float of a tree is encoded once: siblings
-# share their prompt, and a tree holds few distinct values (~30 of ~300 floats), while encoding
-# them is most of the cost of a tree's text. tests/search/test_search_tree.py checks the equality.
+# A plain node's line is written here exactly as `_ENCODE` writes its object (`node.to_dict()`, its
+# prompt shared as `_share_prompts` shares it): json writes a plain int as str() does, a float as its
+# repr, a string with `encode_basestring`, and separates with ", " and ": ". Each distinct prompt is
+# encoded and written once (siblings share theirs), and each distinct action and float is encoded
+# once: a tree holds few distinct values (~30 of ~300 floats), while encoding them is most of the
+# cost of a tree's text. tests/search/test_search_tree.py checks the equality.
 _ROOT_LINE = ('{"type": "node", "id": 0, "parent": null, "depth": 0, "action": null, "prompt": null, "logprob": null, '
               '"visits": %d, "q_mcts": %r, "q_critic": null, "q": %r, "reward": %r, "terminal": %s}\n')
 
@@ -393,7 +458,7 @@ def _plain_lines(nodes: Sequence[Any]) -> list[str] | None:
             and 0 <= root.visits < _SMALL_INT):
         return None
     out = ["", _ROOT_LINE % (root.visits, root.q_mcts, root.q, root.reward, "true" if root.terminal else "false")]
-    depths, append, text, num = [0], out.append, _Encoded(), _Reprs()
+    depths, append, text, num, first = [0], out.append, _Encoded(), _Reprs(), {}
     isfinite, values_of, plain = math.isfinite, _node_values_of, _PLAIN_NODE
     for i in range(1, len(nodes)):
         values = values_of(nodes[i])
@@ -406,8 +471,10 @@ def _plain_lines(nodes: Sequence[Any]) -> list[str] | None:
                 and 0 <= visits < _SMALL_INT):
             return None
         depths.append(depth)
+        ref = first.setdefault(prompt, i)
+        shared = f'"prompt_from": {ref}' if ref != i else '"prompt": ' + encode_basestring(prompt)
         append(f'{{"type": "node", "id": {i}, "parent": {parent}, "depth": {depth}, "action": {text[action]}, '
-               f'"prompt": {text[prompt]}, "logprob": {num[logprob]}, "visits": {visits}, "q_mcts": {num[q_mcts]}, '
+               f'{shared}, "logprob": {num[logprob]}, "visits": {visits}, "q_mcts": {num[q_mcts]}, '
                f'"q_critic": {num[q_critic]}, "q": {num[q]}, "reward": {num[reward]}, '
                f'"terminal": {"true" if terminal else "false"}}}\n')
     return out
@@ -454,11 +521,11 @@ def read_tree(path: str | os.PathLike) -> tuple[TreeHeader, list[NodeRecord]]:
     with path.open("rb") as f:
         for lineno, raw in enumerate(f, start=1):
             record = _parse_line(path, lineno, raw)
+            if lineno == 1:
+                header, fmt = _typed_header(record, path)
+                continue
             try:
-                if lineno == 1:
-                    header = TreeHeader.from_dict(record)
-                    continue
-                node = NodeRecord.from_dict(record)
+                node = node_from_line(record, nodes, fmt)
                 problem = node_position_problem(node, nodes)
                 if problem:
                     raise problem

@@ -286,13 +286,14 @@ def test_ucb_scores_match_the_scalar_form():
 # change to a critic's values does not move the pins; the toy env's is this folder's own.
 # A change to the search that alters a tree fails here; a deliberate change to the shop env
 # or the scripted policies re-pins (compute the digest with the search code before and after).
+# Re-pinned for tree format 2 (prompts stored once): the lines changed, PINNED_RECORDS did not.
 SHOP_PIN = dict(env="webgrove/WebShop-v0", critic="none", num_products=200, simulations=5, k=3, goal_range="0:3")
 TOY_PIN = dict(env="toy_env:ToyTree-v0", policy="toy_env:make_policy", critic="toy_env:make_critic",
                simulations=20, k=3, goal_range="0:5")
 PINNED_TREES = {
-    "rule": (dict(SHOP_PIN, policy="rule"), "1b3d7675066293eb393c3cb3680e5f1b3b12b43ef7a2173ae49dee9b5b4a04de"),
-    "random": (dict(SHOP_PIN, policy="random"), "b4f932d8a17c76402d0c57825cfa5473218900f63770e861bc7db62cef68f98d"),
-    "toy": (TOY_PIN, "7938721a7cd0aa863ab6a37bc08ffc5e1b11350182a8770abfddc73ac2410767"),
+    "rule": (dict(SHOP_PIN, policy="rule"), "5596912fb8892ca8fe25dac31cfbf06727d7faec37fb491921dc67c033812677"),
+    "random": (dict(SHOP_PIN, policy="random"), "9ad2e20d8222773e884c7638fb59466a446c0cdefe0549325dc569170ea8340c"),
+    "toy": (TOY_PIN, "b5a7434637ff03b08c640a59f979cd073cb93fe0c764b9968a81d35108676443"),
 }
 
 # sha256 of the same trees as `read_tree` returns them (`records_digest`), pinned with the format

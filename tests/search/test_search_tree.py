@@ -10,7 +10,7 @@ import pytest
 import toy_env
 from webgrove.search.mcts import SearchConfig, search_episode
 from webgrove.search.tree import (NodeRecord, TreeFormatError, TreeHeader, TreeIndex, is_complete_tree, make_header,
-                                  read_tree, tree_from_dicts, tree_stats, write_tree)
+                                  read_tree, tree_from_dicts, tree_stats, write_tree, TREE_FORMAT)
 
 
 def _node(i, parent, depth, action="click[x]", visits=1, q=0.5, reward=0.0, terminal=False):
@@ -38,6 +38,18 @@ def _hand_dicts():
     return header, nodes
 
 
+def _json_text(header, nodes):
+    """A tree's text in format 2 as json.dumps writes it: a node whose prompt an earlier node
+    has names the first such node in `prompt_from`, in the prompt's place."""
+    first, records = {}, [header.to_dict()]
+    for n in nodes:
+        d = n.to_dict()
+        if n.prompt is not None and first.setdefault(n.prompt, n.id) != n.id:
+            d = {("prompt_from" if k == "prompt" else k): (first[n.prompt] if k == "prompt" else v) for k, v in d.items()}
+        records.append(d)
+    return "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in records)
+
+
 def test_round_trip(tmp_path):
     header, nodes = _hand_tree()
     path = tmp_path / "sub" / "goal_00003.jsonl"
@@ -45,8 +57,12 @@ def test_round_trip(tmp_path):
     assert read_tree(path) == (header, nodes)
     lines = path.read_text().splitlines()
     assert len(lines) == 1 + len(nodes)
-    assert json.loads(lines[0]) == header.to_dict() and [json.loads(x) for x in lines[1:]] == [n.to_dict() for n in nodes]
+    assert path.read_text() == _json_text(header, nodes)
     assert json.loads(lines[0])["type"] == "tree" and all(json.loads(x)["type"] == "node" for x in lines[1:])
+    assert json.loads(lines[0])["format"] == TREE_FORMAT == 2
+    # every node shares one prompt: node 1 holds it, the others name node 1
+    assert path.read_text().count("Goal: g") == 1
+    assert [json.loads(x).get("prompt_from") for x in lines[1:]] == [None, None, 1, 1, 1, 1]
     assert list(tmp_path.glob("sub/.*")) == []  # no temp file left behind
     assert is_complete_tree(path)
 
@@ -110,7 +126,14 @@ def test_records_round_trip_as_dicts_and_reject_bad_fields():
     (5, lambda r: r.update(terminal=1), "terminal"),
     (6, lambda r: r.update(q_critic=None), "q_critic"),     # null only at the root
     (6, lambda r: r.update(q=True), "q"),
-    (7, lambda r: r.pop("prompt"), "prompt"),
+    (7, lambda r: r.pop("prompt_from"), "prompt"),
+    (1, lambda r: r.update(format=3), "format"),            # a newer format
+    (1, lambda r: r.update(format="2"), "format"),
+    (4, lambda r: r.update(prompt_from=0), "prompt_from"),  # the root has no prompt
+    (4, lambda r: r.update(prompt_from=2), "prompt_from"),  # itself
+    (4, lambda r: r.update(prompt_from=True), "prompt_from"),
+    (4, lambda r: r.update(prompt="Goal: g\nAction:"), "prompt_from"),  # both
+    (6, lambda r: r.update(prompt_from=None), "prompt_from"),
     (7, lambda r: r.update(logprob=0.5), "logprob"),        # a probability above 1
 ])
 def test_corrupted_file_names_first_bad_line_and_field(tmp_path, line, edit, field):
@@ -208,12 +231,12 @@ def test_tree_text_writes_what_json_writes(action, prompt):
                                               q_mcts=floats[i], q=-floats[i], logprob=-abs(floats[i - 1]),
                                               q_critic=floats[-i], reward=float(i))
                           for i, n in enumerate(nodes[1:], start=1)]
-    expected = "".join(json.dumps(r.to_dict(), ensure_ascii=False, allow_nan=False) + "\n" for r in (header, *nodes))
-    assert _plain_lines(nodes) and tree_text(header, nodes) == expected
+    assert _plain_lines(nodes) and tree_text(header, nodes) == _json_text(header, nodes)
     # not plain (an int where a float goes): the general path writes the same way
     odd = [nodes[0], dataclasses.replace(nodes[1], reward=1), *nodes[2:]]
-    assert _plain_lines(odd) is None and tree_text(header, odd) == "".join(
-        json.dumps(r.to_dict(), ensure_ascii=False, allow_nan=False) + "\n" for r in (header, *odd))
+    assert _plain_lines(odd) is None and tree_text(header, odd) == _json_text(header, odd)
+    lines = tree_text(header, nodes).split("\n")[:-1]  # (not splitlines: a prompt may hold U+2028)
+    assert tree_from_dicts([json.loads(x) for x in lines]) == (header, nodes)
 
 
 def test_tree_text_writes_repeated_and_signed_zero_floats_as_json_does():
@@ -227,7 +250,7 @@ def test_tree_text_writes_repeated_and_signed_zero_floats_as_json_does():
         dataclasses.replace(n, q_mcts=values[i], q=values[-i], q_critic=values[i - 1], reward=values[i + 1],
                             logprob=-abs(values[i + 2]) if i % 2 else -0.0, action="click[a]" if i % 2 else "click[b]")
         for i, n in enumerate(nodes[1:], start=1)]
-    expected = "".join(json.dumps(r.to_dict(), ensure_ascii=False, allow_nan=False) + "\n" for r in (header, *nodes))
+    expected = _json_text(header, nodes)
     assert _plain_lines(nodes) and tree_text(header, nodes) == expected
     assert '"q_mcts": -0.0' in expected and '"q": 0.0' in expected  # both signs are in the file
 
@@ -258,3 +281,36 @@ def test_tree_text_refuses_what_a_reader_refuses(field, value, match):
         tree_text(header, nodes)
     with pytest.raises(TreeFormatError, match=match):
         tree_from_dicts([header.to_dict(), *(n.to_dict() for n in nodes)])
+
+
+# A tree file as webgrove wrote it before format 2 (no "format" in the header, every prompt in
+# full), by the code of commit 87a8adc: it must read as the records it was written from.
+FORMAT_1_TREE = r"""{"type": "tree", "env_id": "webgrove/WebShop-v0", "goal_id": 7, "goal": "buy a red mug", "seed": 11, "policy": "rule", "config": {"k": 2}, "created": "2026-11-30T12:00:00+00:00", "best_path": [0, 1, 3]}
+{"type": "node", "id": 0, "parent": null, "depth": 0, "action": null, "prompt": null, "logprob": null, "visits": 3, "q_mcts": 0.5, "q_critic": null, "q": 0.5, "reward": 0.0, "terminal": false}
+{"type": "node", "id": 1, "parent": 0, "depth": 1, "action": "click[a]", "prompt": "Goal: buy a \"red\" mug\nPage: [x] café\nAction:", "logprob": -0.5, "visits": 2, "q_mcts": 0.75, "q_critic": 0.25, "q": 0.5, "reward": 0.0, "terminal": false}
+{"type": "node", "id": 2, "parent": 0, "depth": 1, "action": "click[b]", "prompt": "Goal: buy a \"red\" mug\nPage: [x] café\nAction:", "logprob": -1.5, "visits": 1, "q_mcts": 0.0, "q_critic": 0.5, "q": 0.25, "reward": 0.0, "terminal": true}
+{"type": "node", "id": 3, "parent": 1, "depth": 2, "action": "click[buy]", "prompt": "Goal: buy a \"red\" mug\nPage: item a\nAction:", "logprob": -0.1, "visits": 2, "q_mcts": 1.0, "q_critic": 0.5, "q": 0.75, "reward": 1.0, "terminal": true}
+"""
+FORMAT_1_PROMPTS = ['Goal: buy a "red" mug\nPage: [x] café\nAction:'] * 2 + ['Goal: buy a "red" mug\nPage: item a\nAction:']
+
+
+def test_a_format_1_file_reads_as_the_same_records_as_its_format_2_rewrite(tmp_path):
+    old = tmp_path / "old.jsonl"
+    old.write_text(FORMAT_1_TREE, encoding="utf-8")
+    header, nodes = read_tree(old)
+    assert [n.prompt for n in nodes] == [None, *FORMAT_1_PROMPTS]
+    assert [(n.action, n.logprob, n.visits, n.q) for n in nodes[1:]] == [
+        ("click[a]", -0.5, 2, 0.5), ("click[b]", -1.5, 1, 0.25), ("click[buy]", -0.1, 2, 0.75)]
+    assert header.best_path == [0, 1, 3] and header.created == "2026-11-30T12:00:00+00:00"
+    records = [json.loads(x) for x in FORMAT_1_TREE.splitlines()]
+    assert tree_from_dicts(records) == (header, nodes)
+    new = tmp_path / "new.jsonl"
+    write_tree(new, header, nodes)
+    text = new.read_text(encoding="utf-8")
+    assert text.count("café") == 1 and '"prompt_from": 1' in text and len(text) < len(FORMAT_1_TREE)
+    assert read_tree(new) == (header, nodes)
+    # prompt_from means nothing in a format 1 file: that node has no prompt
+    records[3] = {("prompt_from" if k == "prompt" else k): (1 if k == "prompt" else v) for k, v in records[3].items()}
+    old.write_text("".join(json.dumps(r) + "\n" for r in records))
+    with pytest.raises(TreeFormatError, match="line 4, field 'prompt'"):
+        read_tree(old)
