@@ -193,7 +193,7 @@ class SearchIndex:
             self.path_counts["unproven"] += 1
             return None
         with self._placed(cand):
-            survivors, bound, known = self._survivors(cand, terms, counts, weight, floor, slack)
+            survivors, bound, known, floor = self._survivors(cand, terms, counts, weight, floor, slack, k)
         survivors, tau = self._refine(ids, cand, survivors, bound, known, floor, slack, k)
         exact = self._exact_scores(ids, cand, survivors, known)  # (S,) float32, as scores() gives
         top = _top_positive(exact, k, floor=tau)
@@ -269,17 +269,20 @@ class SearchIndex:
         return low
 
     def _survivors(self, cand: np.ndarray, terms: np.ndarray, counts: np.ndarray, weight: np.ndarray,
-                   tau: float, slack: float) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
-        """The positions in `cand` of the candidates whose score may reach `tau`, their upper
-        bounds (float32, within `slack`), and the exact float32 scores of the terms whose
-        postings were read whole (term -> (C,), over all of `cand`).
+                   tau: float, slack: float, k: int) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], float]:
+        """The positions in `cand` of the candidates whose score may reach the floor, their upper
+        bounds (float32, within `slack`), the exact float32 scores of the terms whose postings
+        were read whole (term -> (C,), over all of `cand`), and the floor: `tau`, or higher.
 
         Short terms come first, highest maximum first, then the long terms (their dense levels);
         after each, the candidates whose bound so far plus the maxima still to come stay below
-        `tau` are dropped (MaxScore), so later terms are read at fewer candidates.
+        `tau` are dropped (MaxScore), so later terms are read at fewer candidates. At the end
+        each candidate's lower bound is its upper bound less one level step per long term it
+        holds; the k-th best of them raises the floor (no product below it is in the top k).
         """
         b = self._bounds
         keep, docs, bound = np.arange(len(cand)), cand, np.zeros(len(cand), dtype=np.float32)
+        held = np.zeros(len(cand), dtype=np.int32)  # long terms held, times their count
         remaining = float(weight.sum())
         known: dict[int, np.ndarray] = {}
         order = np.argsort(-weight, kind="stable").tolist()
@@ -287,8 +290,10 @@ class SearchIndex:
         sequence = [j for j in order if not is_long[j]] + [j for j in order if is_long[j]]
         for j in sequence:
             term, count = int(terms[j]), int(counts[j])
-            if is_long[j]:  # level l: a score below l * step
-                bound += b.dense[int(b.dense_row[term])].take(docs) * np.float32(count * b.step)
+            if is_long[j]:  # level l: a score in ((l - 1) * step, l * step]
+                level = b.dense[int(b.dense_row[term])].take(docs)
+                bound += level * np.float32(count * b.step)
+                held += (level > 0) * np.int32(count)
             elif len(docs) * 16 < b.lengths[term]:  # few left: look them up in the postings
                 bound += self._term_scores(term, docs) * np.float32(count)
             else:  # read the postings whole, once: their scores serve the exact scoring too
@@ -297,8 +302,11 @@ class SearchIndex:
             remaining = max(0.0, remaining - float(weight[j]))
             alive = bound >= tau / (1 + slack) - remaining
             if tau > 0.0 and (j == sequence[-1] or np.count_nonzero(alive) < 0.9 * len(alive)):  # else not worth a copy
-                keep, docs, bound = _above(alive, keep, docs, bound)
-        return keep, bound, known
+                keep, docs, bound, held = _above(alive, keep, docs, bound, held)
+        if len(keep) > 2 * k:
+            tau = max(tau, _kth_best((bound - held * np.float32(b.step)) * (1 - slack), k))
+            keep, bound = _above(bound * (1 + slack) >= tau, keep, bound)
+        return keep, bound, known, tau
 
     @contextlib.contextmanager
     def _placed(self, cand: np.ndarray):
@@ -339,7 +347,7 @@ class SearchIndex:
                 known: dict[int, np.ndarray], tau: float, slack: float, k: int) -> tuple[np.ndarray, float]:
         """A higher floor from the exact scores of the 2k best-bounded survivors, and the survivors
         whose bound still reaches it."""
-        if len(survivors) <= max(PRUNE_SAMPLE, 2 * k):  # few enough to score them all
+        if len(survivors) <= 2 * k:  # few enough to score them all
             return survivors, tau
         best = np.argpartition(-bound, 2 * k)[: 2 * k]
         tau = max(tau, _kth_best(self._exact_scores(ids, cand, survivors[best], known), k))
