@@ -160,11 +160,12 @@ class SearchConfig:
                 raise ValueError(message)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False, eq=False)
 class Node:
     """One node: the state reached by taking `action` at the parent.
 
-    The root has no parent, action, prompt, logprob or critic value.
+    The root has no parent, action, prompt, logprob or critic value. A new node is
+    unvisited, its Q the critic's value, not stepped into and not expanded.
     """
 
     id: int
@@ -174,17 +175,34 @@ class Node:
     prompt: str | None  # the exact policy input at the parent state
     logprob: float | None  # the collecting policy's log-prob of `action` there
     q_critic: float | None
-    visits: int = 0
-    q_mcts: float = 0.0
-    q: float = 0.0
-    reward: float = 0.0  # env reward received on taking `action`
-    terminal: bool = False
-    children: list[int] = field(default_factory=list)
-    expanded: bool = False
-    stepped: bool = False  # `state` holds the env snapshot after `action`
-    state: Any = None
-    history: tuple[str, ...] = ()  # the episode's actions up to here, those before the root included
-    kids: Sequence["Node"] = ()  # the children themselves, in `children` order (what selection reads)
+    visits: int
+    q_mcts: float
+    q: float
+    reward: float  # env reward received on taking `action`
+    terminal: bool
+    kids: list["Node"] | None  # the children in proposal order; None until expanded
+    stepped: bool  # `state` holds the env snapshot after `action`
+    state: Any
+    history: tuple[str, ...]  # the episode's actions up to here, those before the root included
+
+    # Written out rather than generated: expansion creates every node, and a dataclass's
+    # __init__ matches keywords and defaults one by one (it took 3x as long).
+    def __init__(self, id: int, parent: int | None, depth: int, action: str | None, prompt: str | None,
+                 logprob: float | None, q_critic: float | None, history: tuple[str, ...] = ()) -> None:
+        self.id, self.parent, self.depth, self.action, self.prompt = id, parent, depth, action, prompt
+        self.logprob, self.q_critic, self.history = logprob, q_critic, history
+        self.q = 0.0 if q_critic is None else q_critic  # `node_q` of an unvisited node
+        self.visits, self.q_mcts, self.reward, self.terminal = 0, 0.0, 0.0, False
+        self.kids, self.stepped, self.state = None, False, None
+
+    @property
+    def expanded(self) -> bool:
+        return self.kids is not None
+
+    @property
+    def children(self) -> list[int]:
+        """The children's ids, in proposal order."""
+        return [] if self.kids is None else [k.id for k in self.kids]
 
     def record(self) -> NodeRecord:
         """The node's flat record (docs/DESIGN.md, "Search trees on disk")."""
@@ -305,9 +323,8 @@ class MCTS:
         self._root_path: list[Node] = []  # `path` of the node the last simulation started from
         self._ancestor_values: list[float] = []  # values not yet backed up above that node
         state = self._get_state()
-        root = Node(id=0, parent=None, depth=0, action=None, prompt=None, logprob=None,
-                    q_critic=None, stepped=True, state=state, terminal=self.depth_limit == 0,
-                    history=tuple(self.root_history))
+        root = Node(0, None, 0, None, None, None, None, tuple(self.root_history))
+        root.stepped, root.state, root.terminal = True, state, self.depth_limit == 0
         self.nodes: list[Node] = [root]
         self._env_at = 0
         self.success_child: int | None = None  # set by `search` when stop_on_success fired
@@ -366,8 +383,8 @@ class MCTS:
         """Nodes from the tree's root down to `node_id`."""
         return path_to(self.nodes, node_id)
 
-    def _expand(self, node: Node) -> None:
-        """Add up to k distinct proposals as children, their Q from the critic."""
+    def _expand(self, node: Node) -> list[Node]:
+        """Add up to k distinct proposals as children, their Q from the critic; returns them."""
         clock, timings, k = time.perf_counter, self.timings, self.config.k
         t0 = clock()
         self._restore(node)
@@ -379,33 +396,36 @@ class MCTS:
         t2 = clock()
         timings.env_s += t1 - t0
         timings.policy_s += t2 - t1
-        node.expanded = True
+        node.kids = kids = []
         proposals = dedupe(proposed)[:k]
         if not proposals:
-            return
+            return kids
         actions = [p.action for p in proposals]
         values = self._critic_values(ctx, actions)
-        nodes, children, parent, depth, history = self.nodes, node.children, node.id, node.depth + 1, node.history
-        kids = []
+        nodes, parent, depth, history = self.nodes, node.id, node.depth + 1, node.history
+        child_id = len(nodes)
         for action, proposal, value in zip(actions, proposals, values):
-            # positional up to q_critic: a slots dataclass's __init__ matches keywords one by one
-            child = Node(len(nodes), parent, depth, action, prompt, float(proposal.logprob), value, q=value,
-                         history=history + (action,))
-            children.append(child.id)
-            nodes.append(child)
-            kids.append(child)
-        node.kids = kids
+            kids.append(Node(child_id, parent, depth, action, prompt, float(proposal.logprob), value,
+                             history + (action,)))
+            child_id += 1
+        nodes.extend(kids)
+        return kids
 
-    def _select(self, node: Node) -> Node:
-        """The child with the highest UCB1 score (`ucb_scores`, the same floats); ties go to the
-        earlier proposal.
+    def _select(self, visits: int, kids: list[Node]) -> Node:
+        """The child (of a node visited `visits` times) with the highest UCB1 score
+        (`ucb_scores`, the same floats); ties go to the earlier proposal.
 
         One pass, no lists: selection runs twice or more per simulation (a C-level pass costs
         more than this loop for a handful of children)."""
-        visits, sqrt = node.visits, math.sqrt
-        scale = self._c * sqrt(math.log(visits)) if visits > 0 else 0.0  # `ucb_scale`, without its checks
         best = None
-        for child in node.kids:
+        if visits <= 1:  # no bonus (log 1 = 0): the scores are the Qs (q + 0.0 compares as q)
+            for child in kids:
+                if best is None or child.q > best_score:
+                    best, best_score = child, child.q
+            return best
+        sqrt = math.sqrt
+        scale = self._c * sqrt(math.log(visits))  # `ucb_scale`, without its checks
+        for child in kids:
             score = child.q + scale / sqrt(1 + child.visits)
             if best is None or score > best_score:  # as max() compares: the first on ties
                 best, best_score = child, score
@@ -413,12 +433,14 @@ class MCTS:
 
     def _step_into(self, parent: Node, child: Node) -> tuple[Any, dict]:
         """Take the child's action from the parent's state and snapshot the result."""
+        env, timings = self.env, self.timings
         t0 = time.perf_counter()
-        self._restore(parent)
-        obs, reward, terminated, truncated, info = self.env.step(child.action)
-        child.state = self.env.get_state()
-        self.timings.env_s += time.perf_counter() - t0
-        self.timings.env_steps += 1
+        if self._env_at != parent.id:  # `_restore`, inline
+            env.set_state(parent.state)
+        obs, reward, terminated, truncated, info = env.step(child.action)
+        child.state = env.get_state()
+        timings.env_s += time.perf_counter() - t0
+        timings.env_steps += 1
         child.reward = float(reward)
         child.terminal = bool(terminated or truncated) or child.depth >= self.depth_limit
         child.stepped = True
@@ -427,26 +449,26 @@ class MCTS:
 
     def _rollout(self, node: Node, obs: Any, info: dict) -> float:
         """Return of playing the policy from `node` (the env is at its state) to the end."""
-        total, history, depth, steps = 0.0, list(node.history), node.depth, 0
-        step, clock, policy_s, env_s = self.env.step, time.perf_counter, 0.0, 0.0
+        total, history, depth, limit = 0.0, list(node.history), node.depth, self.depth_limit
+        step, draw, clock, policy_s, env_s = self.env.step, self._rollout_action, time.perf_counter, 0.0, 0.0
         self._env_at = None
-        while depth < self.depth_limit:
+        while depth < limit:
             t = clock()
-            action = self._rollout_action(context_from(obs, info, history))
+            action = draw(context_from(obs, info, history))
             t_policy = clock()
             obs, reward, terminated, truncated, info = step(action)
             t_env = clock()
             policy_s += t_policy - t
             env_s += t_env - t_policy
-            steps += 1
             total += float(reward)
             history.append(action)  # context_from copies it
             depth += 1
             if terminated or truncated:
                 break
-        self.timings.policy_s += policy_s
-        self.timings.env_s += env_s
-        self.timings.env_steps += steps
+        timings = self.timings
+        timings.policy_s += policy_s
+        timings.env_s += env_s
+        timings.env_steps += depth - node.depth
         return total
 
     def simulate(self, root_id: int = 0) -> float:
@@ -468,13 +490,15 @@ class MCTS:
         n_above = len(path)  # the search root and its ancestors
         node = path[-1]
         fresh: tuple[Any, dict] | None = None  # (obs, info) of a node stepped into just now
+        select, append = self._select, path.append
         while not node.terminal:
-            if not node.expanded:
-                self._expand(node)
-            if not node.children:  # the policy had nothing to propose: a dead end
+            kids = node.kids
+            if kids is None:
+                kids = self._expand(node)
+            if not kids:  # the policy had nothing to propose: a dead end
                 break
-            parent, node = node, self._select(node)
-            path.append(node)
+            parent, node = node, select(node.visits, kids)
+            append(node)
             if not node.stepped:
                 fresh = self._step_into(parent, node)
                 break
@@ -484,7 +508,7 @@ class MCTS:
         self._backup(path[n_above - 1:], value)
         self._ancestor_values.append(value)
         self.timings.simulations += 1
-        success = is_success(value) and len(path) > n_above
+        success = len(path) > n_above and is_success(value)
         self._last_success_child = path[n_above].id if success else None
         return value
 
@@ -521,7 +545,7 @@ class MCTS:
 
     def best_child(self, node_id: int) -> Node | None:
         """The visited child with the most visits, ties by Q, then by proposal order."""
-        return committed_child(self.nodes[i] for i in self.nodes[node_id].children)
+        return committed_child(self.nodes[node_id].kids or ())
 
     def search(self, root_id: int = 0, simulations: int | None = None) -> Node | None:
         """Run simulations from `root_id` and return the child to commit to (None
@@ -537,9 +561,10 @@ class MCTS:
         if self.nodes[root_id].terminal:
             return None
         self.success_child = None
+        simulate, stop = self._simulate, self.config.stop_on_success
         for _ in range(self.config.simulations if simulations is None else simulations):
-            self._simulate(root_id)
-            if self.config.stop_on_success and self._last_success_child is not None:
+            simulate(root_id)
+            if stop and self._last_success_child is not None:
                 self.success_child = self._last_success_child
                 return self.nodes[self.success_child]
         return self.best_child(root_id)
