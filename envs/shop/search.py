@@ -96,7 +96,6 @@ class SearchIndex:
         self._data, self._indices, self._indptr = (np.asarray(s[name]) for name in ("data", "indices", "indptr"))
         self._bounds = bounds if bounds is not None else ScoreBounds.build(self._data, self._indptr, self._indices,
                                                                            self.num_products)
-        self._slot: np.ndarray | None = None  # see _placed
         self.path_counts: Counter[str] = Counter()  # uncached searches by path: small, pruned, tie, unproven
         # Which products tied at the k-th score make the cut: TIES_BY_ARGPARTITION (numpy's
         # choice over the whole catalog, so a tie is searched exhaustively) or TIES_BY_INDEX (the
@@ -171,7 +170,7 @@ class SearchIndex:
         terms' maxima, which stays below the floor. Each candidate's upper bound is summed term
         by term (exact scores for short postings, dense 1-byte levels for long ones), dropping
         those that cannot reach the floor; the survivors are scored exactly, bit for bit as
-        `scores()`, and `_top_positive(..., floor)` accepts the cut only if it is the catalog's
+        `scores()`, the floor rising to the k-th best exact score so far (`_scan`), and `_top_positive(..., floor)` accepts the cut only if it is the catalog's
         own: unique (no tie at the k-th score) and at or above the floor. All bounds are widened
         by `slack`, more than float32 rounding can move a sum of `len(ids)` scores.
         """
@@ -192,10 +191,7 @@ class SearchIndex:
         if len(cand) > max(PRUNE_MIN_CANDIDATES, self.num_products // 4) or (floor == 0.0 and not essential.all()):
             self.path_counts["unproven"] += 1
             return None
-        with self._placed(cand):
-            survivors, bound, known, floor = self._survivors(cand, terms, counts, weight, floor, slack, k)
-        survivors, tau = self._refine(ids, cand, survivors, bound, known, floor, slack, k)
-        exact = self._exact_scores(ids, cand, survivors, known)  # (S,) float32, as scores() gives
+        docs, exact, tau = self._scan(cand, ids, terms, counts, weight, floor, slack, k)  # exact: as scores() gives
         top = _top_positive(exact, k, floor=tau)
         tie = top is None and _kth_ties(exact, k)
         if tie and self.ties == TIES_BY_INDEX and _kth_best(exact, k) >= tau:  # every tied product is here
@@ -204,7 +200,7 @@ class SearchIndex:
             self.path_counts["tie" if tie else "unproven"] += 1
             return None
         self.path_counts["pruned"] += 1
-        return cand[survivors[top]], exact[top]
+        return docs[top], exact[top]
 
     def _floor_sample(self, terms: np.ndarray, lengths: np.ndarray, k: int) -> np.ndarray:
         """Products likely to score high, ascending: from each of the two shortest postings of k or
@@ -268,68 +264,22 @@ class SearchIndex:
                 low += self._term_scores(term, docs) * float(count)
         return low
 
-    def _survivors(self, cand: np.ndarray, terms: np.ndarray, counts: np.ndarray, weight: np.ndarray,
-                   tau: float, slack: float, k: int) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], float]:
-        """The positions in `cand` of the candidates whose score may reach the floor, their upper
-        bounds (float32, within `slack`), the exact float32 scores of the terms whose postings
-        were read whole (term -> (C,), over all of `cand`), and the floor: `tau`, or higher.
+    def _scan(self, cand: np.ndarray, ids: list[int], terms: np.ndarray, counts: np.ndarray, weight: np.ndarray,
+              tau: float, slack: float, k: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """The candidates that may reach the floor `tau`, their exact float32 scores, and the
+        floor, raised as exact scores come (`webgrove.envs.shop.scan.scan`, compiled). Short
+        terms are summed first, highest maximum first, then the long terms (dense levels), so a
+        candidate is dropped after as few terms as possible."""
+        from webgrove.envs.shop.scan import scan  # numba: imported by big catalogs only
 
-        Short terms come first, highest maximum first, then the long terms (their dense levels);
-        after each, the candidates whose bound so far plus the maxima still to come stay below
-        `tau` are dropped (MaxScore), so later terms are read at fewer candidates. At the end
-        each candidate's lower bound is its upper bound less one level step per long term it
-        holds; the k-th best of them raises the floor (no product below it is in the top k).
-        """
         b = self._bounds
-        keep, docs, bound = np.arange(len(cand)), cand, np.zeros(len(cand), dtype=np.float32)
-        held = np.zeros(len(cand), dtype=np.int32)  # long terms held, times their count
-        remaining = float(weight.sum())
-        known: dict[int, np.ndarray] = {}
-        order = np.argsort(-weight, kind="stable").tolist()
-        is_long = [bool(b.dense_row[terms[j]] >= 0) for j in range(len(terms))]
-        sequence = [j for j in order if not is_long[j]] + [j for j in order if is_long[j]]
-        for j in sequence:
-            term, count = int(terms[j]), int(counts[j])
-            if is_long[j]:  # level l: a score in ((l - 1) * step, l * step]
-                level = b.dense[int(b.dense_row[term])].take(docs)
-                bound += level * np.float32(count * b.step)
-                held += (level > 0) * np.int32(count)
-            elif len(docs) * 16 < b.lengths[term]:  # few left: look them up in the postings
-                bound += self._term_scores(term, docs) * np.float32(count)
-            else:  # read the postings whole, once: their scores serve the exact scoring too
-                known[term] = self._scatter(term, cand)
-                bound += known[term][keep] * np.float32(count)
-            remaining = max(0.0, remaining - float(weight[j]))
-            alive = bound >= tau / (1 + slack) - remaining
-            if tau > 0.0 and (j == sequence[-1] or np.count_nonzero(alive) < 0.9 * len(alive)):  # else not worth a copy
-                keep, docs, bound, held = _above(alive, keep, docs, bound, held)
-        if len(keep) > 2 * k:
-            tau = max(tau, _kth_best((bound - held * np.float32(b.step)) * (1 - slack), k))
-            keep, bound = _above(bound * (1 + slack) >= tau, keep, bound)
-        return keep, bound, known, tau
-
-    @contextlib.contextmanager
-    def _placed(self, cand: np.ndarray):
-        """`_slot[cand[i]] == i` while in the block, -1 at every other product (and after): a
-        scratch map of num_products int32, made at the first search, that `_scatter` reads."""
-        if self._slot is None:
-            self._slot = np.full(self.num_products, -1, dtype=np.int32)
-        self._slot[cand] = np.arange(len(cand), dtype=np.int32)
-        try:
-            yield
-        finally:
-            self._slot[cand] = -1
-
-    def _scatter(self, term: int, cand: np.ndarray) -> np.ndarray:
-        """(C,) the term's float32 scores at each of `cand` (0 where absent), from its whole
-        postings, each placed by `_slot` (set for `cand` by `_pruned_top`): one gather a posting,
-        where a binary search among the candidates costs several times more."""
-        start, end = int(self._indptr[term]), int(self._indptr[term + 1])
-        at = self._slot[self._indices[start:end]]  # (P,) each posting's position in cand, or -1
-        hit = at >= 0
-        value = np.zeros(len(cand), dtype=self._data.dtype)
-        value[at[hit]] = self._data[start:end][hit]
-        return value
+        rows = b.dense_row[terms].astype(np.int64)
+        order = np.argsort(-weight, kind="stable")
+        seq = np.concatenate([order[rows[order] < 0], order[rows[order] >= 0]])
+        position = {int(t): j for j, t in enumerate(terms[seq].tolist())}
+        at = np.array([position[t] for t in ids], dtype=np.int64)  # each token's term, in query order
+        return scan(cand, self._data, self._indices, self._indptr, b.dense, rows[seq], terms[seq],
+                    counts[seq].astype(np.float64), weight[seq], float(b.step), at, float(tau), float(slack), k)
 
     def _term_scores(self, term: int, docs: np.ndarray) -> np.ndarray:
         """The term's float32 scores at each of `docs` (ascending; 0 where absent), by binary search."""
@@ -342,31 +292,6 @@ class SearchIndex:
         value = self._data[start:end][at]
         value[postings[at] != docs] = 0
         return value
-
-    def _refine(self, ids: list[int], cand: np.ndarray, survivors: np.ndarray, bound: np.ndarray,
-                known: dict[int, np.ndarray], tau: float, slack: float, k: int) -> tuple[np.ndarray, float]:
-        """A higher floor from the exact scores of the 2k best-bounded survivors, and the survivors
-        whose bound still reaches it."""
-        if len(survivors) <= 2 * k:  # few enough to score them all
-            return survivors, tau
-        best = np.argpartition(-bound, 2 * k)[: 2 * k]
-        tau = max(tau, _kth_best(self._exact_scores(ids, cand, survivors[best], known), k))
-        return survivors[bound * (1 + slack) >= tau], tau
-
-    def _exact_scores(self, ids: list[int], cand: np.ndarray, survivors: np.ndarray,
-                      known: dict[int, np.ndarray]) -> np.ndarray:
-        """The scores of `cand[survivors]` as `scores()` computes them: float32 additions of each
-        token's score in query order (a product missing from a token's postings adds 0.0, which
-        changes no float)."""
-        docs = cand[survivors]  # ascending
-        total = np.zeros(len(docs), dtype=self._data.dtype)
-        values: dict[int, np.ndarray] = {}
-        for term in ids:
-            value = values.get(term)
-            if value is None:
-                value = values[term] = known[term][survivors] if term in known else self._term_scores(term, docs)
-            total += value
-        return total
 
     def scores(self, tokens: list[str]) -> np.ndarray:
         """BM25 scores of every product for these (in-vocabulary) tokens: bm25s's `get_scores`, bit for bit.
@@ -471,11 +396,6 @@ def _union(parts: list[np.ndarray]) -> np.ndarray:
         return parts[0]
     merged = np.sort(np.concatenate(parts))  # (sorting beats np.unique's hashing several times over)
     return merged[np.concatenate(([True], merged[1:] != merged[:-1]))]
-
-
-def _above(alive: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Each array kept where `alive`."""
-    return tuple(a[alive] for a in arrays)
 
 
 def _cut_by_index(scores: np.ndarray, k: int) -> np.ndarray:

@@ -191,12 +191,6 @@ def test_block_filtered_candidates_keep_the_exhaustive_results(monkeypatch, cata
     assert index.path_counts["pruned"] > 150
 
 
-def test_scratch_slot_map_is_clean_after_each_search(catalog, index):
-    for q in [g.instruction for g in catalog.goals[:50]]:
-        index._search_uncached(q, 50)
-        assert index._slot is None or (index._slot == -1).all()
-
-
 def test_small_catalogs_are_scored_exhaustively_with_the_same_results(monkeypatch, catalog, index):
     monkeypatch.setattr(search_module, "PRUNE_MIN_PRODUCTS", N + 1)  # below it: every product scored
     queries = [q for q in _queries(catalog, index, 200)
