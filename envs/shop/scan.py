@@ -117,3 +117,30 @@ def scan(cand, data, indices, indptr, dense, rows, terms, counts, weight, step: 
                 best[low] = score
                 low, tau = _raise_floor(best, tau)
     return docs[:n], scores[:n], tau
+
+
+@numba.njit(cache=True, nogil=True)
+def narrow(sample, indices, indptr, dense, rows, others, k: int):
+    """The products of `sample` (ascending) kept to those in each of `others`' postings in turn
+    (`rows[j]`: its row of `dense`, -1 for a short term), skipping a term that would leave fewer
+    than k."""
+    sample = sample.copy()
+    held = np.empty(len(sample), sample.dtype)
+    n = len(sample)
+    for j in range(len(others)):
+        m = 0
+        if rows[j] >= 0:
+            for i in range(n):
+                if dense[rows[j], sample[i]] > 0:
+                    held[m] = sample[i]
+                    m += 1
+        else:
+            lo, end = indptr[others[j]], indptr[others[j] + 1]
+            for i in range(n):
+                lo = _gallop(indices, lo, end, sample[i])
+                if lo < end and indices[lo] == sample[i]:
+                    held[m] = sample[i]
+                    m += 1
+        if m >= k:
+            sample, held, n = held, sample, m
+    return sample[:n]

@@ -217,14 +217,13 @@ class SearchIndex:
     def _narrowed(self, seed: int, others: list[int], k: int) -> np.ndarray:
         """A sample of the seed term's postings, kept to those in each other term's postings in turn
         while k or more remain; at most PRUNE_SAMPLE products."""
+        from webgrove.envs.shop.scan import narrow  # compiled (numba): big catalogs only
+
         postings = self._indices[int(self._indptr[seed]):int(self._indptr[seed + 1])]
         sample = postings[:: max(1, len(postings) // (4 * PRUNE_SAMPLE))]
-        for term in others:
-            row = int(self._bounds.dense_row[term])
-            held = self._bounds.dense[row][sample] > 0 if row >= 0 else self._term_scores(term, sample) > 0
-            both = sample[held]
-            if len(both) >= k:
-                sample = both
+        others_ = np.asarray(others, dtype=np.int64)
+        sample = narrow(np.ascontiguousarray(sample), self._indices, self._indptr, self._bounds.dense,
+                        self._bounds.dense_row[others_].astype(np.int64), others_, k)
         return sample[:: max(1, len(sample) // PRUNE_SAMPLE)]
 
     def _candidates(self, terms: np.ndarray, live: np.ndarray | None) -> np.ndarray:
