@@ -170,9 +170,10 @@ class SearchIndex:
         terms' maxima, which stays below the floor. Each candidate's upper bound is summed term
         by term (exact scores for short postings, dense 1-byte levels for long ones), dropping
         those that cannot reach the floor; the survivors are scored exactly, bit for bit as
-        `scores()`, the floor rising to the k-th best exact score so far (`_scan`), and `_top_positive(..., floor)` accepts the cut only if it is the catalog's
-        own: unique (no tie at the k-th score) and at or above the floor. All bounds are widened
-        by `slack`, more than float32 rounding can move a sum of `len(ids)` scores.
+        `scores()`, the floor rising to the k-th best exact score so far (`_scan`, compiled), and
+        `_top_positive(..., floor)` accepts the cut only if it is the catalog's own: unique (no
+        tie at the k-th score) and at or above the floor. All bounds are widened by `slack`, more
+        than float32 rounding can move a sum of `len(ids)` scores.
         """
         if k >= self.num_products:
             return None
