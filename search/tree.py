@@ -438,7 +438,8 @@ class _Encoded(dict):
 
 class _Reprs(dict):
     """JSON (repr) of each finite float looked up, written on first use. Zeros are written
-    every time: 0.0 and -0.0 are equal keys with different reprs."""
+    every time: 0.0 and -0.0 are equal keys with different reprs (`_plain_lines` writes its
+    zeros itself, without this Python-level call: a tree holds about two a node)."""
 
     def __missing__(self, x: float) -> str:
         text = repr(x)
@@ -474,9 +475,10 @@ def _plain_lines(nodes: Sequence[Any]) -> list[str] | None:
         ref = first.setdefault(prompt, i)
         shared = f'"prompt_from": {ref}' if ref != i else '"prompt": ' + encode_basestring(prompt)
         append(f'{{"type": "node", "id": {i}, "parent": {parent}, "depth": {depth}, "action": {text[action]}, '
-               f'{shared}, "logprob": {num[logprob]}, "visits": {visits}, "q_mcts": {num[q_mcts]}, '
-               f'"q_critic": {num[q_critic]}, "q": {num[q]}, "reward": {num[reward]}, '
-               f'"terminal": {"true" if terminal else "false"}}}\n')
+               f'{shared}, "logprob": {num[logprob] if logprob else repr(logprob)}, "visits": {visits}, '
+               f'"q_mcts": {num[q_mcts] if q_mcts else repr(q_mcts)}, '
+               f'"q_critic": {num[q_critic] if q_critic else repr(q_critic)}, "q": {num[q] if q else repr(q)}, '
+               f'"reward": {num[reward] if reward else repr(reward)}, "terminal": {"true" if terminal else "false"}}}\n')
     return out
 
 
