@@ -164,3 +164,14 @@ def test_self_samples_see_the_attempts_only_with_sample_history(see_attempts, se
     assert _actor(policy, None, see_attempts)(ctx) == "click[buy now]"
     assert policy.contexts[0].attempts == seen
     assert ctx.attempts == [FAILED]  # the step's own context (its recorded prompt) keeps the attempt lines
+
+
+def test_improve_passes_sampling_settings_to_collection_and_evaluation(tmp_path):
+    from webgrove.training.rise import RiseImproveConfig
+
+    (tmp_path / "config.json").write_text("{}")
+    cfg = RiseImproveConfig(model=str(tmp_path), out=str(tmp_path / "rise"), sample_history=False,
+                            sample_temperature=0.7, later_temperature=1.0)
+    collect = cfg.collect_config(cfg.model, 1, tmp_path / "c")
+    assert (collect.sample_history, collect.sample_temperature) == (False, 0.7)
+    assert cfg.eval_config(cfg.model, tmp_path / "e.json").later_temperature == 1.0
