@@ -229,9 +229,10 @@ class SearchIndex:
 
     def _candidates(self, terms: np.ndarray, live: np.ndarray | None) -> np.ndarray:
         """The products in the postings of these terms and in `live` blocks (None: all), ascending."""
-        indices, indptr = self._indices, self._indptr
-        parts = [indices[int(indptr[t]):int(indptr[t + 1])] for t in terms.tolist()]
-        return _union(parts if live is None else [p[live[p // BLOCK]] for p in parts])
+        from webgrove.envs.shop.scan import union  # compiled (numba): big catalogs only
+
+        every = np.zeros(0, dtype=bool)
+        return union(self._indices, self._indptr, terms.astype(np.int64), every if live is None else live, BLOCK)
 
     def _live_blocks(self, terms: np.ndarray, counts: np.ndarray, tau: float, slack: float) -> np.ndarray | None:
         """(B,) bool: the blocks that may hold a score of `tau` (None: every block). A block's bound
