@@ -47,6 +47,14 @@ def rwr_weights(rewards: Sequence[float], tau: float = 0.4, normalize: bool = Tr
     return [w / mean for w in raw]
 
 
+def rwr_weight_of(reward: float, rewards: Sequence[float], tau: float = 0.4) -> float:
+    """The weight a row of `reward` gets beside rows of `rewards`, normalised as
+    `rwr_weights(rewards, tau)` normalises them (the same floats for a reward among them)."""
+    top = max(rewards)
+    mean = sum(math.exp((r - top) / tau) for r in rewards) / len(rewards)
+    return math.exp((reward - top) / tau) / mean
+
+
 def weighted_token_loss(token_logps, weights, num_tokens):
     """Σ_i w_i Σ_t −log p_it / num_tokens, from per-token log-probs (B, T) that are zero
     where no loss applies, and per-row weights (B,)."""

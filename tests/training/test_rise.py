@@ -59,6 +59,29 @@ def test_rows_of_the_best_filter_are_exact():
         rise_rows(hand_candidates(), "top")
 
 
+def test_replayed_rows_are_drawn_seeded_and_weighted_as_successes(tmp_path):
+    from webgrove.training.rise import RiseRowsConfig, build_rows_file, with_replay
+    from webgrove.envs.errors import UsageError
+
+    rows = rise_rows(hand_candidates(), "best", tau=0.4)
+    sft = [{"prompt": f"q{i}", "completion": f" a{i}", "goal_id": 100 + i, "depth": i % 3} for i in range(10)]
+    mixed = with_replay(rows, sft, tau=0.4, n=4)
+    replayed = [r for r in mixed if r["source"] == "replay"]
+    success_weight = next(r["weight"] for r in rows if r["reward"] == 1.0)
+    assert len(mixed) == len(rows) + 4 and [r for r in mixed if r["source"] != "replay"] != rows  # shuffled
+    assert sorted(map(str, mixed)) == sorted(map(str, rows + replayed))  # the RISE rows unchanged
+    assert {(r["reward"], r["attempt"], r["weight"]) for r in replayed} == {(1.0, 1, success_weight)}
+    assert mixed == with_replay(rows, sft, tau=0.4, n=4)  # fixed seeds
+    assert len(with_replay(rows, sft, tau=0.4)) == 2 * len(rows)  # default: as many as the RISE rows
+    cands, sft_file = tmp_path / "c.jsonl", tmp_path / "sft.jsonl"
+    cands.write_text("".join(json.dumps(c) + "\n" for c in hand_candidates()))
+    sft_file.write_text("".join(json.dumps(r) + "\n" for r in sft))
+    stats = build_rows_file(cands, tmp_path / "rows.jsonl", "best", 0.4, sft_file, 3)
+    assert stats["by_source"]["replay"] == 3 and stats["rows"] == len(rows) + 3
+    with pytest.raises(UsageError, match="--replay-rows needs --replay"):
+        RiseRowsConfig(candidates=str(cands), out=str(tmp_path / "o.jsonl"), replay_rows=5)
+
+
 def _ctx(page, history):
     return StepContext("i need red shoes", page, ["search[...]"] if not history else ["click[b01]", "click[buy now]"],
                        history)
