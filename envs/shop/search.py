@@ -50,8 +50,8 @@ TIES_BY_ARGPARTITION, TIES_BY_INDEX = "argpartition", "index"  # SearchIndex.tie
 # (TIES_BY_INDEX, as Lucene breaks ties by document id): the pruned search finds them without
 # scoring the catalog. Smaller ones keep numpy's whole-catalog choice (TIES_BY_ARGPARTITION), which
 # the demo's 1,000-product shop and every figure measured on it were made with; about 17% of its
-# queries would fill their last slots differently.
-TIES_BY_INDEX_MIN_PRODUCTS = 200_000
+# queries would fill their last slots differently. The same bound as the pruned search's.
+TIES_BY_INDEX_MIN_PRODUCTS = PRUNE_MIN_PRODUCTS
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 # A short English stopword list: the words instructions are padded with.
