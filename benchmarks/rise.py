@@ -18,6 +18,15 @@ average (the CPU is shared: timings are noisy; success rates are deterministic g
     # from the demo's full base, on the demo's collection blocks, its trees as a third teacher:
     python benchmarks/rise.py --base runs/demo/base --collect-start 300 --collect-goals 150 \
         --trees runs/demo/agent_q/iter_1/trees,runs/demo/pool/block_2,runs/demo/pool/block_3
+
+`record` files one `webgrove rise eval --json` run under a key of rise.json (other keys kept):
+its curves, per-attempt stats, behaviour, and paired differences goal by goal (95% paired
+bootstrap, McNemar) -- attempt 5 vs its attempt 1, sequential vs parallel at T, and attempts
+1 and T vs a baseline run::
+
+    python benchmarks/rise.py record --key validation_s6 --name rise_bc_later_t0.5 \
+        --eval runs/rise_s6/val_bc_lt0.5.json --command "webgrove rise eval ..." \
+        --baseline runs/rise_s5/val_best_bc.json --parallel runs/rise_s5/val_best_bc.json
 """
 from __future__ import annotations
 
@@ -111,7 +120,71 @@ def targets(base: dict, rise: dict) -> dict:
             "rise_sequential_beats_parallel_at_T": r[-1] > rp[-1], "rise_t1_not_below_base_t1": r[0] >= b[0]}
 
 
+def successes(run: dict, t: int, curve: str = "sequential") -> list[float]:
+    """Per goal: 1.0 when one of the first t attempts (or parallel samples) succeeded."""
+    rewards = [o["sequential"] if curve == "sequential" else o["parallel"]["rewards"] for o in run["outcomes"]]
+    return [float(max(r[:t]) >= 1.0) for r in rewards]
+
+
+def paired(a: list[float], b: list[float]) -> dict:
+    """b - a in points with its 95% paired bootstrap interval and McNemar's exact test."""
+    from webgrove.stats import mcnemar_exact, paired_bootstrap_interval
+
+    lo, hi = paired_bootstrap_interval(a, b)
+    return {"points": round(100 * (sum(b) - sum(a)) / len(a), 2), "ci95": [round(100 * lo, 2), round(100 * hi, 2)],
+            "mcnemar": mcnemar_exact([x > 0 for x in a], [x > 0 for x in b])}
+
+
+def attempt_index(outcomes: list[dict], attempts: int) -> list[dict]:
+    """Per attempt index, over the goals still running: how many, mean reward, successes."""
+    out = []
+    for t in range(attempts):
+        at = [o["sequential"][t] for o in outcomes if len(o["sequential"]) > t]
+        out.append({"running": len(at), "mean_reward": round(sum(at) / max(1, len(at)), 4),
+                    "successes": sum(r >= 1 for r in at)})
+    return out
+
+
+def record(argv) -> int:
+    p = argparse.ArgumentParser(description="file a `rise eval --json` run under a key of rise.json")
+    p.add_argument("--key", default="validation_s6", help="top-level key of rise.json")
+    p.add_argument("--name", required=True, help="name of the run under the key")
+    p.add_argument("--eval", required=True, help="the JSON `webgrove rise eval --json` wrote")
+    p.add_argument("--command", required=True, help="the exact command line of that run")
+    p.add_argument("--baseline", default=None, help="another eval JSON on the same goals: attempts 1 and T compared")
+    p.add_argument("--parallel", default=None, help="eval JSON whose parallel samples to compare with (default: --eval's)")
+    p.add_argument("--note", default=None, help="note of the key (kept when omitted)")
+    args = p.parse_args(argv)
+    run = json.loads(Path(args.eval).read_text())
+    T = run["attempts"]
+    compare = {"t5_vs_own_t1": paired(successes(run, 1), successes(run, T))}
+    par = json.loads(Path(args.parallel).read_text()) if args.parallel else run
+    if "parallel" in par["outcomes"][0]:
+        compare["sequential_vs_parallel_at_T"] = paired(successes(par, T, "parallel"), successes(run, T))
+    if args.baseline:
+        base = json.loads(Path(args.baseline).read_text())
+        compare.update({f"t{t}_vs_baseline_t{t}": paired(successes(base, t), successes(run, t)) for t in (1, T)})
+    entry = {"command": args.command, "policy": run["policy"], "later_temperature": run["later_temperature"],
+             "baseline": args.baseline, "parallel_from": args.parallel,
+             "by_attempt": {k: {m: v[m] for m in ("success_rate", "success_rate_ci95", "score")}
+                            for k, v in run["by_attempt"].items()},
+             "attempt_index": attempt_index(run["outcomes"], T),
+             "behaviour": {**behaviour(run["outcomes"]), **uses_feedback(run["outcomes"])}, "paired": compare}
+    results = json.loads(RESULTS.read_text())
+    section = results.setdefault(args.key, {"note": "", "runs": {}})
+    section["note"] = args.note or section["note"]
+    section["runs"][args.name] = entry
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    seq = run["by_attempt"]["sequential_oracle"]["success_rate"]
+    print(f"{args.name}: " + " / ".join(f"{100 * s:.1f}" for s in seq) + "; " + json.dumps(
+        {k: [v["points"], v["ci95"], v["mcnemar"]["p"]] for k, v in compare.items()}))
+    return 0
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["record"]:
+        return record(argv[1:])
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 

@@ -32,7 +32,9 @@ A candidate is one JSONL line::
 **Rows** (`rise_rows`, `webgrove rise rows`): RISE's filters choose candidates per state --
 `all`; `better` (reward above the baseline; above 0 at attempt 1); `best` (the state's
 highest reward, first in file order on ties); `successful` (reward 1) -- and every step of
-a chosen candidate becomes a weighted SFT row::
+a chosen candidate becomes a weighted SFT row (`--drop-repeats` first drops the candidates
+that settle on an earlier failed attempt's answer, so a later attempt is never taught to
+redo what failed)::
 
     {"prompt", "completion": " <action>", "weight": exp(r/τ) / mean, "reward", "baseline",
      "goal_id", "attempt", "depth", "source"}
@@ -127,14 +129,34 @@ def select_candidates(candidates: list[dict], rule: str) -> list[dict]:
     return [c for c in candidates if id(c) in kept]
 
 
-def rise_rows(candidates: list[dict], rule: str = "best", tau: float = 0.4) -> list[dict]:
+def answer_actions(actions: list[str]) -> tuple[str, ...]:
+    """What an attempt's actions settled on: those after its last search (in the shop, the
+    product clicked, its options and the purchase); all of them when it never searched."""
+    searches = [i for i, a in enumerate(actions) if a.startswith("search[")]
+    return tuple(actions[searches[-1] + 1:] if searches else actions)
+
+
+def repeats_failure(c: dict) -> bool:
+    """Whether a candidate settles on what an earlier (failed) attempt of its state settled on."""
+    answer = answer_actions([s["action"] for s in c["steps"]])
+    return any(answer == answer_actions(h["actions"]) for h in c["history"])
+
+
+def drop_repeats(candidates: list[dict]) -> list[dict]:
+    """The candidates without those that repeat an earlier attempt's answer (`repeats_failure`):
+    after a failure the data then shows something else, never the failed answer again."""
+    return [c for c in candidates if not repeats_failure(c)]
+
+
+def rise_rows(candidates: list[dict], rule: str = "best", tau: float = 0.4, no_repeats: bool = False) -> list[dict]:
     """Weighted SFT rows from candidates: filter, then one row per step, weight exp(r/τ)
-    normalised to mean 1 over the rows (reward-weighted regression, RISE Sec. 4.2)."""
+    normalised to mean 1 over the rows (reward-weighted regression, RISE Sec. 4.2).
+    With `no_repeats`, candidates that repeat a failed answer are dropped before the filter."""
     from webgrove.agents.prompts import action_completion
     from webgrove.training.weighted_sft import rwr_weights
 
     rows = []
-    for c in select_candidates(candidates, rule):
+    for c in select_candidates(drop_repeats(candidates) if no_repeats else candidates, rule):
         for depth, step in enumerate(c["steps"]):
             rows.append({"prompt": step["prompt"], "completion": action_completion(step["action"]),
                          "reward": c["reward"], "baseline": c["baseline"], "goal_id": c["goal_id"],
@@ -335,6 +357,9 @@ class RiseRowsConfig:
                 "the RISE rows as successes so one-turn ability is kept (no new labels)"})
     replay_rows: int | None = field(default=None, metadata={
         "help": "how many replayed rows, drawn with a fixed seed (default: as many as the RISE rows)"})
+    drop_repeats: bool = field(default=False, metadata={
+        "help": "drop candidates whose actions after their last search repeat an earlier failed attempt's "
+                "(the same product and options), before the filter"})
 
     def __post_init__(self) -> None:
         if self.filter not in FILTERS:
@@ -350,11 +375,11 @@ class RiseRowsConfig:
 
 
 def build_rows_file(candidates: str | Path, out: str | Path, rule: str, tau: float, replay: str | Path | None = None,
-                    replay_rows: int | None = None) -> dict:
+                    replay_rows: int | None = None, no_repeats: bool = False) -> dict:
     from webgrove.io import write_jsonl_atomic
     from webgrove.training.pairs import read_jsonl
 
-    rows = rise_rows(read_jsonl(candidates), rule, tau)
+    rows = rise_rows(read_jsonl(candidates), rule, tau, no_repeats)
     if replay is not None and rows:
         rows = with_replay(rows, read_jsonl(replay), tau, replay_rows)
     write_jsonl_atomic(out, rows)
@@ -385,8 +410,10 @@ def with_replay(rows: list[dict], sft_rows: list[dict], tau: float, n: int | Non
 
 
 def run_rise_rows(cfg: RiseRowsConfig) -> int:
-    stats = build_rows_file(cfg.candidates, cfg.out, cfg.filter, cfg.tau, cfg.replay, cfg.replay_rows)
-    log.info(f"rise rows ({cfg.filter}, tau {cfg.tau}): {stats['rows']} rows from {stats['goals']} goals "
+    stats = build_rows_file(cfg.candidates, cfg.out, cfg.filter, cfg.tau, cfg.replay, cfg.replay_rows,
+                            cfg.drop_repeats)
+    log.info(f"rise rows ({cfg.filter}, tau {cfg.tau}{', repeats dropped' if cfg.drop_repeats else ''}): "
+             f"{stats['rows']} rows from {stats['goals']} goals "
              f"{stats['by_source']} -> {cfg.out}")
     return 0
 

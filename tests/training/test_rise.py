@@ -59,6 +59,32 @@ def test_rows_of_the_best_filter_are_exact():
         rise_rows(hand_candidates(), "top")
 
 
+def test_dropping_repeats_teaches_another_answer_after_a_failure(tmp_path):
+    from webgrove.training.rise import answer_actions, build_rows_file, repeats_failure
+
+    second = {**FAILED, "attempt": 2, "actions": ["search[red shoes]", "click[b05]", "click[buy now]"]}
+    own1 = candidate(7, 11, [], "own", steps("search[shoes]", "click[b03]", "click[buy now]"), 0.5)
+    same = candidate(7, 11, [FAILED], "own", steps("search[shoes again]", "click[b03]", "click[buy now]"), 0.5)
+    other = candidate(7, 11, [FAILED], "self", steps("search[red shoes]", "click[b04]", "click[buy now]"), 0.25)
+    older = candidate(7, 11, [FAILED, second], "self", steps("click[b03]", "click[buy now]"), 0.5)
+    assert answer_actions(["search[a]", "click[x]", "search[b]", "click[y]"]) == ("click[y]",)
+    assert answer_actions(["click[b03]", "click[buy now]"]) == ("click[b03]", "click[buy now]")
+    assert [repeats_failure(c) for c in (own1, same, other, older)] == [False, True, False, True]
+    cands = [own1, same, other, older]
+    keys = ("completion", "reward", "attempt", "source")
+    assert [tuple(r[k] for k in keys) for r in rise_rows(cands, "best")][3:] == [
+        (" search[shoes again]", 0.5, 2, "own"), (" click[b03]", 0.5, 2, "own"), (" click[buy now]", 0.5, 2, "own"),
+        (" click[b03]", 0.5, 3, "self"), (" click[buy now]", 0.5, 3, "self")]
+    rows = rise_rows(cands, "best", no_repeats=True)  # the state's best is now the other product
+    assert [tuple(r[k] for k in keys) for r in rows] == [
+        (" search[shoes]", 0.5, 1, "own"), (" click[b03]", 0.5, 1, "own"), (" click[buy now]", 0.5, 1, "own"),
+        (" search[red shoes]", 0.25, 2, "self"), (" click[b04]", 0.25, 2, "self"), (" click[buy now]", 0.25, 2, "self")]
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps(c) + "\n" for c in cands))
+    assert build_rows_file(path, tmp_path / "r.jsonl", "all", 0.4, no_repeats=True)["rows"] == 6
+    assert build_rows_file(path, tmp_path / "r.jsonl", "all", 0.4)["rows"] == 11
+
+
 def test_replayed_rows_are_drawn_seeded_and_weighted_as_successes(tmp_path):
     from webgrove.training.rise import RiseRowsConfig, build_rows_file, with_replay
     from webgrove.envs.errors import UsageError
