@@ -19,11 +19,15 @@ t < T, improved candidates for state t + 1 (the same history plus attempt t) com
 - `search` -- search as the teacher: the best terminal path of the goal's MCTS tree
   (`webgrove collect`'s files), its recorded prompts given the attempt lines (`with_attempts`);
 - `teacher` -- distillation: an attempt of another policy spec from that state (e.g. `oracle`,
-  or `openai` with a bigger model); rows use our prompt format whatever the teacher reads.
+  or `openai` with a bigger model); rows use our prompt format whatever the teacher reads;
+- `repair` -- the feedback as the teacher: the failed attempt replayed with the option values
+  its `components` feedback wants ("wrong options (want size: 32)") clicked before buying,
+  run in the env for its real reward (`repair_actor`); nothing when the feedback names no
+  option or none of them can be clicked (a pure repeat).
 
 A candidate is one JSONL line::
 
-    {"goal_id": 7, "seed": 123, "attempt": 2, "source": "own" | "self" | "search" | "teacher",
+    {"goal_id": 7, "seed": 123, "attempt": 2, "source": "own" | "self" | "search" | "teacher" | "repair",
      "history": [<attempt records 1..attempt-1>], "reward": 0.8, "baseline": 0.5,
      "steps": [{"prompt": "<policy prompt with attempt lines>", "action": "click[...]"}, ...]}
 
@@ -46,6 +50,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -60,7 +65,7 @@ from webgrove.search.attempts import AttemptRun, run_attempt, step_limit
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("self", "search", "teacher")
+SOURCES = ("self", "search", "teacher", "repair")
 FILTERS = ("all", "better", "best", "successful")
 CANDIDATES_FILE = "candidates.jsonl"
 
@@ -101,6 +106,39 @@ def search_candidate(tree, history: list[dict], seed: int) -> dict | None:
     steps = [{"prompt": with_attempts(tree.nodes[i].prompt, history), "action": tree.nodes[i].action}
              for i in tree.steps_to(best)]
     return candidate(tree.goal_id, seed, history, "search", steps, tree.outcome[best])
+
+
+# ---------------------------------------------------------------------------------------
+# The feedback as the teacher (pure)
+
+def wanted_options(feedback: str) -> list[str]:
+    """The option values a `components` feedback names as wanted:
+    "... wrong options (want size: 32, color: grey) ..." -> ["32", "grey"]."""
+    found = re.search(r"wrong options \(want ([^)]*)\)", feedback)
+    return [v.split(": ", 1)[-1].strip() for v in found.group(1).split(", ")] if found else []
+
+
+def repair_actor(failed: dict) -> Callable[[StepContext], str] | None:
+    """An actor that replays a failed attempt's actions up to its last `click[buy now]`, then
+    clicks each option value its feedback wants that the page offers (case-insensitive, not
+    clicked yet in this attempt), then buys. None when the attempt never bought or its
+    feedback names no wanted option."""
+    actions, wanted = failed["actions"], wanted_options(failed.get("feedback", ""))
+    if "click[buy now]" not in actions or not wanted:
+        return None
+    prefix = actions[:len(actions) - 1 - actions[::-1].index("click[buy now]")]
+
+    def act(ctx: StepContext) -> str:
+        if len(ctx.history) < len(prefix):
+            return prefix[len(ctx.history)]
+        done = {a.lower() for a in ctx.history[len(prefix):]}
+        offered = {a.lower(): a for a in ctx.available_actions}
+        for value in wanted:
+            click = f"click[{value.lower()}]"
+            if click in offered and click not in done:
+                return offered[click]
+        return "click[buy now]"
+    return act
 
 
 # ---------------------------------------------------------------------------------------
@@ -185,7 +223,7 @@ class RiseCollectConfig:
         "help": "feedback after a failed attempt", "choices": ["retry", "score", "components", "none"]})
     temperature: float = field(default=0.0, metadata={"help": "temperature of the policy's own attempts"})
     improve: str = field(default="self", metadata={
-        "help": "comma-separated sources of improved attempts: self, search, teacher"})
+        "help": "comma-separated sources of improved attempts: self, search, teacher, repair"})
     samples: int = field(default=4, metadata={"help": "sampled attempts per failed attempt (self)"})
     sample_temperature: float = field(default=1.0, metadata={"help": "temperature of those samples (self)"})
     sample_history: bool = field(default=True, metadata={
@@ -268,8 +306,21 @@ class _Collector:
                 out.append(candidate(goal_id, seed, history, source, _steps(run), run.record["reward"]))
         if self.cfg.trees:
             out += self._from_tree(goal_id, seed, history)
+        if "repair" in self.cfg.sources():
+            out += self._repair(goal_id, seed, history, state)
         self.env.set_state(state)
         return out
+
+    def _repair(self, goal_id: int, seed: int, history: list[dict], state) -> list[dict]:
+        act = repair_actor(history[-1])
+        if act is None:
+            return []
+        self.env.set_state(state)
+        obs, info = self.env.observe()
+        run = run_attempt(self.env, obs, info, act)
+        if [a for _, a in run.steps] == history[-1]["actions"]:
+            return []  # no wanted option on the page: a pure repeat teaches nothing
+        return [candidate(goal_id, seed, history, "repair", _steps(run), run.record["reward"])]
 
     def _from_tree(self, goal_id: int, seed: int, history: list[dict]) -> list[dict]:
         from webgrove.search.collect import tree_path
@@ -348,7 +399,9 @@ def run_rise_collect(cfg: RiseCollectConfig) -> int:
 class RiseRowsConfig:
     """Weighted SFT rows from RISE candidates: filter per state, weight exp(r/tau)."""
 
-    candidates: str = field(metadata={"help": "candidates.jsonl written by `webgrove rise collect`"})
+    candidates: str = field(metadata={
+        "help": "candidates.jsonl written by `webgrove rise collect`; several comma-separated (collections of the "
+                "same goals and seed: a candidate found in more than one counts once)"})
     out: str = field(metadata={"help": "output JSONL of prompt/completion/weight rows"})
     filter: str = field(default="best", metadata={"help": "RISE's filter", "choices": list(FILTERS)})
     tau: float = field(default=0.4, metadata={"help": "temperature of the reward weights exp(r/tau)"})
@@ -366,12 +419,34 @@ class RiseRowsConfig:
             raise UsageError(f"--filter must be one of {', '.join(FILTERS)}, got {self.filter!r}")
         if self.tau <= 0:
             raise UsageError(f"--tau must be > 0, got {self.tau}")
-        if not Path(self.candidates).is_file():
-            raise UsageError(f"--candidates {self.candidates}: no such file; write one with `webgrove rise collect`")
+        missing = [p for p in candidate_files(self.candidates) if not p.is_file()]
+        if missing or not candidate_files(self.candidates):
+            raise UsageError(f"--candidates {self.candidates}: no such file {missing[0] if missing else ''}; "
+                             "write one with `webgrove rise collect`")
         if self.replay is not None and not Path(self.replay).is_file():
             raise UsageError(f"--replay {self.replay}: no such file")
         if self.replay_rows is not None and (self.replay is None or self.replay_rows < 1):
             raise UsageError("--replay-rows needs --replay and must be at least 1")
+
+
+def candidate_files(spec: str | Path) -> list[Path]:
+    """The files of a comma-separated `--candidates` value."""
+    return [Path(f.strip()) for f in str(spec).split(",") if f.strip()]
+
+
+def read_candidates(spec: str | Path) -> list[dict]:
+    """The candidates of every file of `spec`, in file order, each distinct candidate once (two
+    collections of the same goals and seed share their own attempts)."""
+    from webgrove.training.pairs import read_jsonl
+
+    seen, out = set(), []
+    for path in candidate_files(spec):
+        for c in read_jsonl(path):
+            key = json.dumps(c, sort_keys=True)
+            if key not in seen:
+                seen.add(key)
+                out.append(c)
+    return out
 
 
 def build_rows_file(candidates: str | Path, out: str | Path, rule: str, tau: float, replay: str | Path | None = None,
@@ -379,7 +454,7 @@ def build_rows_file(candidates: str | Path, out: str | Path, rule: str, tau: flo
     from webgrove.io import write_jsonl_atomic
     from webgrove.training.pairs import read_jsonl
 
-    rows = rise_rows(read_jsonl(candidates), rule, tau, no_repeats)
+    rows = rise_rows(read_candidates(candidates), rule, tau, no_repeats)
     if replay is not None and rows:
         rows = with_replay(rows, read_jsonl(replay), tau, replay_rows)
     write_jsonl_atomic(out, rows)
@@ -444,7 +519,8 @@ class RiseImproveConfig:
     max_steps: int | None = field(default=None, metadata={"help": "step limit of one attempt (default: the id's)"})
     feedback: str = field(default="components", metadata={
         "help": "feedback mode", "choices": ["retry", "score", "components", "none"]})
-    improve: str = field(default="self", metadata={"help": "sources of improved attempts: self, search, teacher"})
+    improve: str = field(default="self", metadata={
+        "help": "sources of improved attempts: self, search, teacher, repair"})
     samples: int = field(default=4, metadata={"help": "sampled attempts per failed attempt (self)"})
     sample_temperature: float = field(default=1.0, metadata={"help": "temperature of those samples (self)"})
     sample_history: bool = field(default=True, metadata={

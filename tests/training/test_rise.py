@@ -224,3 +224,53 @@ def test_improve_passes_sampling_settings_to_collection_and_evaluation(tmp_path)
     collect = cfg.collect_config(cfg.model, 1, tmp_path / "c")
     assert (collect.sample_history, collect.sample_temperature) == (False, 0.7)
     assert cfg.eval_config(cfg.model, tmp_path / "e.json").later_temperature == 1.0
+
+
+def test_repair_actor_replays_the_failed_attempt_and_clicks_the_wanted_options():
+    from webgrove.training.rise import repair_actor, wanted_options
+
+    feedback = "failed, reward 0.50: missing attributes (want wool); wrong options (want color: Red, size: 9)"
+    assert wanted_options(feedback) == ["Red", "9"]
+    assert wanted_options("failed, reward 0.00: wrong product type") == []
+    failed = {**FAILED, "actions": ["search[shoes]", "click[b03]", "click[blue]", "click[buy now]"], "feedback": feedback}
+    act = repair_actor(failed)
+    item = ["click[red]", "click[blue]", "click[buy now]"]
+    seen = []
+    for page in (["search[...]"], ["click[b03]"], item, item, item, item):
+        seen.append(act(StepContext("g", "o", page, list(seen))))
+        if seen[-1] == "click[buy now]":
+            break
+    assert seen == ["search[shoes]", "click[b03]", "click[blue]", "click[red]", "click[buy now]"]  # no size 9 offered
+    assert repair_actor({**failed, "feedback": "failed, reward 0.50: over the price limit"}) is None
+    assert repair_actor({**failed, "actions": ["search[shoes]", "click[b03]"]}) is None  # never bought
+
+
+def test_repair_candidates_on_the_shop_buy_the_same_product_with_the_wanted_options(tmp_path):
+    from webgrove.training.rise import RiseCollectConfig, collect_candidates
+
+    cfg = RiseCollectConfig(policy="rule", out=str(tmp_path), goal_range="1:3", attempts=2, improve="repair",
+                            num_products=200, max_steps=8, progress=False)
+    cands = collect_candidates(cfg)
+    assert [(c["goal_id"], c["attempt"], c["source"]) for c in cands] == [
+        (1, 1, "own"), (1, 2, "repair"), (1, 2, "own"), (2, 1, "own"), (2, 2, "repair"), (2, 2, "own")]
+    for own, repair, wanted, feedback in (
+            (cands[0], cands[1], ["click[sour cream]", "click[5 oz]"], "want flavor name: sour cream, size: 5 oz"),
+            (cands[3], cands[4], ["click[grey]"], "want color: grey")):
+        assert repair["history"][-1]["feedback"].endswith(f"wrong options ({feedback})")
+        actions = [s["action"] for s in own["steps"]]
+        assert [s["action"] for s in repair["steps"]] == actions[:-1] + wanted + actions[-1:]
+        assert (repair["reward"], repair["baseline"]) == (1.0, own["reward"]) and own["reward"] < 1.0
+        assert all("Attempt 1: " in s["prompt"] for s in repair["steps"])
+
+
+def test_candidates_of_several_collections_count_once(tmp_path):
+    from webgrove.envs.errors import UsageError
+    from webgrove.training.rise import RiseRowsConfig, read_candidates
+
+    own1, own2, self_a, self_b, other = hand_candidates()
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("".join(json.dumps(c) + "\n" for c in (own1, own2, self_a)))
+    b.write_text("".join(json.dumps(c) + "\n" for c in (own1, own2, self_b, other)))  # the same own attempts
+    assert read_candidates(f"{a},{b}") == [own1, own2, self_a, self_b, other]
+    with pytest.raises(UsageError, match="no such file"):
+        RiseRowsConfig(candidates=f"{a},{tmp_path / 'missing.jsonl'}", out=str(tmp_path / "r.jsonl"))
