@@ -419,9 +419,10 @@ class RiseRowsConfig:
             raise UsageError(f"--filter must be one of {', '.join(FILTERS)}, got {self.filter!r}")
         if self.tau <= 0:
             raise UsageError(f"--tau must be > 0, got {self.tau}")
-        missing = [p for p in candidate_files(self.candidates) if not p.is_file()]
-        if missing or not candidate_files(self.candidates):
-            raise UsageError(f"--candidates {self.candidates}: no such file {missing[0] if missing else ''}; "
+        files = candidate_files(self.candidates)
+        missing = [str(p) for p in files if not p.is_file()]
+        if missing or not files:
+            raise UsageError(f"--candidates: no such file {', '.join(missing) or repr(self.candidates)}; "
                              "write one with `webgrove rise collect`")
         if self.replay is not None and not Path(self.replay).is_file():
             raise UsageError(f"--replay {self.replay}: no such file")
