@@ -157,7 +157,7 @@ def record(argv) -> int:
     args = p.parse_args(argv)
     run = json.loads(Path(args.eval).read_text())
     T = run["attempts"]
-    compare = {"t5_vs_own_t1": paired(successes(run, 1), successes(run, T))}
+    compare = {f"t{T}_vs_own_t1": paired(successes(run, 1), successes(run, T))}
     par = json.loads(Path(args.parallel).read_text()) if args.parallel else run
     if "parallel" in par["outcomes"][0]:
         compare["sequential_vs_parallel_at_T"] = paired(successes(par, T, "parallel"), successes(run, T))
