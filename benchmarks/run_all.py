@@ -1,4 +1,7 @@
-"""Run every benchmark script in this folder, one after another (`make bench`).
+"""Run the self-contained benchmark scripts of this folder, one after another (`make bench`).
+
+The others need a demo's models or take an hour (demo, rise, catalog's 1M products, critics,
+ablations, scale); the README prints the command next to each of their figures.
 
 Each script prints its own table and writes benchmarks/results/<name>.json.
 """
@@ -8,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPTS = ["shop_env.py", "search.py", "policy_batching.py", "browser_env.py", "training.py"]
+SCRIPTS = ["shop_env.py", "search.py", "policy_batching.py", "browser_env.py", "training.py", "ceiling.py"]
 
 
 def main() -> int:
