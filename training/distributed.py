@@ -68,6 +68,19 @@ def relaunch(words: tuple[str, ...], cfg: Any) -> int:
     return subprocess.call(cmd, env=env)
 
 
+def leave_process_group() -> None:
+    """In a launched process, once its training is done: wait for every rank, then tear the
+    process group down before the interpreter exits (nothing to do in a single process). Left
+    to interpreter exit, gloo's threads can be destroyed while still joinable ("terminate called
+    without an active exception": one rank aborted after a finished 2-process DPO run, once in
+    the suite)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def needs_relaunch(cfg: Any) -> bool:
     """True when `cfg` asks for several processes and this is not one of them yet."""
     return getattr(cfg, "num_processes", 1) > 1 and not launched()

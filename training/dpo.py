@@ -243,11 +243,12 @@ def preference_margins(model, tokenizer, rows: list[dict], prompt_format: str = 
 
 
 def run_dpo(cfg: DPORunConfig) -> int:
-    from webgrove.training.distributed import needs_relaunch, relaunch
+    from webgrove.training.distributed import leave_process_group, needs_relaunch, relaunch
 
     if needs_relaunch(cfg):  # --num-processes N: the same command under accelerate launch
         return relaunch(("train", "dpo"), cfg)
     s = train_dpo(cfg)
+    leave_process_group()
     last = next((h for h in reversed(s["log"]) if "rewards/margins" in h), {})
     log.info(f"dpo ({'LoRA' if cfg.lora else 'full'}, β={cfg.beta}, reference: {cfg.ref_logps}): "
              f"{s['rows']} pairs, {s['steps']} steps, loss {s['train_loss']:.4f}, "

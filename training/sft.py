@@ -267,11 +267,12 @@ def train_sft(cfg: SFTRunConfig, rows: list[dict] | None = None) -> dict:
 
 
 def run_sft(cfg: SFTRunConfig) -> int:
-    from webgrove.training.distributed import needs_relaunch, relaunch
+    from webgrove.training.distributed import leave_process_group, needs_relaunch, relaunch
 
     if needs_relaunch(cfg):
         return relaunch(("train", "sft"), cfg)
     s = train_sft(cfg)
+    leave_process_group()
     log.info(f"sft: {s['rows']} rows, {s['steps']} steps, loss {s['train_loss']:.4f}, "
              f"{s['seconds']:.1f}s ({s['tokens_per_second']:.0f} tokens/s) -> {s['out']}")
     return 0

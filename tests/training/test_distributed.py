@@ -68,3 +68,20 @@ def test_dpo_in_two_processes_learns_and_writes_once(tiny_model_dir, tmp_path):
     prompts = [r["prompt"] for r in rows]
     chosen = completion_logprobs(trained, tokenizer, prompts, [r["chosen"] for r in rows])
     assert all(c > r["ref_chosen_logps"] for c, r in zip(chosen, rows))
+
+
+def test_leave_process_group_tears_down_an_initialized_group():
+    import socket
+
+    import torch.distributed as dist
+
+    from webgrove.training.distributed import leave_process_group
+
+    leave_process_group()  # no group: nothing to do
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    assert dist.is_initialized()
+    leave_process_group()
+    assert not dist.is_initialized()
