@@ -81,3 +81,17 @@ def test_init_model_command(tmp_path):
     ctx = StepContext("i need shoes", "WebShop [SEP] Search", ["click[a]", "click[b]"], [])
     lps = HFPolicy(out, device="cpu").logprobs(ctx, ["click[a]", "click[b]"])
     assert np.all(np.isfinite(lps))
+
+
+def test_an_uncased_tokenizer_gives_page_and_action_the_same_tokens(corpus):
+    uncased = train_tokenizer(corpus, vocab_size=800, lowercase=True)
+    ids = uncased(" B0UL4H6VQA Everyday Women's Leggings")["input_ids"]
+    assert ids == uncased(" b0ul4h6vqa everyday women's leggings")["input_ids"]
+    product = uncased(" b0ul4h6vqa")["input_ids"]
+    assert uncased(" click[b0ul4h6vqa]")["input_ids"][-len(product) - 1:-1] == product  # the id copies
+    assert uncased.decode(uncased("Buy Now")["input_ids"]) == "buy now"
+    # a prompt and its completion tokenize apart as they do together (what scoring relies on)
+    prompt, completion = "Goal: a Dress\nPage: B0UL4H6VQA [SEP] Dress\nAction:", " click[b0ul4h6vqa]"
+    assert uncased(prompt)["input_ids"] + uncased(completion)["input_ids"] == uncased(prompt + completion)["input_ids"]
+    cased = train_tokenizer(corpus, vocab_size=800)
+    assert cased(" B0UL4H6VQA")["input_ids"] != cased(" b0ul4h6vqa")["input_ids"]  # the default stays cased
