@@ -41,15 +41,15 @@ ENV_ID = "webgrove/WebShop-v0"
 POLICIES = ("first", "first_options", "title", "pages", "best_on_page")
 SUB_PAGES = ("attributes", "features", "description")
 MODEL_STEPS = 15  # a model's episode ends here unbought, as webgrove/WebShop-v0's step limit ends it
-_WORD = re.compile(r"[a-z0-9]+")
 _LIMIT = re.compile(r"price lower than ([0-9.]+) dollars")
 _PRICE = re.compile(r"\$([0-9][0-9,]*\.?[0-9]*)")
-_STOP = frozenset("a an and are as at be by for from get i in is it me my of on or that the this to with you "
-                  "can could would like need want looking find please some".split())
 
 
 def words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
+    """The shop search's own tokens of `text` (lower case, stopwords dropped)."""
+    from webgrove.envs.shop.search import tokenize
+
+    return set(tokenize(text))
 
 
 def price_limit(instruction: str) -> float:

@@ -111,11 +111,15 @@ def search_candidate(tree, history: list[dict], seed: int) -> dict | None:
 # ---------------------------------------------------------------------------------------
 # The feedback as the teacher (pure)
 
+_NEXT_OPTION = re.compile(r", (?=[^,:()]+: )")
+
+
 def wanted_options(feedback: str) -> list[str]:
     """The option values a `components` feedback names as wanted:
     "... wrong options (want size: 32, color: grey) ..." -> ["32", "grey"]."""
     found = re.search(r"wrong options \(want ([^)]*)\)", feedback)
-    return [v.split(": ", 1)[-1].strip() for v in found.group(1).split(", ")] if found else []
+    # split only before the next "name: ", so a value with a comma ("2 pack, 8 oz") stays whole
+    return [v.split(": ", 1)[-1].strip() for v in _NEXT_OPTION.split(found.group(1))] if found else []
 
 
 def repair_actor(failed: dict) -> Callable[[StepContext], str] | None:

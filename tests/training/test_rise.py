@@ -232,6 +232,8 @@ def test_repair_actor_replays_the_failed_attempt_and_clicks_the_wanted_options()
     feedback = "failed, reward 0.50: missing attributes (want wool); wrong options (want color: Red, size: 9)"
     assert wanted_options(feedback) == ["Red", "9"]
     assert wanted_options("failed, reward 0.00: wrong product type") == []
+    assert wanted_options("failed, reward 0.40: wrong options (want size: 2 pack, 8 oz, color: red)") == [
+        "2 pack, 8 oz", "red"]
     failed = {**FAILED, "actions": ["search[shoes]", "click[b03]", "click[blue]", "click[buy now]"], "feedback": feedback}
     act = repair_actor(failed)
     item = ["click[red]", "click[blue]", "click[buy now]"]
