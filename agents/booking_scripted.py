@@ -321,4 +321,8 @@ def booking_policy(spec: str, env) -> ScriptedPolicy | None:
         return None
     if spec == "oracle":
         return BookingOraclePolicy(env)
+    if spec not in ("rule", "random"):
+        from webgrove.envs.errors import UsageError
+
+        raise UsageError(f"policy {spec!r} reads the shop's item pages; on the booking site use oracle, rule or random")
     return {"rule": BookingRulePolicy, "random": BookingRandomPolicy}[spec](env)

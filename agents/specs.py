@@ -1,6 +1,7 @@
 """Policy and critic specs, as written on the command line (docs/DESIGN.md, "The command line").
 
-Policy specs: "oracle" (needs the env), "rule", "random", a local model directory
+Policy specs: "oracle" (needs the env), "rule", "rule-options" (the rule that also selects the
+instruction's options), "random", a local model directory
 (`HFPolicy`), "openai" (`OpenAIPolicy`, needs `base_url` and `model_name`), or
 "package.module:factory" (your own policy: `factory(env=env)`).
 Critic specs: "none" (no critic: `None`), "lexical" (`LexicalCritic`), "self"
@@ -24,7 +25,7 @@ from webgrove.agents.chat import PROMPT_FORMATS
 from webgrove.envs.errors import UsageError
 from webgrove.envs.make import next_post_init
 
-SCRIPTED = ("oracle", "rule", "random")
+SCRIPTED = ("oracle", "rule", "rule-options", "random")
 POLICY_SPECS = (*SCRIPTED, "openai", "<model directory>", "package.module:factory")
 CRITIC_SPECS = ("none", "lexical", "self", "self-learned", "<learned critic directory>", "package.module:factory")
 _OBJECT_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # "package.module:factory"
@@ -35,7 +36,7 @@ class PolicyArgs:
     """Which policy acts, and how: shared by every command that runs a policy."""
 
     policy: str = field(default="rule", metadata={
-        "help": "oracle | rule | random | a local model directory | openai | package.module:factory"})
+        "help": "oracle | rule | rule-options | random | a local model directory | openai | package.module:factory"})
     base_url: str | None = field(default=None, metadata={"help": "OpenAI-compatible server URL (policy openai)"})
     model_name: str | None = field(default=None, metadata={"help": "model name on the server (policy openai)"})
     temperature: float = field(default=0.0, metadata={
@@ -103,7 +104,7 @@ def make_policy(spec: str, env: Any = None, base_url: str | None = None, model_n
     """The policy a spec names.
 
     Args:
-        spec: "oracle" | "rule" | "random" | "openai" | a model directory |
+        spec: "oracle" | "rule" | "rule-options" | "random" | "openai" | a model directory |
             "package.module:factory" (called as `factory(env=env)`).
         env: the env the oracle reads its target from (oracle and factories).
         base_url, model_name: the server and model ("openai" only).
@@ -129,7 +130,8 @@ def make_policy(spec: str, env: Any = None, base_url: str | None = None, model_n
             if env is None:
                 raise UsageError("policy 'oracle' needs the env (it reads the target product from it)")
             return scripted.OraclePolicy(env)
-        return scripted.RulePolicy() if spec == "rule" else scripted.RandomPolicy()
+        return {"rule": scripted.RulePolicy, "rule-options": scripted.RuleOptionsPolicy,
+                "random": scripted.RandomPolicy}[spec]()
     if spec == "openai":
         from webgrove.agents.openai_api import OpenAIPolicy
 

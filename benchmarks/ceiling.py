@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+from webgrove.agents.scripted import chosen_options, item_view, prices, words
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "ceiling.json"
 ENV_ID = "webgrove/WebShop-v0"
@@ -42,23 +44,11 @@ POLICIES = ("first", "first_options", "title", "pages", "best_on_page")
 SUB_PAGES = ("attributes", "features", "description")
 MODEL_STEPS = 15  # a model's episode ends here unbought, as webgrove/WebShop-v0's step limit ends it
 _LIMIT = re.compile(r"price lower than ([0-9.]+) dollars")
-_PRICE = re.compile(r"\$([0-9][0-9,]*\.?[0-9]*)")
-
-
-def words(text: str) -> set[str]:
-    """The shop search's own tokens of `text` (lower case, stopwords dropped)."""
-    from webgrove.envs.shop.search import tokenize
-
-    return set(tokenize(text))
 
 
 def price_limit(instruction: str) -> float:
     m = _LIMIT.search(instruction.lower())
     return float(m.group(1)) if m else float("inf")
-
-
-def prices(text: str) -> list[float]:
-    return [float(p.replace(",", "")) for p in _PRICE.findall(text)]
 
 
 def results(obs: str) -> list[tuple[str, str, float]]:
@@ -72,41 +62,6 @@ def results(obs: str) -> list[tuple[str, str, float]]:
             listed = prices(els[i + 2])
             out.append((click_action(el.lower()), els[i + 1], min(listed) if listed else float("inf")))
     return out
-
-
-def item_view(obs: str, actions: list[str]) -> dict:
-    """An item page read: its option groups (name -> clickable values), title and price."""
-    from webgrove.envs.shop.actions import RESERVED_LABELS, click_label, split_page
-
-    clickable = {click_label(a) for a in actions} - RESERVED_LABELS - {None}
-    els = split_page(obs)
-    start = next((i + 1 for i, e in enumerate(els) if e.lower() == "< prev"), 0)
-    groups, name, title, price = {}, None, "", float("inf")
-    for i in range(start, len(els)):
-        e = els[i]
-        if e.startswith("Price:"):
-            listed = prices(e)
-            price = min(listed) if listed else price
-            title = els[i - 1]
-            break
-        if e.lower() in clickable and name is not None:
-            groups[name].append(e.lower())
-        else:
-            name = e.lower()
-            groups[name] = []
-    groups.pop(title.lower(), None)
-    return {"groups": {k: v for k, v in groups.items() if v}, "title": title, "price": price}
-
-
-def chosen_options(groups: dict, instruction: str) -> list[str]:
-    """Per option group, the value whose words all appear in the instruction (the longest such)."""
-    said = words(instruction)
-    picks = []
-    for values in groups.values():
-        fits = [v for v in values if words(v) and words(v) <= said]
-        if fits:
-            picks.append(max(fits, key=lambda v: (len(words(v)), -values.index(v))))
-    return picks
 
 
 def read_product(env, click: str) -> dict:

@@ -57,7 +57,7 @@ COMPARISONS = [(m, "base") for m in METHODS if m != "base"] + [("agent_q+mcts", 
 
 @dataclass
 class DemoConfig:
-    """Init a tiny model, clone the oracle, then compare RFT, outcome DPO, Agent-R and Agent Q."""
+    """Init a tiny model, clone an expert, then compare RFT, outcome DPO, Agent-R and Agent Q."""
 
     out: str = field(default="runs/demo", metadata={"help": "output directory (rerun to resume)"})
     size: str = field(default="micro", metadata={
@@ -75,6 +75,14 @@ class DemoConfig:
         "help": "more train goals (after the collection blocks) whose first step, the search query, is also "
                 "demonstrated: short prompts, so cheap, and writing the query is what a fresh model needs most"})
     query_repeats: int = field(default=2, metadata={"help": "copies of each query goal's search step in the BC data"})
+    bc_expert: str = field(default="rule-options", metadata={
+        "help": "who the base clones: rule-options (reads only the pages: search the instruction, open the first "
+                "result, select the options the instruction names, buy; 64%% of validation goals) or oracle (knows "
+                "the hidden target, which nothing on the page singles out: its product choice cannot be learnt "
+                "from the page)", "choices": ["rule-options", "oracle"]})
+    bc_page_rows: int = field(default=2, metadata={
+        "help": "results pages per query (2 queries a goal) whose product choice is added to stage 2 for every "
+                "demonstration and query goal (`results_page_rows`; 0: none): an episode holds one such choice"})
     bc_epochs: float = field(default=8.0, metadata={"help": "behaviour-cloning epochs (stage 1)"})
     bc_learning_rate: float = field(default=3e-3, metadata={"help": "behaviour-cloning learning rate (stage 1)"})
     bc_full_epochs: float = field(default=1.0, metadata={
@@ -130,7 +138,8 @@ class DemoConfig:
                   "val_goals": self.val_goals >= 1,
                   "simulations": self.simulations >= 1,
                   "eval_simulations": self.eval_simulations >= 1, "workers": self.workers >= 1,
-                  "bc_epochs": self.bc_epochs > 0, "bc_full_epochs": self.bc_full_epochs >= 0, "beta": self.beta > 0, "theta": self.theta >= 0,
+                  "bc_epochs": self.bc_epochs > 0, "bc_full_epochs": self.bc_full_epochs >= 0,
+                  "bc_page_rows": self.bc_page_rows >= 0, "beta": self.beta > 0, "theta": self.theta >= 0,
                   "rise_attempts": self.rise_attempts >= 1, "rise_tau": self.rise_tau > 0,
                   "rise_filter": self.rise_filter in ("all", "better", "best", "successful")}
         bad = [k for k, ok in checks.items() if not ok]
@@ -248,21 +257,28 @@ def bc_report(cfg: DemoConfig, init: Path, base: Path, splits: dict) -> dict:
 
 
 def bc_rows(cfg: DemoConfig, splits: dict) -> tuple[list[dict], list[dict]]:
-    """Oracle demonstrations of the two behaviour-cloning stages. Stage 1: whole episodes of the
-    demo goals and `query_repeats` copies of the query goals' first step (the search query: short
-    prompts, and what a fresh model must learn first). Stage 2: the demo goals' episodes, whole
-    episodes of the query goals and one copy of their first step (the item-page decisions: with
-    stage 1 alone the base buys without choosing options)."""
-    from webgrove.training.sft import demonstration_rows
+    """The expert's (`bc_expert`) demonstrations of the two behaviour-cloning stages. Stage 1: whole
+    successful episodes of the demo goals and `query_repeats` copies of the query goals' first step
+    (the search query: short prompts, and what a fresh model must learn first). Stage 2: the demo
+    goals' episodes, whole successful episodes of the query goals, one copy of their first step (the
+    item-page decisions: with stage 1 alone the base buys without choosing options) and the expert's
+    product choice on `bc_page_rows` results pages of two queries of every goal of both ranges."""
+    from webgrove.training.sft import demonstration_rows, results_page_rows
 
     def rows(goals: range, **kw) -> list[dict]:
-        return demonstration_rows(split="train", goals=goals, seed=cfg.seed, num_products=cfg.num_products, **kw)
+        return demonstration_rows(split="train", goals=goals, seed=cfg.seed, num_products=cfg.num_products,
+                                  expert=cfg.bc_expert, **kw)
 
-    full, goals = rows(range(*splits["demos"]), paginated=False), range(*splits["queries"])
-    queries = rows(goals, first_steps=1)
+    demos, goals = range(*splits["demos"]), range(*splits["queries"])
+    full = rows(demos, paginated=False)
+    queries = rows(goals, first_steps=1, only_successes=False)  # the query does not depend on the outcome
     stage1 = full + queries * cfg.query_repeats
-    stage2 = full + rows(goals, paginated=False) + queries if cfg.bc_full_epochs > 0 else []
-    return stage1, stage2
+    if cfg.bc_full_epochs <= 0:
+        return stage1, []
+    pages = [] if cfg.bc_page_rows <= 0 else [
+        row for r in (demos, goals) for row in results_page_rows(
+            r, expert=cfg.bc_expert, seed=cfg.seed, num_products=cfg.num_products, pages=cfg.bc_page_rows)]
+    return stage1, full + rows(goals, paginated=False) + queries + pages
 
 
 def _clone(cfg: DemoConfig, start: Path, out: Path, rows_file: Path, rows: list[dict], epochs: float,

@@ -9,7 +9,8 @@ import pytest
 import webgrove.envs  # noqa: F401  (registers the ids)
 
 from webgrove.agents.base import StepContext
-from webgrove.agents.scripted import OraclePolicy, RandomPolicy, RulePolicy, instruction_query
+from webgrove.agents.scripted import (OraclePolicy, RandomPolicy, RuleOptionsPolicy, RulePolicy, chosen_options,
+                                      instruction_query, item_view)
 from webgrove.agents.episode import run_episode, summarize
 from webgrove.envs.make import make_env
 
@@ -45,6 +46,50 @@ def test_rule_and_random_are_much_worse_than_oracle(env):
     assert rule_sr < 0.7 and rand_sr < 0.3
     # the rule agent always buys within 3 steps
     assert all(r.steps == 3 for r in rule_res)
+
+
+def test_rule_options_opens_the_first_result_and_selects_the_options_the_instruction_names(env):
+    policy, checked = RuleOptionsPolicy(), 0
+    for goal_id in range(40):
+        actions, pages = [], []
+
+        def act(ctx):
+            actions.append(policy.act(ctx))
+            pages.append(ctx)
+            return actions[-1]
+
+        result = run_episode(env, act, goal_id=goal_id, seed=goal_id)
+        goal = pages[0].goal
+        assert actions[0] == f"search[{instruction_query(goal)}]"
+        products = [a for a in pages[1].available_actions if a.startswith("click[b0")]
+        assert actions[1] == products[0]  # the first result, whatever the hidden target is
+        named = chosen_options(item_view(pages[2].observation, pages[2].available_actions)["groups"], goal)
+        assert actions[2:] == [f"click[{v}]" for v in named] + ["click[buy now]"]
+        assert result.steps == 3 + len(named)
+        checked += bool(named)
+    assert checked >= 20  # most goals name options the first result offers
+
+
+def test_rule_options_beats_the_rule_on_the_same_goals(env):
+    rule, options = RulePolicy(), RuleOptionsPolicy()
+    sr = {name: summarize([run_episode(env, lambda ctx: p.act(ctx), goal_id=g, seed=g) for g in range(100)],
+                          1.0)["success_rate"] for name, p in (("rule", rule), ("options", options))}
+    assert sr["options"] >= sr["rule"] + 0.3, sr  # the options are most of what the rule misses
+
+
+def test_item_view_reads_option_groups_title_and_price(env):
+    env.reset(seed=0, options={"goal_id": 0})
+    env.step("search[dress]")
+    obs, info = env.unwrapped.observe()
+    product = next(a for a in info["available_actions"] if a.startswith("click[b0"))
+    env.step(product)
+    obs, info = env.unwrapped.observe()
+    view = item_view(obs, info["available_actions"])
+    item = env.unwrapped.catalog.product(product[len("click["):-1].upper())
+    assert view["title"] == item.title
+    assert view["groups"] == {k.lower(): [v.lower() for v in vs] for k, vs in item.options.items() if vs}
+    assert chosen_options({"size": ["small", "x-large", "large"]}, "a large red shirt") == ["large"]
+    assert chosen_options({"color": ["navy blue", "blue"]}, "a navy blue coat") == ["navy blue"]  # the longest
 
 
 def test_propose_puts_own_choice_first_then_distinct_alternatives(env):

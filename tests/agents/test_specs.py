@@ -3,13 +3,14 @@ import pytest
 from webgrove.agents.critics import LexicalCritic, LLMCritic
 from webgrove.agents.hf import HFPolicy
 from webgrove.agents.openai_api import OpenAIPolicy
-from webgrove.agents.scripted import OraclePolicy, RandomPolicy, RulePolicy
+from webgrove.agents.scripted import OraclePolicy, RandomPolicy, RuleOptionsPolicy, RulePolicy
 from webgrove.agents.specs import make_critic, make_policy
 
 
 def test_scripted_policies():
     assert isinstance(make_policy("rule"), RulePolicy)
     assert isinstance(make_policy("random"), RandomPolicy)
+    assert isinstance(make_policy("rule-options"), RuleOptionsPolicy)
     env = object()
     oracle = make_policy("oracle", env=env)
     assert isinstance(oracle, OraclePolicy) and oracle.env is env

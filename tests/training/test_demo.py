@@ -1,11 +1,13 @@
 """`webgrove demo` from nothing on a toy budget: every phase runs and results.json has every method."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
-from webgrove.training.demo import METHODS, DemoConfig, demo_splits, format_tables, run_demo_pipeline
+from webgrove.training.demo import METHODS, DemoConfig, bc_rows, demo_splits, format_tables, run_demo_pipeline
+from webgrove.training.sft import demonstration_rows
 
 
 def toy_config(tmp_path, tiny_model_dir, **kw):
@@ -62,6 +64,37 @@ def test_splits_are_disjoint_and_validation_is_the_last_train_goals():
                  "test": [0, 500]}
     with pytest.raises(ValueError, match="too few"):
         demo_splits(DemoConfig(num_products=1000, goals_per_iteration=600))
+
+
+def _first_product(prompt: str) -> str:
+    actions = prompt.split("\nActions: ", 1)[1].split("\n", 1)[0].split(" | ")
+    return next(a for a in actions if a.startswith("click[b0"))
+
+
+def test_bc_rows_clone_the_page_expert_and_add_its_results_page_choices():
+    cfg = DemoConfig(num_products=100, demo_goals=4, query_goals=3, iterations=1, goals_per_iteration=1, val_goals=3)
+    splits = demo_splits(cfg)
+    stage1, stage2 = bc_rows(cfg, splits)
+    _, plain = bc_rows(dataclasses.replace(cfg, bc_page_rows=0), splits)
+    # stage 1: the query step of every query goal (whatever its outcome), `query_repeats` times
+    assert sum(r["goal_id"] in range(*splits["queries"]) for r in stage1) == 3 * cfg.query_repeats
+    assert stage2[:len(plain)] == plain
+    pages = stage2[len(plain):]
+    goals = [*range(*splits["demos"]), *range(*splits["queries"])]
+    ids = [r["goal_id"] for r in pages]
+    assert ids == sorted(ids) and set(ids) == set(goals)
+    assert all(2 <= ids.count(g) <= 4 for g in goals)  # 2 queries, each 1 or 2 pages (a page 2 when there is one)
+    assert sum("Page 1 (Total" in r["prompt"] for r in pages) == 2 * len(goals)
+    assert sum("Page 2 (Total" in r["prompt"] for r in pages) == len(pages) - 2 * len(goals) > 0
+    assert all(r["completion"] == " " + _first_product(r["prompt"]) for r in pages)
+    # every product the expert opens in a whole episode is the first result too
+    clicks = [r for r in stage2[:len(plain)] if r["completion"].startswith(" click[b0")]
+    assert clicks and all(r["completion"] == " " + _first_product(r["prompt"]) for r in clicks)
+    oracle = demonstration_rows(goals=range(4), num_products=100, expert="oracle")
+    assert any(r["completion"] != " " + _first_product(r["prompt"]) for r in oracle
+               if r["completion"].startswith(" click[b0"))  # the oracle opens the hidden target
+    with pytest.raises(ValueError, match="scripted policy"):
+        demonstration_rows(goals=range(1), expert="runs/some-model")
 
 
 def test_format_tables():
