@@ -215,7 +215,7 @@ def rise_rows(candidates: list[dict], rule: str = "best", tau: float = 0.4, no_r
 class RiseCollectConfig:
     """Multi-attempt rollouts of a policy on train goals, with improved next attempts (RISE data)."""
 
-    policy: str = field(metadata={"help": "the current policy: a model directory (or oracle | rule | random)"})
+    policy: str = field(metadata={"help": "the current policy: a model directory (or oracle | rule | rule-options | random)"})
     out: str = field(metadata={"help": "output folder: candidates.jsonl and stats.json"})
     env: str = field(default="webgrove/WebShop-v0", metadata={"help": "Gymnasium id"})
     split: str = field(default="train", metadata={"help": "goal split", "choices": ["train", "test"]})

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 class RiseEvalConfig(AttemptArgs):
     """Success rate and score at each attempt t = 1..T on held-out goals, sequential and parallel."""
 
-    policy: str = field(metadata={"help": "model directory (or oracle | rule | random)"})
+    policy: str = field(metadata={"help": "model directory (or oracle | rule | rule-options | random)"})
     env: str = field(default="webgrove/WebShop-v0", metadata={"help": "Gymnasium id"})
     split: str = field(default="test", metadata={"help": "goal split", "choices": ["train", "test"]})
     num_products: int | None = field(default=None, metadata={"help": "synthetic catalog size (default 1000)"})
