@@ -33,7 +33,7 @@ def test_openai_policy():
 
 
 def test_unknown_policies(tmp_path):
-    with pytest.raises(ValueError, match="unknown policy 'greedy'.*oracle, rule, random, openai"):
+    with pytest.raises(ValueError, match="unknown policy 'greedy'.*oracle, rule, rule-options, random, openai"):
         make_policy("greedy")
     with pytest.raises(ValueError, match="no such directory"):
         make_policy(str(tmp_path / "missing"))
