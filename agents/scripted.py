@@ -128,7 +128,7 @@ def chosen_options(groups: dict, instruction: str) -> list[str]:
     return picks
 
 
-class RuleOptionsPolicy(ScriptedPolicy):
+class RuleOptionsPolicy(RulePolicy):
     """The rule baseline that also reads the item page: search the instruction, open the first
     result, click each option value the instruction names (`chosen_options`, read from the page
     text only, never the hidden goal), buy. On the validation goals it succeeds on 64% against the
@@ -138,20 +138,12 @@ class RuleOptionsPolicy(ScriptedPolicy):
 
     def act(self, ctx: StepContext, rng: np.random.Generator | None = None) -> str:
         acts = ctx.available_actions
-        if SEARCH_ACTION in acts:
-            return search_action(instruction_query(ctx.goal))
-        if BUY in acts:
-            clicked = set(OraclePolicy._clicked_since_open([h.lower() for h in ctx.history]))
+        if SEARCH_ACTION not in acts and BUY in acts:  # an item page: the named options first
+            clicked = OraclePolicy._clicked_since_open([h.lower() for h in ctx.history])
             for value in chosen_options(item_view(ctx.observation, acts)["groups"], ctx.goal):
                 if click_action(value) in acts and click_action(value) not in clicked:
                     return click_action(value)
-            return BUY
-        products = [a for a in acts if is_product_id(click_label(a) or "")]
-        if products:
-            return products[0]
-        if PREV in acts:
-            return PREV
-        return acts[0] if acts else BACK
+        return super().act(ctx, rng)
 
 
 class RandomPolicy(ScriptedPolicy):
