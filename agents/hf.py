@@ -33,6 +33,7 @@ noise directly, `generate` through a forked torch RNG seeded from it.
 from __future__ import annotations
 
 import copy
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,12 @@ class HFPolicy:
         self.batch_size = batch_size
         self.batching = batching
         self.forward_calls = 0  # model forward calls made by scoring (for tests and benchmarks)
+        # the prompt pass needs only its last position's logits; most causal LMs can skip the rest
+        # (with a 2,000-token vocabulary the head is a third of a small model's work per position)
+        self._last_logits = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(
+            model.forward).parameters else {}
+        # transformers 5.24 renamed the key/value cache argument `past_key_values` to `cache`
+        self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
     # -- Policy ----------------------------------------------------------------
 
@@ -244,9 +251,10 @@ class HFPolicy:
 
         p = len(prompt_ids)
         self.forward_calls += 1
-        out = self.model(input_ids=torch.tensor([prompt_ids], device=self.device), use_cache=True)
+        out = self.model(input_ids=torch.tensor([prompt_ids], device=self.device), use_cache=True,
+                         **self._last_logits)
         first_logp = torch.log_softmax(out.logits[0, -1].float(), dim=-1)  # (V,): predicts token 0
-        cache = out.past_key_values
+        cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
         scores: list[float] = []
         choices: list[float] = []
         for start in range(0, len(comp_ids), self.batch_size):
@@ -267,8 +275,9 @@ class HFPolicy:
                 attention = torch.cat([torch.ones((b, p), dtype=torch.long, device=self.device), comp_mask], 1)
                 positions = torch.arange(p, p + c, device=self.device).expand(b, c)
                 self.forward_calls += 1
+                kv = {self._cache_arg: _repeat_cache(cache, b)}
                 logits = self.model(input_ids=ids, attention_mask=attention, position_ids=positions,
-                                    past_key_values=_repeat_cache(cache, b), use_cache=True).logits.float()
+                                    use_cache=True, **kv).logits.float()
                 logp = torch.log_softmax(logits[:, :-1], dim=-1)  # (B, C-1, V): predicts tokens 1..C-1
                 token_logp = torch.cat([token_logp, logp.gather(-1, ids[:, 1:, None])[..., 0]], dim=1)  # (B, C)
                 branch_logp = torch.cat([branch_logp, logp.gather(-1, branch[:, 1:])], dim=1)  # (B, C, M)
