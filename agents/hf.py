@@ -10,6 +10,12 @@ The model reads `webgrove.agents.prompts.policy_prompt(ctx)` and writes the acti
   per step however many actions there are, chunked by `batch_size`); with
   `batching=False` each candidate runs prompt + completion on its own (the baseline the
   benchmark compares against; both give the same numbers);
+- scores are memoised: a search visits the same state again and again (MCTS evaluation of the
+  demo's base: 65% of its scoring calls repeat an earlier (prompt, candidates) pair), so the
+  last `cache_size` results are kept, keyed by prompt, candidates and scoring settings, and
+  dropped whenever a parameter changes in place (torch's version counters: an optimizer step on
+  the policy's own model object empties it; a write through `.data`, as PEFT's merge does, is
+  not seen -- build a new `HFPolicy` after changing weights that way);
 - when "search[...]" is available, queries are sampled with `generate` after the
   prefix " search[" (temperature, at most `max_query_tokens` new tokens, cut at "]"),
   then scored like clicks so every proposal carries its full-action log-probability.
@@ -34,6 +40,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -99,11 +106,12 @@ class HFPolicy:
         batching: score all candidates together (True) or one forward pass each (False).
         prompt_format: "auto" (the chat template when the tokenizer has one), "chat" or "raw"
             (`webgrove.agents.chat`); `self.prompt_format` is the resolved one.
+        cache_size: scoring results kept (0: none; `cache_hits` counts the calls it answered).
     """
 
     def __init__(self, model_path_or_model: Any, tokenizer: Any = None, device: str | None = None,
                  temperature: float = 1.0, max_query_tokens: int = 40, batch_size: int = 64,
-                 batching: bool = True, prompt_format: str = "auto"):
+                 batching: bool = True, prompt_format: str = "auto", cache_size: int = 4096):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -111,6 +119,8 @@ class HFPolicy:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if cache_size < 0:
+            raise ValueError(f"cache_size must be >= 0, got {cache_size}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if isinstance(model_path_or_model, (str, Path)):
             path = Path(model_path_or_model)
@@ -138,6 +148,9 @@ class HFPolicy:
         self.batch_size = batch_size
         self.batching = batching
         self.forward_calls = 0  # model forward calls made by scoring (for tests and benchmarks)
+        self.cache_size, self.cache_hits = cache_size, 0
+        self._cache: OrderedDict[tuple, tuple[list[float], list[float]]] = OrderedDict()
+        self._cache_version = -1
         # the prompt pass needs only its last position's logits; most causal LMs can skip the rest
         # (with a 2,000-token vocabulary the head is a third of a small model's work per position)
         self._last_logits = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(
@@ -222,6 +235,32 @@ class HFPolicy:
         """
         if not completions:
             return [], []
+        key = (prompt, tuple(completions), add_eos, self.batching, self.max_positions, self.prompt_format)
+        hit = self._cached(key)
+        if hit is not None:
+            return list(hit[0]), list(hit[1])
+        scores, choices = self._score(prompt, completions, add_eos)
+        if self.cache_size:
+            self._cache[key] = (scores, choices)
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return list(scores), list(choices)
+
+    def _cached(self, key: tuple) -> tuple[list[float], list[float]] | None:
+        """The memoised result for `key`, after emptying the cache if any weight changed."""
+        if not self.cache_size:
+            return None
+        version = sum(p._version for p in self.model.parameters())  # bumped by every in-place update
+        if version != self._cache_version:
+            self._cache.clear()
+            self._cache_version = version
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            self.cache_hits += 1
+        return hit
+
+    def _score(self, prompt: str, completions: list[str], add_eos: bool) -> tuple[list[float], list[float]]:
         import torch
 
         prompt_ids, comp_ids = self._encode(prompt, completions, add_eos)

@@ -81,7 +81,7 @@ def benchmark_policy_batching(size: str = "tiny", arch: str = "gpt2", steps: int
         contexts = shop_steps(steps)
         rows, scores = [], {}
         for batching in (True, False):
-            policy = HFPolicy(path, device=device, batching=batching)
+            policy = HFPolicy(path, device=device, batching=batching, cache_size=0)  # time scoring itself
             scores[batching] = [policy.logprobs(c, c.available_actions) for c in contexts]  # warm-up
             policy.forward_calls = 0
             start = time.perf_counter()

@@ -161,6 +161,35 @@ def test_long_prompts_keep_their_end(tiny_model_dir, item_ctx):
         assert lp == pytest.approx(want, abs=1e-3)
 
 
+def test_scores_are_memoised_until_a_weight_changes(tiny_model_dir, item_ctx, results_ctx):
+    import torch
+
+    policy = HFPolicy(tiny_model_dir, device="cpu")
+    prompt, comps = policy_prompt(item_ctx), [action_completion(a) for a in ("click[large]", "click[buy now]")]
+    first = policy.score_choices(prompt, comps)
+    calls = policy.forward_calls
+    assert policy.score_choices(prompt, comps) == first and policy.cache_hits == 1
+    assert policy.forward_calls == calls  # answered without the model
+    policy.score_choices(prompt, comps[::-1])  # other candidates (in another order): computed
+    policy.batching = False
+    assert np.allclose(policy.score_choices(prompt, comps), first, atol=1e-4)  # other settings: computed
+    assert policy.cache_hits == 1 and policy.forward_calls == calls + 2 + len(comps)
+    policy.batching = True
+    with torch.no_grad():  # an in-place update, as an optimizer step makes
+        next(policy.model.parameters()).mul_(1.5)
+    changed = policy.score_choices(prompt, comps)
+    assert policy.cache_hits == 1 and not np.allclose(changed, first)
+    fresh = HFPolicy(tiny_model_dir, device="cpu", cache_size=0)
+    fresh.score_choices(prompt, comps)
+    fresh.score_choices(prompt, comps)
+    assert fresh.cache_hits == 0 and fresh.forward_calls == 4
+    small = HFPolicy(tiny_model_dir, device="cpu", cache_size=1)  # the least recently used goes first
+    other = policy_prompt(results_ctx)
+    for p in (prompt, other, prompt):
+        small.score_choices(p, comps)
+    assert small.cache_hits == 0 and small.forward_calls == 6
+
+
 def test_gumbel_top_k_samples_the_softmax():
     scores = [math.log(0.6), math.log(0.3), math.log(0.1)]
     rng = np.random.default_rng(0)
@@ -181,6 +210,8 @@ def test_bad_inputs(tmp_path, tiny_model_dir):
         HFPolicy(HFPolicy(tiny_model_dir, device="cpu").model)
     with pytest.raises(ValueError, match="temperature"):
         HFPolicy(tiny_model_dir, temperature=-1)
+    with pytest.raises(ValueError, match="cache_size"):
+        HFPolicy(tiny_model_dir, cache_size=-1)
 
 
 def test_plays_the_shop_env(hf_policy):
