@@ -35,7 +35,6 @@ import fcntl
 import json
 import logging
 import os
-import queue
 import signal
 import sys
 import threading
@@ -376,7 +375,8 @@ def die_with_parent(parent_pid: int) -> None:
 
 def _worker_main(cfg: CollectConfig, identity: dict, parent_pid: int, tasks: Any, results: Any,
                  environ: dict[str, str]) -> None:
-    """A worker: collect goals from `tasks` until None, sending ("start"|"done", pid, goal, result)."""
+    """A worker: collect goals from `tasks` until None, sending ("start"|"done", pid, goal, result)
+    down `results`, its own pipe to the collector."""
     adopt_environment(environ)
     die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches every process; the collector decides
@@ -391,8 +391,8 @@ def _worker_main(cfg: CollectConfig, identity: dict, parent_pid: int, tasks: Any
             sys.modules["torch"].set_num_threads(1)
         try:
             while (goal_id := tasks.get()) is not None:
-                results.put(("start", pid, goal_id, None))
-                results.put(("done", pid, goal_id, collect_goal_safely(parties, cfg, identity, goal_id)))
+                results.send(("start", pid, goal_id, None))
+                results.send(("done", pid, goal_id, collect_goal_safely(parties, cfg, identity, goal_id)))
         finally:
             parties.env.close()
     except _Stop:  # the goal in flight is abandoned and its temp file gone; nothing else to flush
@@ -427,45 +427,71 @@ def _dead_worker_results(procs: list, in_flight: dict[int, int]) -> list[dict]:
 
 
 def _run_in_workers(cfg: CollectConfig, identity: dict, todo: list[int], on_result) -> None:
+    """Collect `todo` in `cfg.workers` processes that take goals from one queue and answer each down
+    its own pipe, written synchronously by the worker's main thread. (A shared results queue hung:
+    a worker that died while its queue feeder thread held the queue's write lock left the lock
+    taken, so the other workers could neither send nor exit -- once in a few full test runs.)"""
+    from multiprocessing.connection import wait
+
     context = worker_context()
-    tasks, results = context.Queue(), context.Queue()
+    tasks = context.Queue()
     for goal_id in todo:
         tasks.put(goal_id)
     n = min(cfg.workers, len(todo))
     for _ in range(n):
         tasks.put(None)
-    args = (cfg, identity, worker_parent_pid(context), tasks, results, dict(os.environ))
-    procs = [context.Process(target=_worker_main, args=args,
-                             name=f"collect-worker-{i}", daemon=True) for i in range(n)]
+    pipes = [context.Pipe(duplex=False) for _ in range(n)]  # (collector's end, worker's end)
+    procs = [context.Process(target=_worker_main, name=f"collect-worker-{i}", daemon=True,
+                             args=(cfg, identity, worker_parent_pid(context), tasks, send, dict(os.environ)))
+             for i, (_, send) in enumerate(pipes)]
     for p in procs:
         p.start()
+    for _, send in pipes:
+        send.close()  # the worker holds the only writing end: its exit reads as end-of-file
+    listening = [receive for receive, _ in pipes]
     in_flight: dict[int, int] = {}  # worker pid -> its goal
     left = set(todo)
     interrupted = True
     try:
         while left:
-            try:
-                kind, pid, goal_id, result = results.get(timeout=0.5)
-            except queue.Empty:
-                for r in _dead_worker_results(procs, in_flight):
-                    left.discard(r["goal_id"])
-                    on_result(r)
-                if not any(p.is_alive() for p in procs):
-                    for goal_id in sorted(left):
-                        on_result({"goal_id": goal_id, "kind": INFRASTRUCTURE,
-                                   "error": "not collected: every worker process had exited"})
+            messages = []
+            for conn in wait(listening, timeout=0.5) if listening else []:
+                try:
+                    messages.append(conn.recv())
+                except EOFError:  # that worker has exited
+                    listening.remove(conn)
+            if not messages:
+                if not listening:
+                    time.sleep(0.1)
+                if not _account_for_dead_workers(procs, in_flight, left, on_result):
                     break
-                continue
-            if kind == "start":
-                in_flight[pid] = goal_id
-            else:
-                in_flight.pop(pid, None)
-                left.discard(goal_id)
-                on_result(result)
+            for kind, pid, goal_id, result in messages:
+                if kind == "start":
+                    in_flight[pid] = goal_id
+                else:
+                    in_flight.pop(pid, None)
+                    left.discard(goal_id)
+                    on_result(result)
         interrupted = False
     finally:
         tasks.cancel_join_thread()  # goals never started may stay queued
+        for receive, _ in pipes:
+            receive.close()
         _stop_workers(procs, wait_s=0.0 if interrupted else 10.0)
+
+
+def _account_for_dead_workers(procs: list, in_flight: dict[int, int], left: set[int], on_result) -> bool:
+    """Report the goals of workers that died in them; False (and every goal left reported) once no
+    worker is alive."""
+    for r in _dead_worker_results(procs, in_flight):
+        left.discard(r["goal_id"])
+        on_result(r)
+    if any(p.is_alive() for p in procs):
+        return True
+    for goal_id in sorted(left):
+        on_result({"goal_id": goal_id, "kind": INFRASTRUCTURE,
+                   "error": "not collected: every worker process had exited"})
+    return False
 
 
 def _run_in_process(cfg: CollectConfig, identity: dict, todo: list[int], on_result) -> None:
