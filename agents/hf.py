@@ -153,10 +153,10 @@ class HFPolicy:
         self._cache_version = -1
         # the prompt pass needs only its last position's logits; most causal LMs can skip the rest
         # (with a 2,000-token vocabulary the head is a third of a small model's work per position)
-        self._last_logits = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(
-            model.forward).parameters else {}
+        forward_args = inspect.signature(model.forward).parameters
+        self._last_logits = {"logits_to_keep": 1} if "logits_to_keep" in forward_args else {}
         # transformers 5.24 renamed the key/value cache argument `past_key_values` to `cache`
-        self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        self._cache_arg = "cache" if "cache" in forward_args else "past_key_values"
 
     # -- Policy ----------------------------------------------------------------
 
