@@ -439,6 +439,7 @@ class BrowserEnv(gym.Env):
         self._downloads = []
         self._redirect_targets = {}
         self._pending_redirect = None
+        self._refused_navigation: str | None = None
         self._crash = None
         self._terminated = self._truncated = False
         self._reward_info: dict[str, Any] = {}
@@ -550,8 +551,7 @@ class BrowserEnv(gym.Env):
         url = route.request.url
         try:
             if not is_allowed(url, self.allowed_origins):
-                self._block(url)
-                route.abort("blockedbyclient")
+                self._refuse(route, url)
             elif urlsplit(url).scheme not in ("http", "https"):
                 route.fallback()
             else:
@@ -585,8 +585,7 @@ class BrowserEnv(gym.Env):
                 break
             url = urljoin(url, location)
             if not is_allowed(url, self.allowed_origins):
-                self._block(url)
-                route.abort("blockedbyclient")
+                self._refuse(route, url)
                 return
             if method != "HEAD" and (response.status == 303 or (response.status in (301, 302) and method == "POST")):
                 method = "GET"
@@ -595,8 +594,7 @@ class BrowserEnv(gym.Env):
             else:
                 response = route.fetch(url=url, max_redirects=0)  # 307/308: same method and body
         else:
-            self._block(url)  # a chain longer than MAX_REDIRECTS
-            route.abort("blockedbyclient")
+            self._refuse(route, url)  # a chain longer than MAX_REDIRECTS
             return
         if url == request.url or not navigation:
             route.fulfill(response=response)
@@ -628,6 +626,21 @@ class BrowserEnv(gym.Env):
         # server answered differently the second time) is reported and the page blanked.
         if not is_allowed(request.url, self.allowed_origins):
             self._block(request.url)
+
+    def _refuse(self, route: Route, url: str) -> None:
+        """Refuse a request for `url` (itself or a redirect hop outside the allowed origins).
+
+        A navigation is answered 204 No Content, which cancels it: the page stays as it
+        was, with no error page and no history entry to go back from. (Aborting it
+        instead commits Chromium's error page some milliseconds after the action has
+        returned, a race the step could lose.) Any other request fails as blocked.
+        """
+        self._block(url)
+        if route.request.is_navigation_request():
+            self._refused_navigation = url
+            route.fulfill(status=204, body="")
+        else:
+            route.abort("blockedbyclient")
 
     def _block(self, url: str) -> None:
         if url not in self._blocked:
@@ -689,6 +702,7 @@ class BrowserEnv(gym.Env):
         """Perform an action on the page; returns an error for a no-op, raises on failure."""
         page = self.page
         kind = action.kind
+        self._refused_navigation = None
         if kind in ("click", "type", "select"):
             base = (self._ref_base or 0) if page is self._base_page else 0
             target = page.locator(f"aria-ref={absolute_ref(action.ref, base)}")
@@ -716,7 +730,11 @@ class BrowserEnv(gym.Env):
             dy = 0.8 * self.viewport[1] * (1 if action.value == "down" else -1)
             page.evaluate(_SCROLL_JS, dy)
         elif kind == "goto":
-            page.goto(action.value, wait_until="domcontentloaded")
+            try:
+                page.goto(action.value, wait_until="domcontentloaded")
+            except Exception as e:  # a refused redirect cancels the navigation: said below
+                if self._refused_navigation is None or not _is_playwright_error(e):
+                    raise
         elif kind == "back":
             before = page.url
             if page.go_back(wait_until="domcontentloaded") is None and page.url == before:
@@ -730,6 +748,9 @@ class BrowserEnv(gym.Env):
             self.page.wait_for_load_state("domcontentloaded", timeout=self.navigation_timeout_s * 1000)
         if not is_allowed(self.page.url, self.allowed_origins):
             return self._leave_forbidden_page(kind)
+        refused, self._refused_navigation = self._refused_navigation, None
+        if refused is not None:
+            return f"{kind}: navigation to {refused} blocked (outside the allowed origins); the page stays"
         return None
 
     def _leave_forbidden_page(self, kind: str) -> str:

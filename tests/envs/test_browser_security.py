@@ -70,6 +70,7 @@ ROUTES = {
                          "<button>Send</button></form>"),
     "/post": (303, {"Location": "/landed"}, ""),
     "/landed": (200, HTML, "<h1>Landed</h1><a href='/form'>Again</a>"),
+    "/note": (200, HTML, "<input aria-label='Note'><a href='/hop'>Hop</a>"),
 }
 
 
@@ -115,7 +116,30 @@ def test_a_redirect_to_a_forbidden_origin_is_blocked_and_reported(env, servers):
     assert forbidden.url + "pixel" in info["blocked_requests"]  # a subresource's redirect too
     obs, blocked = blocked_after(env, obs, info, "link", "Hop")
     assert forbidden.url + "stolen" in blocked
-    assert env.unwrapped.page.url.startswith(site.url)
+    assert env.unwrapped.page.url == site.url
+    env.unwrapped.page.wait_for_timeout(300)  # no error page commits after the step
+    assert env.unwrapped.page.url == site.url and obs["url"] == site.url
+
+
+def test_a_blocked_navigation_is_a_no_op_that_says_so(env, servers):
+    site, forbidden = servers
+    env.reset(seed=0)
+    obs, _, _, _, info = env.step(f"goto [{site.url}note]")
+    ref = find_ref(obs["axtree"], "textbox", "Note")
+    obs, _, _, _, info = env.step(f"type [{ref}] [kept]")
+    obs, _, _, _, info = click(env, obs, "link", "Hop")
+    assert "blocked" in info["error"] and forbidden.url + "stolen" in info["error"]
+    assert obs["url"] == site.url + "note" and "kept" in obs["axtree"]  # the same document, as typed
+    obs, _, _, _, info = env.step("back")  # no entry was added to the history
+    assert obs["url"] == site.url and info["error"] is None
+
+
+def test_goto_an_allowed_url_that_redirects_out_is_refused(env, servers):
+    site, forbidden = servers
+    env.reset(seed=0)
+    obs, _, _, _, info = env.step(f"goto [{site.url}chain]")
+    assert f"navigation to {forbidden.url}stolen blocked" in info["error"]
+    assert obs["url"] == site.url
 
 
 def test_a_redirect_chain_is_checked_hop_by_hop(env, servers):
