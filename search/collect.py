@@ -28,6 +28,7 @@ a rerun retries it.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import dataclasses
@@ -373,10 +374,10 @@ def die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watchdog", daemon=True).start()
 
 
-def _worker_main(cfg: CollectConfig, identity: dict, parent_pid: int, tasks: Any, results: Any,
+def _worker_main(cfg: CollectConfig, identity: dict, parent_pid: int, conn: Any,
                  environ: dict[str, str]) -> None:
-    """A worker: collect goals from `tasks` until None, sending ("start"|"done", pid, goal, result)
-    down `results`, its own pipe to the collector."""
+    """A worker: collect each goal the collector sends down `conn`, its own pipe, until None;
+    answer each with ("done", goal, result) on the same pipe."""
     adopt_environment(environ)
     die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches every process; the collector decides
@@ -384,19 +385,19 @@ def _worker_main(cfg: CollectConfig, identity: dict, parent_pid: int, tasks: Any
     # one OpenMP/torch thread per worker: N workers share the cores, and oversubscribed
     # OpenMP threads spin-wait (measured: collection 10x slower)
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
-    pid = os.getpid()
     try:
         parties = build_parties(cfg)
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(1)
         try:
-            while (goal_id := tasks.get()) is not None:
-                results.send(("start", pid, goal_id, None))
-                results.send(("done", pid, goal_id, collect_goal_safely(parties, cfg, identity, goal_id)))
+            while (goal_id := conn.recv()) is not None:
+                conn.send(("done", goal_id, collect_goal_safely(parties, cfg, identity, goal_id)))
         finally:
             parties.env.close()
     except _Stop:  # the goal in flight is abandoned and its temp file gone; nothing else to flush
         os._exit(0)  # now, not after the interpreter's teardown (seconds with torch loaded)
+    except EOFError:  # the collector has gone
+        os._exit(0)
 
 
 def _stop_workers(procs: list, wait_s: float) -> None:
@@ -415,83 +416,95 @@ def _stop_workers(procs: list, wait_s: float) -> None:
             p.join()
 
 
-def _dead_worker_results(procs: list, in_flight: dict[int, int]) -> list[dict]:
-    """Error entries for the goals of workers that died in them."""
-    out = []
-    for p in procs:
-        if not p.is_alive() and p.pid in in_flight:
-            goal_id = in_flight.pop(p.pid)
-            out.append({"goal_id": goal_id, "kind": INFRASTRUCTURE,
-                        "error": f"worker process {p.pid} died (exit code {p.exitcode}) in goal {goal_id}"})
-    return out
+class _Dispatch:
+    """The collector's side of `_run_in_workers`: one duplex pipe per worker; a worker gets its
+    next goal when it answers the last one, None when none are left. Nothing is shared between
+    workers, so a worker that dies -- wherever it is -- blocks no other: its pipe reads as
+    end-of-file, and its goal (if it had one) is reported as an infrastructure error."""
+
+    def __init__(self, procs: list, conns: list, todo: list[int], on_result):
+        self.procs = dict(zip(conns, procs))
+        self.queue = collections.deque(todo)
+        self.left = set(todo)
+        self.assigned: dict[Any, int] = {}  # conn -> the goal its worker is on
+        self.on_result = on_result
+
+    def give(self, conn) -> None:
+        goal_id = self.queue.popleft() if self.queue else None
+        try:
+            conn.send(goal_id)
+        except OSError:  # that worker is gone; its end-of-file is read next
+            if goal_id is not None:
+                self.queue.appendleft(goal_id)
+            return
+        if goal_id is not None:
+            self.assigned[conn] = goal_id
+
+    def answer(self, conn) -> bool:
+        """Read one message from `conn`; False once that worker has exited."""
+        try:
+            _, goal_id, result = conn.recv()
+        except EOFError:
+            self.lost(conn)
+            return False
+        self.assigned.pop(conn, None)
+        self.left.discard(goal_id)
+        self.on_result(result)
+        self.give(conn)
+        return True
+
+    def lost(self, conn) -> None:
+        goal_id = self.assigned.pop(conn, None)
+        if goal_id is None:
+            return
+        proc = self.procs[conn]
+        proc.join(5.0)
+        self.left.discard(goal_id)
+        self.on_result({"goal_id": goal_id, "kind": INFRASTRUCTURE,
+                        "error": f"worker process {proc.pid} died (exit code {proc.exitcode}) in goal {goal_id}"})
+
+    def abandon(self) -> None:
+        """Every goal not collected once no worker is left."""
+        for goal_id in sorted(self.left):
+            self.on_result({"goal_id": goal_id, "kind": INFRASTRUCTURE,
+                            "error": "not collected: every worker process had exited"})
+        self.left.clear()
 
 
 def _run_in_workers(cfg: CollectConfig, identity: dict, todo: list[int], on_result) -> None:
-    """Collect `todo` in `cfg.workers` processes that take goals from one queue and answer each down
-    its own pipe, written synchronously by the worker's main thread. (A shared results queue hung:
-    a worker that died while its queue feeder thread held the queue's write lock left the lock
-    taken, so the other workers could neither send nor exit -- once in a few full test runs.)"""
+    """Collect `todo` in `cfg.workers` processes, each fed its goals one at a time down its own
+    pipe (`_Dispatch`). (Shared queues hung: a worker that died while holding a queue's lock --
+    its feeder thread's, or a `get`'s -- left every other worker blocked on it; a dying worker hit
+    that once in a few full test runs.)"""
     from multiprocessing.connection import wait
 
     context = worker_context()
-    tasks = context.Queue()
-    for goal_id in todo:
-        tasks.put(goal_id)
     n = min(cfg.workers, len(todo))
-    for _ in range(n):
-        tasks.put(None)
-    pipes = [context.Pipe(duplex=False) for _ in range(n)]  # (collector's end, worker's end)
+    pipes = [context.Pipe() for _ in range(n)]  # (collector's end, worker's end)
     procs = [context.Process(target=_worker_main, name=f"collect-worker-{i}", daemon=True,
-                             args=(cfg, identity, worker_parent_pid(context), tasks, send, dict(os.environ)))
-             for i, (_, send) in enumerate(pipes)]
+                             args=(cfg, identity, worker_parent_pid(context), child, dict(os.environ)))
+             for i, (_, child) in enumerate(pipes)]
     for p in procs:
         p.start()
-    for _, send in pipes:
-        send.close()  # the worker holds the only writing end: its exit reads as end-of-file
-    listening = [receive for receive, _ in pipes]
-    in_flight: dict[int, int] = {}  # worker pid -> its goal
-    left = set(todo)
+    for _, child in pipes:
+        child.close()  # the worker holds the only other end: its exit reads as end-of-file
+    conns = [conn for conn, _ in pipes]
+    dispatch = _Dispatch(procs, conns, todo, on_result)
     interrupted = True
     try:
-        while left:
-            messages = []
-            for conn in wait(listening, timeout=0.5) if listening else []:
-                try:
-                    messages.append(conn.recv())
-                except EOFError:  # that worker has exited
+        for conn in conns:
+            dispatch.give(conn)
+        listening = list(conns)
+        while dispatch.left and listening:
+            for conn in wait(listening, timeout=1.0):
+                if not dispatch.answer(conn):
                     listening.remove(conn)
-            if not messages:
-                if not listening:
-                    time.sleep(0.1)
-                if not _account_for_dead_workers(procs, in_flight, left, on_result):
-                    break
-            for kind, pid, goal_id, result in messages:
-                if kind == "start":
-                    in_flight[pid] = goal_id
-                else:
-                    in_flight.pop(pid, None)
-                    left.discard(goal_id)
-                    on_result(result)
+        dispatch.abandon()
         interrupted = False
     finally:
-        tasks.cancel_join_thread()  # goals never started may stay queued
-        for receive, _ in pipes:
-            receive.close()
+        for conn in conns:
+            conn.close()
         _stop_workers(procs, wait_s=0.0 if interrupted else 10.0)
-
-
-def _account_for_dead_workers(procs: list, in_flight: dict[int, int], left: set[int], on_result) -> bool:
-    """Report the goals of workers that died in them; False (and every goal left reported) once no
-    worker is alive."""
-    for r in _dead_worker_results(procs, in_flight):
-        left.discard(r["goal_id"])
-        on_result(r)
-    if any(p.is_alive() for p in procs):
-        return True
-    for goal_id in sorted(left):
-        on_result({"goal_id": goal_id, "kind": INFRASTRUCTURE,
-                   "error": "not collected: every worker process had exited"})
-    return False
 
 
 def _run_in_process(cfg: CollectConfig, identity: dict, todo: list[int], on_result) -> None:
