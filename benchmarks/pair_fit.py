@@ -9,6 +9,11 @@ it never saw), by pair kind (`webgrove.training.pairs.pair_kind`):
 - `pair acc`: the share of pairs with log p(chosen) > log p(rejected) (sequence log-probs, what
   sequence DPO moves), and the mean margin between them.
 
+With `--rename-ids`, each file is also scored with every product id in its prompts and actions
+replaced by a fresh one (the same fresh id for the same id within a state; page text, titles and
+prices untouched): a policy that chose by what the page says about a product keeps its choices, one
+that learnt which ids to click loses them (file names get a `_renamed` suffix).
+
 Search steps count like the others (their candidates are the sampled queries). The demo's
 Agent Q trains on one iteration's pairs (50 goals); this measures the gap between the fit on
 those and on the next iteration's (other goals), which bounds what held-out success can gain.
@@ -23,6 +28,8 @@ import argparse
 import collections
 import json
 import os
+import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -31,6 +38,34 @@ from pathlib import Path
 def read_pairs(path: str) -> list[dict]:
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+_ID = re.compile(r"\bb0[0-9a-z]{8}\b", re.IGNORECASE)  # a product id, as the page (upper) or an action (lower) has it
+
+
+def renamed(pairs: list[dict], seed: int = 0) -> list[dict]:
+    """The pairs with every product id replaced by a fresh random one, consistently within a state
+    (its prompt, candidates, chosen and rejected); the case of each occurrence is kept."""
+    rng = random.Random(seed)
+    fresh: dict[tuple[str, str], str] = {}
+
+    def swap(prompt: str, text: str) -> str:
+        def one(m: re.Match) -> str:
+            key = (prompt, m.group(0).lower())
+            if key not in fresh:
+                fresh[key] = "b0" + "".join(rng.choice("0123456789abcdefghijklmnopqrstuvwxyz") for _ in range(8))
+            new = fresh[key]
+            return new.upper() if m.group(0).isupper() else new
+        return _ID.sub(one, text)
+
+    out = []
+    for p in pairs:
+        q = dict(p, prompt=swap(p["prompt"], p["prompt"]), chosen=swap(p["prompt"], p["chosen"]),
+                 rejected=swap(p["prompt"], p["rejected"]))
+        if p.get("candidates"):
+            q["candidates"] = [swap(p["prompt"], c) for c in p["candidates"]]
+        out.append(q)
+    return out
 
 
 def fit(policy, pairs: list[dict]) -> dict:
@@ -69,20 +104,23 @@ def main() -> None:
     parser.add_argument("--pairs", required=True, help="the pairs the models were trained on (JSONL)")
     parser.add_argument("--heldout", action="append", default=[], help="pairs of goals never trained on (repeat)")
     parser.add_argument("--model", action="append", required=True, help="model directory (repeat to compare)")
+    parser.add_argument("--rename-ids", action="store_true", help="also score each file with fresh product ids")
     parser.add_argument("--out", default="benchmarks/results/pair_fit.json")
     args = parser.parse_args()
     files = {"trained": args.pairs, **{f"heldout_{i + 1}" if len(args.heldout) > 1 else "heldout": h
                                        for i, h in enumerate(args.heldout)}}
     pairs = {name: read_pairs(path) for name, path in files.items()}
+    if args.rename_ids:
+        pairs.update({f"{name}_renamed": renamed(rows) for name, rows in list(pairs.items())})
     t0, results = time.perf_counter(), []
-    print(f"{'model':44s} {'pairs':10s} {'kind':18s} {'states':>6s} {'top1 %':>7s} {'pairs':>6s} {'acc %':>6s} {'margin':>7s}")
+    print(f"{'model':44s} {'pairs':16s} {'kind':18s} {'states':>6s} {'top1 %':>7s} {'pairs':>6s} {'acc %':>6s} {'margin':>7s}")
     for model in args.model:
         policy = HFPolicy(model, device="cpu", temperature=0.0, cache_size=0)
         entry = {"model": model, "fingerprint": fingerprint(model), "files": {}}
         for name, rows in pairs.items():
             entry["files"][name] = by_kind = fit(policy, rows)
             for kind, r in by_kind.items():
-                print(f"{model[-44:]:44s} {name:10s} {kind:18s} {r['states']:6d} {_fmt(r['top1']):>7s} "
+                print(f"{model[-44:]:44s} {name:16s} {kind:18s} {r['states']:6d} {_fmt(r['top1']):>7s} "
                       f"{r['pairs']:6d} {_fmt(r['pair_acc']):>6s} {r['margin']:7.2f}")
         results.append(entry)
     out = {"command": "python " + " ".join(sys.argv), "files": files, "results": results,
