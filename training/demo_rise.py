@@ -89,6 +89,7 @@ def _reusable(rc) -> dict | None:
 def run_rise(cfg, base: str, pool: list[Path], methods: dict[str, dict], timer) -> dict:
     """Train RISE, evaluate it (adds `methods["rise"]`) and every attempt method; returns the
     results' "rise" entry: by-attempt curves (with oracle) per method, data stats, plot path."""
+    from webgrove.search.attempts import retry_counts
     from webgrove.search.rollout import rollout_many
     from webgrove.training.demo import method_models
     from webgrove.training.plots import plot_attempts
@@ -106,8 +107,9 @@ def run_rise(cfg, base: str, pool: list[Path], methods: dict[str, dict], timer) 
     plot = plot_attempts(curves, Path(cfg.out) / ATTEMPTS_PLOT,
                          title=f"test goals ({cfg.eval_episodes}): success by attempt, components feedback, "
                                "with oracle; 95% intervals in results.json")
+    retries = {m: retry_counts(results[f"{m} x T"]["attempt_outcomes"], cfg.rise_attempts) for m in ATTEMPT_METHODS}
     return {"attempts": cfg.rise_attempts, "feedback": "components", "max_steps": cfg.max_depth,
-            "by_attempt": curves, "data": data, "plot": str(plot),
+            "by_attempt": curves, "retries": retries, "data": data, "plot": str(plot),
             "seconds": {m: results[f"{m} x T"].get("seconds") for m in ATTEMPT_METHODS}}
 
 
@@ -116,4 +118,9 @@ def format_rise(rise: dict) -> str:
     lines = [f"success % by attempt t = 1..{rise['attempts']} (feedback {rise['feedback']}, with oracle):"]
     for m, c in rise["by_attempt"].items():
         lines.append(f"  {m:<8} " + "  ".join(f"{100 * s:5.1f}" for s in c["success_rate"]))
+    for m, retries in rise.get("retries", {}).items():
+        for r in retries:
+            if r["goals"]:
+                lines.append(f"  {m:<8} attempt {r['attempt']} against {r['attempt'] - 1} on the {r['goals']} goals "
+                             f"retried: {r['better']} better, {r['same']} same, {r['worse']} worse")
     return "\n".join(lines)

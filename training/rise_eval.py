@@ -13,7 +13,7 @@ from pathlib import Path
 
 from webgrove.envs.errors import UsageError
 from webgrove.provenance import provenance
-from webgrove.search.attempts import CURVES, AttemptArgs, AttemptRunner, attempt_summary
+from webgrove.search.attempts import CURVES, AttemptArgs, AttemptRunner, attempt_summary, format_retries
 
 log = logging.getLogger(__name__)
 
@@ -102,4 +102,5 @@ def run_rise_eval(cfg: RiseEvalConfig) -> int:
     log.info(f"{cfg.policy} on {cfg.env} ({cfg.split}, {s['episodes']} goals, T={cfg.attempts}, feedback "
              f"{cfg.feedback}): success rate (%) / score at t = 1..{cfg.attempts}")
     log.info(format_curves(s["by_attempt"]))
+    log.info("with oracle, each retry against the attempt before it:\n" + format_retries(s["retries"]))
     return 0

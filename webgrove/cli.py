@@ -254,10 +254,13 @@ def format_rollout(s: dict) -> str:
 def _format_attempts(s: dict) -> str:
     if not s.get("by_attempt"):
         return ""
+    from webgrove.search.attempts import format_retries
     from webgrove.training.rise_eval import format_curves
 
+    retries = f"\nwith oracle, each retry against the attempt before it:\n{format_retries(s['retries'])}" \
+        if s.get("retries") else ""
     return (f"\nsuccess rate (%) / score at attempt t = 1..{s['attempts']} (feedback {s['feedback']}):\n"
-            + format_curves(s["by_attempt"]))
+            + format_curves(s["by_attempt"]) + retries)
 
 
 def rollout_warnings(s: dict) -> list[str]:

@@ -69,6 +69,11 @@ def test_attempts_add_success_by_attempt_and_keep_the_one_attempt_metrics(tmp_pa
     assert len(outcome["sequential_none"]["rewards"]) == len(outcome["parallel"]["rewards"]) == 3
     assert all(f.startswith("failed, reward") for f in outcome["sequential_feedback"])
     assert json.loads((tmp_path / "a.json").read_text())["by_attempt"] == json.loads(json.dumps(by))
+    retried = [o for o in multi["attempt_outcomes"] if len(o["sequential"]) > 1]
+    assert [r["goals"] for r in multi["retries"]][0] == len(retried)
+    assert all(r["better"] + r["same"] + r["worse"] == r["goals"] for r in multi["retries"])
+    from webgrove.cli import format_rollout
+    assert "with oracle, each retry against the attempt before it:\nattempt 2: " in format_rollout(multi)
     spread = rollout(RolloutConfig(policy="random", episodes=4, attempts=3, workers=2, progress=False, **SHOP))
     assert spread["by_attempt"] == by  # any number of workers
 

@@ -9,7 +9,7 @@ from training_fixtures import node
 from webgrove.agents.base import StepContext
 from webgrove.agents.prompts import policy_prompt
 from webgrove.training.rise import candidate, rise_rows, search_candidate, select_candidates
-from webgrove.search.attempts import attempt_curves, majority_reward
+from webgrove.search.attempts import attempt_curves, format_retries, majority_reward, retry_counts
 
 FAILED = {"attempt": 1, "actions": ["search[shoes]", "click[b03]", "click[buy now]"], "reward": 0.5,
           "success": False, "feedback": "failed, reward 0.50: wrong options (want color: red)", "answer": "B03"}
@@ -164,6 +164,22 @@ def test_majority_and_attempt_curves_on_hand_outcomes():
     # runs that were not made (no sequential_none, no parallel) leave their curves out
     only = attempt_curves([{"sequential": o["sequential"]} for o in outcomes], 3)
     assert list(only) == ["sequential_oracle"] and only["sequential_oracle"] == c["sequential_oracle"]
+
+
+def test_retry_counts_compare_each_retry_with_the_attempt_before_it():
+    outcomes = [{"sequential": [0.5, 1.0]}, {"sequential": [0.6, 0.2, 0.2]}, {"sequential": [1.0]},
+                {"sequential": [0.0, 0.5, 0.25]}]
+    r = retry_counts(outcomes, 3)
+    assert r[0] == {"attempt": 2, "goals": 3, "better": 2, "same": 0, "worse": 1,
+                    "mean_reward_before": pytest.approx(1.1 / 3), "mean_reward": pytest.approx(1.7 / 3)}
+    assert r[1] == {"attempt": 3, "goals": 2, "better": 0, "same": 1, "worse": 1,
+                    "mean_reward_before": pytest.approx(0.35), "mean_reward": pytest.approx(0.225)}
+    assert retry_counts([{"sequential": [1.0]}], 2) == [{"attempt": 2, "goals": 0, "better": 0, "same": 0, "worse": 0,
+                                                         "mean_reward_before": None, "mean_reward": None}]
+    text = format_retries(r + retry_counts([{"sequential": [1.0]}], 2))
+    assert text.splitlines() == ["attempt 2: 3 goals retried, 2 better / 0 same / 1 worse, mean reward 0.37 -> 0.57",
+                                 "attempt 3: 2 goals retried, 0 better / 1 same / 1 worse, mean reward 0.35 -> 0.23",
+                                 "attempt 2: no goal retried"]
 
 
 @pytest.mark.slow
