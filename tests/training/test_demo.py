@@ -44,6 +44,9 @@ def test_demo_smoke_run_writes_results_and_resumes(tiny_model_dir, tmp_path, cap
     rise = saved["rise"]
     assert list(rise["by_attempt"]) == ["base", "agent_q", "rise"] and rise["attempts"] == cfg.rise_attempts
     assert all(len(c["success_rate"]) == cfg.rise_attempts for c in rise["by_attempt"].values())
+    assert list(rise["retries"]) == ["base", "agent_q", "rise"]
+    assert all(len(r) == cfg.rise_attempts - 1 and r[0]["better"] + r[0]["same"] + r[0]["worse"] == r[0]["goals"]
+               for r in rise["retries"].values())
     assert saved["comparisons"]["rise vs base"]["goals"] == 4 and (out / "attempts.png").stat().st_size > 0
     assert saved["methods"]["rise"]["policy"].endswith("rise/iter_1/model")
     assert set(rise["data"]) == {"rows", "collect", "train"} and rise["data"]["collect"]["goals"] == 3  # blocks
