@@ -157,7 +157,7 @@ def retry_counts(outcomes: list[dict], attempts: int) -> list[dict]:
 
 
 def format_retries(retries: list[dict]) -> str:
-    """One line per retry: "attempt 2: 412 goals retried, 6 better / 52 same / 354 worse, mean reward 0.62 -> 0.21"."""
+    """One line per retry: "attempt 2: 412 goals retried, 6 better / 52 same / 354 worse, mean reward 0.58 -> 0.11"."""
     return "\n".join(
         f"attempt {r['attempt']}: {r['goals']} goals retried, {r['better']} better / {r['same']} same / "
         f"{r['worse']} worse, mean reward {r['mean_reward_before']:.2f} -> {r['mean_reward']:.2f}"

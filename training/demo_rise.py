@@ -114,13 +114,14 @@ def run_rise(cfg, base: str, pool: list[Path], methods: dict[str, dict], timer) 
 
 
 def format_rise(rise: dict) -> str:
-    """Success (%) at each attempt per method, one line each."""
+    """Success (%) at each attempt per method, one line each; then each method's retries."""
+    from webgrove.search.attempts import format_retries
+
     lines = [f"success % by attempt t = 1..{rise['attempts']} (feedback {rise['feedback']}, with oracle):"]
     for m, c in rise["by_attempt"].items():
         lines.append(f"  {m:<8} " + "  ".join(f"{100 * s:5.1f}" for s in c["success_rate"]))
-    for m, retries in rise.get("retries", {}).items():
-        for r in retries:
-            if r["goals"]:
-                lines.append(f"  {m:<8} attempt {r['attempt']} against {r['attempt'] - 1} on the {r['goals']} goals "
-                             f"retried: {r['better']} better, {r['same']} same, {r['worse']} worse")
+    if rise.get("retries"):
+        lines.append("each retry against the attempt before it:")
+        lines += [f"  {m:<8} {line}" for m, retries in rise["retries"].items()
+                  for line in format_retries(retries).splitlines()]
     return "\n".join(lines)
