@@ -190,7 +190,7 @@ SELF_LEARNED_DIR = "critic"  # "self-learned": the learned critic at <policy mod
 
 def value_prompt(policy_prompt_text: str, action: str) -> str:
     """The learned critic's input: the policy prompt, the action as the policy writes it, the cue."""
-    return policy_prompt_text + action_completion(action, policy_prompt_text) + VALUE_CUE
+    return policy_prompt_text + action_completion(action) + VALUE_CUE
 
 
 def verdict_token_ids(tokenizer) -> tuple[int, int]:

@@ -188,14 +188,13 @@ class HFPolicy:
             actions = _dedupe(actions + search_actions(self.sample_queries(prompt, n, rng, temperature)))
         if not actions:
             return []
-        scores, choice = self.score_choices(prompt, [action_completion(a, prompt) for a in actions])
+        scores, choice = self.score_choices(prompt, [action_completion(a) for a in actions])
         order = gumbel_top_k(choice, k, temperature, rng)
         return [Proposal(actions[i], scores[i], choice[i]) for i in order]
 
     def logprobs(self, ctx: StepContext, actions: list[str]) -> list[float]:
         """Log-probability of each action (any string, search queries included) after the prompt."""
-        prompt = policy_prompt(ctx)
-        return self.score_completions(prompt, [action_completion(a, prompt) for a in actions])
+        return self.score_completions(policy_prompt(ctx), [action_completion(a) for a in actions])
 
     def act(self, ctx: StepContext, rng: np.random.Generator) -> str:
         """One action: sampled at `temperature`, greedy at 0."""

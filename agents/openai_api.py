@@ -360,7 +360,7 @@ class OpenAIPolicy:
             actions = list(dict.fromkeys(actions + search_actions(queries)))
         if not actions:
             return None
-        scores = self._can_score(prompt, [action_completion(a, prompt) for a in actions])
+        scores = self._can_score(prompt, [action_completion(a) for a in actions])
         if scores is None:
             return None
         return [Proposal(actions[i], scores[i]) for i in gumbel_top_k(scores, k, self.temperature, rng)]
@@ -369,7 +369,7 @@ class OpenAIPolicy:
         """Server log-probabilities of `actions`, or sample-frequency estimates (see module doc)."""
         prompt = policy_prompt(ctx)
         if self.supports_logprobs is not False:
-            scores = self._can_score(prompt, [action_completion(a, prompt) for a in actions])
+            scores = self._can_score(prompt, [action_completion(a) for a in actions])
             if scores is not None:
                 return scores
         n, counts, _ = self._sample_counts(ctx, prompt, None)

@@ -11,19 +11,6 @@ Policy prompt (the completion is the action, see `action_completion`)::
     History: search[red cotton shirt] > click[b000syn042]
     Action: click[large]<eos>
 
-A click on a product of a results page is written with the product's title, read from the
-prompt's Page line (its first `TITLE_WORDS` words, lower-cased, before the id)::
-
-    Page: ... [SEP] B0FL7QNR5P [SEP] Lorelle Nourishing Hair Extension [SEP] $38.76 ...
-    Action: click[lorelle nourishing hair extension | b0fl7qnr5p]<eos>
-
-An id says nothing about the product, so a preference learnt between ids carries to no
-other page; the title does (measured: `benchmarks/pair_fit.py --rename-ids`). The env still
-receives `click[b0fl7qnr5p]`: `completion_action` reads the id back, and `parse_action`
-accepts either form. A product whose title is not on the prompt's page (cut by the page
-budget) keeps the plain form. This is action format `ACTION_FORMAT` (1: ids only), recorded
-with every collection, since trees store the log-probs of the completions.
-
 The history comes last, next to the cue: what to do on an item page depends mostly on
 the last action (just arrived: pick the options; options picked: buy), and small models
 read nearby tokens more easily.
@@ -67,12 +54,10 @@ prompt made without it (e.g. a search tree's recorded prompt), giving the same t
 """
 from __future__ import annotations
 
-import functools
 import re
 
 from webgrove.agents.base import StepContext
 from webgrove.agents.scripted import SEARCH_ACTION, click_label
-from webgrove.envs.shop.actions import split_page
 
 ACTION_CUE = "Action:"
 CRITIC_QUESTION = "Which action best advances the goal?"
@@ -88,12 +73,7 @@ HISTORY_PREFIX = "History: "
 _ELLIPSIS = " ... "
 _HEAD_SHARE = 0.6
 
-ACTION_FORMAT = 2
-TITLE_WORDS = 8
-
 _SEARCH = re.compile(r"^search\[(.*)\]$", re.IGNORECASE | re.DOTALL)
-_PRODUCT = re.compile(r"b0[0-9a-z]{8}")
-_TITLED_CLICK = re.compile(r"^click\[[^\]|]*\|\s*([^\]|]*?)\s*\]$", re.IGNORECASE)
 _NUMBER = re.compile(r"^\s*\(?#?\s*(\d+)\b")
 
 
@@ -154,8 +134,7 @@ def policy_prompt(ctx: StepContext, max_observation_chars: int = MAX_OBSERVATION
                   max_history: int = MAX_HISTORY, max_actions_chars: int = MAX_ACTIONS_CHARS) -> str:
     """The policy's input at one step; it ends with the cue "Action:" (no trailing space).
 
-    The model's completion is `action_completion(action, prompt)`, i.e. " " + action (a product
-    click with its title), then eos.
+    The model's completion is `action_completion(action)`, i.e. " " + action, then eos.
     """
     goal, history, page = _context_lines(ctx, max_observation_chars, max_history)
     lines = [goal, page, f"Actions: {format_actions(ctx.available_actions, max_actions_chars)}",
@@ -164,48 +143,9 @@ def policy_prompt(ctx: StepContext, max_observation_chars: int = MAX_OBSERVATION
     return "\n".join(lines)
 
 
-def action_completion(action: str, prompt: str | None) -> str:
-    """The completion text for `action` after `prompt` (a `policy_prompt`): a leading space,
-    no eos; a product click carries the product's title from the prompt's page (see the
-    module docstring). `prompt=None`: no page, the plain form."""
-    action = action.strip()
-    label = click_label(action)
-    if prompt is not None and label is not None and _PRODUCT.fullmatch(label):
-        title = page_titles(prompt).get(label)
-        if title:
-            return f" click[{title} | {label}]"
-    return " " + action
-
-
-def completion_action(completion: str) -> str:
-    """The action a completion names (its first line, stripped): `action_completion`'s inverse,
-    "click[<title> | <id>]" read as "click[<id>]"."""
-    line = completion.strip().split("\n", 1)[0].strip()
-    m = _TITLED_CLICK.match(line)
-    return f"click[{m.group(1)}]" if m else line
-
-
-def page_titles(prompt: str) -> dict[str, str]:
-    """{product id: title words} for the result rows on `prompt`'s Page line ("B0.. [SEP] title
-    [SEP] $price"); the title lower-cased, its first `TITLE_WORDS` words, without "[", "]"
-    or "|", and left out when the page budget cut into it."""
-    return dict(_page_titles(prompt))
-
-
-@functools.lru_cache(maxsize=256)
-def _page_titles(prompt: str) -> tuple[tuple[str, str], ...]:
-    start = prompt.find("\nPage: ")
-    if start < 0:
-        return ()
-    end = prompt.find("\n", start + 1)
-    parts = split_page(prompt[start + len("\nPage: "):end if end >= 0 else None])
-    out = []
-    for label, title in zip(parts, parts[1:]):
-        if _PRODUCT.fullmatch(label.lower()) and title and not title.startswith("$") and _ELLIPSIS.strip() not in title:
-            words = "".join(" " if ch in "[]|" else ch for ch in title.lower()).split()
-            if words:
-                out.append((label.lower(), " ".join(words[:TITLE_WORDS])))
-    return tuple(out)
+def action_completion(action: str) -> str:
+    """The completion text for `action` after `policy_prompt` (a leading space, no eos)."""
+    return " " + action.strip()
 
 
 # -- earlier attempts (multi-attempt episodes) -----------------------------------
@@ -286,14 +226,13 @@ def parse_action(text: str, available_actions: list[str]) -> str | None:
     """The action a model wrote, if it is valid now; None otherwise.
 
     Reads the first line of `text`. A `search[query]` is valid when "search[...]" is
-    available (the query is kept as written, trimmed); a `click[label]` (or a titled product
-    click, "click[<title> | <id>]") is valid when it matches an available action
-    case-insensitively, and the available spelling is returned.
+    available (the query is kept as written, trimmed); a `click[label]` is valid when it
+    matches an available action case-insensitively, and the available spelling is returned.
     """
     line = text.strip().split("\n", 1)[0].strip()
     end = line.find("]")
     if end >= 0:
-        line = completion_action(line[:end + 1])
+        line = line[:end + 1]
     query = search_query(line)
     if query is not None:
         if any(is_search_template(a) for a in available_actions) and query.strip():

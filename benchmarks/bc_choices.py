@@ -42,16 +42,16 @@ def choice_accuracy(model: str, rows: list[dict]) -> dict:
     import numpy as np
 
     from webgrove.agents.hf import HFPolicy
-    from webgrove.agents.prompts import action_completion, completion_action
+    from webgrove.agents.prompts import action_completion
 
     policy = HFPolicy(model, device="cpu", temperature=0.0)
     right, total, confusion = collections.Counter(), collections.Counter(), collections.Counter()
     for row in rows:
-        gold = completion_action(row["completion"])
+        gold = row["completion"].strip()
         if gold.startswith("search["):
             continue
         actions = state_actions(row["prompt"])
-        _, choice = policy.score_choices(row["prompt"], [action_completion(a, row["prompt"]) for a in actions])
+        _, choice = policy.score_choices(row["prompt"], [action_completion(a) for a in actions])
         picked = actions[int(np.argmax(choice))]
         total[kind(gold)] += 1
         if picked == gold:

@@ -52,10 +52,9 @@ def make_pairs(model_dir: str, n: int, num_products: int, seed: int) -> list[dic
     rows = []
     for d in demos[:n]:
         actions = [line for line in d["prompt"].splitlines() if line.startswith("Actions: ")][0][9:].split(" | ")
-        p = d["prompt"]
-        others = [a for a in actions if action_completion(a, p) != d["completion"] and a not in ("search[...]", "...")]
-        rejected = action_completion(others[int(rng.integers(len(others)))] if others else "click[back to search]", p)
-        candidates = list(dict.fromkeys([d["completion"], rejected] + [action_completion(a, p) for a in others]))
+        others = [a for a in actions if action_completion(a) != d["completion"] and a not in ("search[...]", "...")]
+        rejected = action_completion(others[int(rng.integers(len(others)))] if others else "click[back to search]")
+        candidates = list(dict.fromkeys([d["completion"], rejected] + [action_completion(a) for a in others]))
         rows.append({"prompt": d["prompt"], "chosen": d["completion"], "rejected": rejected, "candidates": candidates})
     model, tokenizer = load_model(model_dir)
     prompts = [r["prompt"] for r in rows]

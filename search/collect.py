@@ -49,7 +49,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from webgrove.agents.prompts import ACTION_FORMAT
 from webgrove.agents.specs import PolicyArgs
 from webgrove.envs.errors import UsageError
 from webgrove.envs.make import EnvArgs, OutputArgs, parse_goal_range
@@ -132,7 +131,7 @@ class CollectConfig(EnvArgs, PolicyArgs, SearchArgs, OutputArgs, BackendArgs, Tr
 
 def collection_identity(cfg: CollectConfig, policy_fingerprint: str) -> dict:
     """What makes two trees comparable: every setting but `NOT_IDENTITY`, plus the policy's
-    fingerprint, the action format (`webgrove.agents.prompts.ACTION_FORMAT`) and, for a learned critic, the critic model's (a critic since retrained makes
+    fingerprint and, for a learned critic, the critic model's (a critic since retrained makes
     other trees, as a retrained policy does)."""
     from webgrove.agents.specs import learned_critic_dir
 
@@ -140,8 +139,6 @@ def collection_identity(cfg: CollectConfig, policy_fingerprint: str) -> dict:
     if values.get("prompt_format") == "auto":  # the default: folders recorded before the flag existed still match
         del values["prompt_format"]
     identity = {"policy_fingerprint": policy_fingerprint, **values}
-    if ACTION_FORMAT != 1:  # trees store the log-probs of completions in this format
-        identity["action_format"] = ACTION_FORMAT
     critic_dir = learned_critic_dir(cfg.critic, cfg.policy)
     if critic_dir is not None and critic_dir.is_dir():  # (a missing one: making the critic says so)
         from webgrove.agents.fingerprint import model_fingerprint

@@ -55,7 +55,7 @@ def corpus() -> list[str]:
     texts = []
     for ctx in contexts()[:-1]:
         for a in ctx.available_actions:
-            texts.append(policy_prompt(ctx) + action_completion(a, policy_prompt(ctx)))
+            texts.append(policy_prompt(ctx) + action_completion(a))
         texts.append(critic_prompt(ctx, ctx.available_actions) + " 1")
     return texts * 4
 

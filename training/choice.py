@@ -154,14 +154,14 @@ def chosen_is_best(row: dict) -> float:
     return 1.0 if q >= max(values) - 1e-9 else 0.0
 
 
-def sibling_candidates(prompt: str, actions: list[str], values: list[float | None]) -> dict:
-    """The choice-set fields of a pair row at `prompt`: `candidates`, the completions of every
-    sibling proposal at the state (in tree order), and `candidate_q`, their values (None: unexplored)."""
+def sibling_candidates(actions: list[str], values: list[float | None]) -> dict:
+    """The choice-set fields of a pair row: `candidates`, the completions of every sibling
+    proposal at the state (in tree order), and `candidate_q`, their values (None: unexplored)."""
     from webgrove.agents.prompts import action_completion
 
     if len(actions) != len(values):
         raise ValueError(f"{len(actions)} actions but {len(values)} values")
-    return {CANDIDATES: [action_completion(a, prompt) for a in actions], CANDIDATE_Q: list(values)}
+    return {CANDIDATES: [action_completion(a) for a in actions], CANDIDATE_Q: list(values)}
 
 
 def row_branches(prompt_ids: list[int], chosen_ids: list[int], rejected_ids: list[int],

@@ -15,7 +15,7 @@ of rows. Trajectory ends and their outcomes are `TreeIndex`'s:
   its first error and joined by a short revision thought to a good sibling's continuation.
 
 Text always comes from `webgrove.agents.prompts`: a row's `prompt` is the node's recorded policy
-input and its completions are `action_completion(action, prompt)`, so training sees exactly what
+input and its completions are `action_completion(action)`, so training sees exactly what
 acting sees.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from webgrove.agents.prompts import ACTION_CUE, action_completion, completion_action
+from webgrove.agents.prompts import ACTION_CUE, action_completion
 from webgrove.envs.errors import UsageError
 from webgrove.envs.shop.actions import (RESERVED_LABELS, SEARCH, click_label, is_product_id, is_shop_action,
                                         parse_action)
@@ -68,8 +68,8 @@ def _pair_row(tree: TreeIndex, prompt: str, chosen: NodeRecord, rejected: NodeRe
               q_chosen: float, q_rejected: float, depth: int) -> dict:
     return {
         "prompt": prompt,
-        "chosen": action_completion(chosen.action, prompt),
-        "rejected": action_completion(rejected.action, prompt),
+        "chosen": action_completion(chosen.action),
+        "rejected": action_completion(rejected.action),
         "ref_chosen_logps": chosen.logprob,
         "ref_rejected_logps": rejected.logprob,
         "q_chosen": q_chosen,
@@ -142,7 +142,7 @@ def agentq_pairs(records: TreeRecords, theta: float = 0.1, min_visits: int = 1,
         prompt = _sibling_prompt(tree, kids)
         values = [mixed_value(tree.nodes[k], value_key, alpha) for k in kids]
         siblings = [tree.nodes[k] for k in tree.children[parent_id]]  # the choice set, for choice-level losses
-        choice_set = sibling_candidates(prompt, [n.action for n in siblings], [
+        choice_set = sibling_candidates([n.action for n in siblings], [
             mixed_value(n, value_key, alpha) if n.visits >= min_visits else None for n in siblings])
         for a, b in value_gap_pairs(values, theta):
             chosen, rejected = tree.nodes[kids[a]], tree.nodes[kids[b]]
@@ -209,7 +209,7 @@ def outcome_pairs(records: TreeRecords, success_reward: float = 1.0,
 def _sft_row(tree: TreeIndex, node: NodeRecord, prompt: str | None = None, completion: str | None = None) -> dict:
     return {
         "prompt": node.prompt if prompt is None else prompt,
-        "completion": action_completion(node.action, node.prompt) if completion is None else completion,
+        "completion": action_completion(node.action) if completion is None else completion,
         "goal_id": tree.goal_id,
         "depth": node.depth - 1,
     }
@@ -305,8 +305,8 @@ def agent_r_rows(records: TreeRecords, theta: float = 0.1, value_key: str = "q",
         seen.add(bad_id)
         bad, good = tree.nodes[bad_id], tree.nodes[good_id]
         revision = _sft_row(tree, good,
-                            prompt=bad.prompt + action_completion(bad.action, bad.prompt),
-                            completion=REVISION_THOUGHT + action_completion(good.action, good.prompt))
+                            prompt=bad.prompt + action_completion(bad.action),
+                            completion=REVISION_THOUGHT + action_completion(good.action))
         rows.append({**revision, "kind": "revision", "trajectory": bad_id})
         for i in good_continuation(tree, good_id, success_reward)[1:]:
             rows.append({**_sft_row(tree, tree.nodes[i]), "kind": "continuation", "trajectory": bad_id})
@@ -486,7 +486,7 @@ def pair_kind_stats(rows: list[dict]) -> dict[str, dict]:
     """Per pair kind: rows, mean value gap, and mean visits of the chosen and rejected sides."""
     groups: dict[str, list[dict]] = {}
     for r in rows:
-        groups.setdefault(r.get("pair_kind") or pair_kind(completion_action(r["chosen"]), completion_action(r["rejected"])),
+        groups.setdefault(r.get("pair_kind") or pair_kind(_action_of(r["chosen"]), _action_of(r["rejected"])),
                           []).append(r)
     out = {}
     for k, rs in sorted(groups.items()):
@@ -497,6 +497,9 @@ def pair_kind_stats(rows: list[dict]) -> dict[str, dict]:
     return out
 
 
+def _action_of(completion: str) -> str:
+    """The action of a completion written by `action_completion` (its first line, stripped)."""
+    return completion.strip().splitlines()[0].strip() if completion.strip() else ""
 
 
 def build_pairs_file(cfg: PairsConfig) -> dict:

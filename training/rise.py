@@ -200,7 +200,7 @@ def rise_rows(candidates: list[dict], rule: str = "best", tau: float = 0.4, no_r
     rows = []
     for c in select_candidates(drop_repeats(candidates) if no_repeats else candidates, rule):
         for depth, step in enumerate(c["steps"]):
-            rows.append({"prompt": step["prompt"], "completion": action_completion(step["action"], step["prompt"]),
+            rows.append({"prompt": step["prompt"], "completion": action_completion(step["action"]),
                          "reward": c["reward"], "baseline": c["baseline"], "goal_id": c["goal_id"],
                          "attempt": c["attempt"], "depth": depth, "source": c["source"]})
     for row, w in zip(rows, rwr_weights([r["reward"] for r in rows], tau)):

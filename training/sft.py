@@ -298,7 +298,7 @@ def demonstration_rows(env_id: str = "webgrove/WebShop-v0", split: str = "train"
                        seed: int = 0, num_products: int = 1000, only_successes: bool = True,
                        first_steps: int | None = None, paginated: bool = True,
                        expert: str = "oracle") -> list[dict]:
-    """An expert's episodes on `goals` as SFT rows: (policy_prompt(ctx), action_completion(action, prompt)).
+    """An expert's episodes on `goals` as SFT rows: (policy_prompt(ctx), action_completion(action)).
 
     `expert` is a scripted policy spec: "oracle" (knows the hidden target product) or one that
     reads only the pages, e.g. "rule-options" (the first result with the instruction's options).
@@ -326,8 +326,7 @@ def demonstration_rows(env_id: str = "webgrove/WebShop-v0", split: str = "train"
 
             def act(ctx, goal_id=goal_id, episode=episode):
                 action = teacher.act(ctx)
-                prompt = policy_prompt(ctx)
-                episode.append({"prompt": prompt, "completion": action_completion(action, prompt),
+                episode.append({"prompt": policy_prompt(ctx), "completion": action_completion(action),
                                 "goal_id": goal_id, "depth": len(ctx.history)})
                 return action
 
@@ -370,8 +369,7 @@ def results_page_rows(goals: range, expert: str = "rule-options", seed: int = 0,
                 obs, _, _, _, info = env.step(history[0])
                 for _ in range(pages):
                     ctx = context_from(obs, info, history)
-                    prompt = policy_prompt(ctx)
-                    rows.append({"prompt": prompt, "completion": action_completion(teacher.act(ctx), prompt),
+                    rows.append({"prompt": policy_prompt(ctx), "completion": action_completion(teacher.act(ctx)),
                                  "goal_id": goal_id, "depth": len(history)})
                     if NEXT not in ctx.available_actions:
                         break

@@ -191,8 +191,7 @@ def shop_corpus(num_products: int = 300, episodes: int = 40, catalog_seed: int =
                 ctx = context_from(obs, info, history)
                 action = policy.propose(ctx, 1, rng)[0].action
                 texts.append(obs)
-                prompt = policy_prompt(ctx)
-                texts.append(prompt + action_completion(action, prompt))
+                texts.append(policy_prompt(ctx) + action_completion(action))
                 obs, _, terminated, truncated, info = env.step(action)
                 history.append(action)
                 done = terminated or truncated

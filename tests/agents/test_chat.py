@@ -38,8 +38,7 @@ def trl_split(tokenizer, prompt: str, completion: str, fmt: str) -> tuple[list[i
 def prompts_and_completions():
     """(prompt, completions) of every test step: the policy's, and the critic's over its actions."""
     for ctx in contexts():
-        prompt = policy_prompt(ctx)
-        yield prompt, [action_completion(a, prompt) for a in ctx.available_actions]
+        yield policy_prompt(ctx), [action_completion(a) for a in ctx.available_actions]
         n = len(ctx.available_actions)
         yield critic_prompt(ctx, ctx.available_actions), [critic_completion(i) for i in range(n)]
 
@@ -80,7 +79,7 @@ def test_separate_tokenization_differs_where_merges_cross():
     before) disagrees with TRL when a merge crosses the prompt's end."""
     tokenizer = build_tokenizer("metaspacex-raw")
     prompt = policy_prompt(contexts()[1])
-    completion = action_completion("click[large]", prompt)
+    completion = action_completion("click[large]")
     apart = (tokenizer(prompt)["input_ids"],
              tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id])
     joined = split_completions(tokenizer, prompt, [completion], "raw")
@@ -156,7 +155,7 @@ def test_raw_path_is_unchanged_for_our_tokenizer(hf_policy, results_ctx, item_ct
     tok = hf_policy.tokenizer
     assert hf_policy.prompt_format == "raw"
     for ctx in (results_ctx, item_ctx, search_ctx, *contexts()):
-        for prompt, completions in ((policy_prompt(ctx), [action_completion(a, policy_prompt(ctx)) for a in ctx.available_actions]),
+        for prompt, completions in ((policy_prompt(ctx), [action_completion(a) for a in ctx.available_actions]),
                                     (critic_prompt(ctx, ctx.available_actions), [" 1", " 2"])):
             assert splits_at_the_boundary(tok, prompt, completions)
             alone = tok(prompt)["input_ids"]

@@ -42,7 +42,7 @@ def test_logprobs_match_an_independent_computation(hf_policy, item_ctx):
     actions = ["click[large]", "click[buy now]", "search[a query that is not available]"]
     got = hf_policy.logprobs(item_ctx, actions)
     prompt = policy_prompt(item_ctx)
-    want = [_reference_logprob(hf_policy, prompt, action_completion(a, prompt)) for a in actions]
+    want = [_reference_logprob(hf_policy, prompt, action_completion(a)) for a in actions]
     assert np.allclose(got, want, atol=1e-3)
 
 
@@ -70,7 +70,7 @@ def test_batched_and_unbatched_scoring_agree(tiny_model_dir, item_ctx, arch):
 def test_greedy_order_is_by_choice_logprob(tiny_model_dir, results_ctx):
     policy = HFPolicy(tiny_model_dir, device="cpu", temperature=0.0)
     props = policy.propose(results_ctx, 5, np.random.default_rng(0))
-    completions = [action_completion(a, policy_prompt(results_ctx)) for a in results_ctx.available_actions]
+    completions = [action_completion(a) for a in results_ctx.available_actions]
     scores, choice = policy.score_choices(policy_prompt(results_ctx), completions)
     order = np.argsort(choice, kind="stable")[::-1]
     assert [p.action for p in props] == [results_ctx.available_actions[i] for i in order[:5]]
@@ -91,7 +91,7 @@ def test_choice_logprobs_are_a_distribution_without_length_bias(tiny_model_dir, 
 
     policy = HFPolicy(tiny_model_dir, device="cpu", batching=batching, batch_size=4)
     prompt = policy_prompt(results_ctx)
-    completions = [action_completion(a, prompt) for a in results_ctx.available_actions]
+    completions = [action_completion(a) for a in results_ctx.available_actions]
     scores, choice = policy.score_choices(prompt, completions)
     assert sum(math.exp(c) for c in choice) == pytest.approx(1.0, abs=1e-4)
     assert all(c >= s - 1e-5 for s, c in zip(scores, choice))  # renormalising only raises
@@ -150,7 +150,7 @@ def test_long_prompts_keep_their_end(tiny_model_dir, item_ctx):
     actions = ["click[large]", "click[buy now]"]
     got = policy.logprobs(item_ctx, actions)
     tok = policy.tokenizer
-    comps = [tok(action_completion(a, None), add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for a in actions]
+    comps = [tok(action_completion(a), add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for a in actions]
     kept = tok(policy_prompt(item_ctx))["input_ids"][-(48 - max(map(len, comps))):]
     for lp, c in zip(got, comps):
         ids = torch.tensor([kept + c])
@@ -165,7 +165,7 @@ def test_scores_are_memoised_until_a_weight_changes(tiny_model_dir, item_ctx, re
     import torch
 
     policy = HFPolicy(tiny_model_dir, device="cpu")
-    prompt, comps = policy_prompt(item_ctx), [action_completion(a, None) for a in ("click[large]", "click[buy now]")]
+    prompt, comps = policy_prompt(item_ctx), [action_completion(a) for a in ("click[large]", "click[buy now]")]
     first = policy.score_choices(prompt, comps)
     calls = policy.forward_calls
     assert policy.score_choices(prompt, comps) == first and policy.cache_hits == 1
@@ -244,7 +244,7 @@ def test_sample_draws_once_from_the_choice_distribution_over_every_action(hf_pol
     """One Gumbel-top-1 draw over every available action (so softmax(choice / T), see
     test_gumbel_top_k_samples_the_softmax), not over a shortlist; greedy at T = 0."""
     actions = item_ctx.available_actions
-    _, choice = hf_policy.score_choices(policy_prompt(item_ctx), [action_completion(a, None) for a in actions])
+    _, choice = hf_policy.score_choices(policy_prompt(item_ctx), [action_completion(a) for a in actions])
     for temperature in (1.0, 0.5):
         for seed in range(5):
             want = actions[gumbel_top_k(choice, 1, temperature, np.random.default_rng(seed))[0]]

@@ -34,7 +34,7 @@ def test_scores_match_the_local_model(serve, tiny_lm, hf_policy, results_ctx):
         path, body, _ = server.requests[0]
         assert path == "/v1/completions" and body["echo"] is True and len(body["prompt"]) == 5
     prompt = policy_prompt(results_ctx)
-    want = hf_policy.score_completions(prompt, [action_completion(a, prompt) for a in results_ctx.available_actions],
+    want = hf_policy.score_completions(prompt, [action_completion(a) for a in results_ctx.available_actions],
                                        add_eos=False)
     assert np.allclose(got, want, atol=1e-3)
 
@@ -74,7 +74,7 @@ def test_one_prompt_servers_are_scored_one_request_per_candidate(serve, tiny_lm,
         again = _policy(server).logprobs(results_ctx, results_ctx.available_actions[:2])
         assert len(server.requests) == 6 + 2
     prompt = policy_prompt(results_ctx)
-    want = hf_policy.score_completions(prompt, [action_completion(a, prompt) for a in results_ctx.available_actions],
+    want = hf_policy.score_completions(prompt, [action_completion(a) for a in results_ctx.available_actions],
                                        add_eos=False)
     assert np.allclose(got, want, atol=1e-3) and np.allclose(again, want[:2], atol=1e-3)
 

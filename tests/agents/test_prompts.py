@@ -2,8 +2,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from webgrove.agents.base import StepContext
-from webgrove.agents.prompts import (ACTION_CUE, CRITIC_CUE, MAX_OBSERVATION_CHARS, TITLE_WORDS, action_completion,
-                            clean_query, completion_action, page_titles,
+from webgrove.agents.prompts import (ACTION_CUE, CRITIC_CUE, MAX_OBSERVATION_CHARS, action_completion, clean_query,
                             critic_completion, critic_prompt, format_actions, format_history, parse_action,
                             parse_critic_answer, policy_prompt, search_actions, search_query,
                             strip_instruction,
@@ -36,39 +35,8 @@ def test_policy_prompt_is_deterministic_and_bounded():
 
 
 def test_action_completion_follows_the_cue():
-    assert action_completion("click[buy now]", None) == " click[buy now]"
-    assert action_completion("  search[red shirt] ", None) == " search[red shirt]"
-
-
-def test_a_product_click_is_written_with_its_title_from_the_page(results_ctx):
-    prompt = policy_prompt(results_ctx)
-    titles = page_titles(prompt)
-    products = [a for a in results_ctx.available_actions if a[6:-1] in titles]
-    assert len(products) >= 3  # the shop's results page shows ids then titles
-    for a in results_ctx.available_actions:
-        c = action_completion(a, prompt)
-        label = a[6:-1]
-        if label in titles:
-            assert c == f" click[{titles[label]} | {label}]" and 0 < len(titles[label].split()) <= TITLE_WORDS
-            page_el = prompt.split(a[6:-1].upper() + " [SEP] ", 1)[1].split(" [SEP] ", 1)[0].lower()
-            assert page_el.startswith(titles[label])
-        else:
-            assert c == " " + a  # navigation keeps its plain form
-        assert completion_action(c) == a
-        assert parse_action(c, results_ctx.available_actions) == a
-        assert parse_action(c.upper() + "\nmore", results_ctx.available_actions) == a
-    assert action_completion(products[0], None) == " " + products[0]  # no page: plain
-
-
-def test_a_title_cut_by_the_page_budget_or_unsafe_characters():
-    page = ("Goal: g\nPage: Back to Search [SEP] B0000000A1 [SEP] Red Shoes ... [SEP] B0000000A2 [SEP] "
-            "[Bl|ue] Shoes [SEP] $5.00 [SEP] B0000000A3 [SEP] $7.00\nActions: x\nHistory: none\nAction:")
-    assert page_titles(page) == {"b0000000a2": "bl ue shoes"}
-    assert action_completion("click[b0000000a1]", page) == " click[b0000000a1]"  # cut: plain
-    assert action_completion("click[b0000000a2]", page) == " click[bl ue shoes | b0000000a2]"
-    assert action_completion("click[b0000000a3]", page) == " click[b0000000a3]"  # a price, no title
-    assert parse_action(" click[some other title | b0000000a2]", ["click[b0000000a2]"]) == "click[b0000000a2]"
-    assert parse_action(" click[red shoes | b0000000zz]", ["click[b0000000a2]"]) is None
+    assert action_completion("click[buy now]") == " click[buy now]"
+    assert action_completion("  search[red shirt] ") == " search[red shirt]"
 
 
 @given(st.text(max_size=3000), st.integers(min_value=10, max_value=2000))
@@ -102,8 +70,8 @@ def test_history_and_actions_formats():
 def test_parse_action_round_trip(item_ctx):
     ITEM_ACTIONS = item_ctx.available_actions
     for a in ITEM_ACTIONS:
-        assert parse_action(action_completion(a, None), ITEM_ACTIONS) == a
-        assert parse_action(action_completion(a, None).upper() + "\nmore text", ITEM_ACTIONS) == a
+        assert parse_action(action_completion(a), ITEM_ACTIONS) == a
+        assert parse_action(action_completion(a).upper() + "\nmore text", ITEM_ACTIONS) == a
     assert parse_action(" click[huge]", ITEM_ACTIONS) is None
     assert parse_action(" I would click the shirt", ITEM_ACTIONS) is None
     assert parse_action(" search[red shirt]", ITEM_ACTIONS) is None  # no search bar here

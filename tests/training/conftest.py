@@ -21,7 +21,7 @@ def tiny_model_dir(tmp_path_factory):
     from webgrove.agents.prompts import action_completion, policy_prompt
     from webgrove.training.tiny import train_tokenizer
 
-    texts = [policy_prompt(c) + action_completion(a, policy_prompt(c)) for c in shop_contexts() for a in ACTIONS]
+    texts = [policy_prompt(c) + action_completion(a) for c in shop_contexts() for a in ACTIONS]
     texts += ["Thought: my last action was a mistake; I take a better one."]
     tokenizer = train_tokenizer(texts * 3, vocab_size=400)
     config = GPT2Config(vocab_size=len(tokenizer), n_positions=1024, n_embd=32, n_layer=1, n_head=2,

@@ -5,18 +5,13 @@ import json
 
 import pytest
 
-from webgrove.agents.prompts import action_completion, completion_action
+from webgrove.agents.prompts import action_completion as C
 from webgrove.training.pairs import (
     REVISION_THOUGHT, PairsConfig, agent_r_rows, agentq_pairs, build_pairs_file, first_error,
-    outcome_pairs, pair_kind_stats, pair_stats, rft_rows, value_gap_pairs,
+    outcome_pairs, pair_stats, rft_rows, value_gap_pairs,
 )
 from webgrove.search.tree import TreeFormatError, TreeIndex, tree_from_dicts
 from training_fixtures import P0, P1, P2, P3, hand_tree
-
-
-def C(action):
-    """The completion of `action` at the hand tree's states (their prompts show no page)."""
-    return action_completion(action, None)
 
 
 def pair(prompt, chosen, rejected, lc, lr, qc, qr, depth):
@@ -73,36 +68,6 @@ def test_agentq_pairs_carry_the_choice_set():
     assert rows[0]["candidates"] == [C("search[red shoes]"), C("search[shoes]"), C("search[x]")]
     assert rows[0]["candidate_q"] == [0.60, 0.55, None]
     assert rows[1]["candidates"] == [C("click[b01]"), C("click[b02]")] and rows[1]["candidate_q"] == [0.9, 0.2]
-
-
-RESULTS_PAGE = ("Goal: red shoes\nPage: Back to Search [SEP] B0000000R1 [SEP] Red Leather Shoes [SEP] $10.00 [SEP] "
-                "B0000000R2 [SEP] Blue | Canvas [Shoes] For All Seasons And All Weather [SEP] $12.00\n"
-                "Actions: click[back to search] | click[b0000000r1] | click[b0000000r2]\n"
-                "History: search[red shoes]\nAction:")
-
-
-def titled_tree():
-    """The hand tree with a results page that shows its two products' titles at node 1."""
-    ids = {"click[b01]": "click[b0000000r1]", "click[b02]": "click[b0000000r2]"}
-    records = hand_tree()
-    for r in records[1:]:
-        if r["prompt"] == P1:
-            r["prompt"], r["action"] = RESULTS_PAGE, ids[r["action"]]
-    return records
-
-
-def test_product_clicks_carry_their_titles_from_the_page():
-    rows = agentq_pairs(titled_tree(), theta=0.1)
-    red = " click[red leather shoes | b0000000r1]"
-    blue = " click[blue canvas shoes for all seasons and all | b0000000r2]"  # first 8 words, no "[", "]", "|"
-    assert (rows[0]["prompt"], rows[0]["chosen"], rows[0]["rejected"]) == (RESULTS_PAGE, red, blue)
-    assert rows[0]["candidates"] == [red, blue] and rows[0]["pair_kind"] == "product"
-    assert [completion_action(c) for c in (red, blue)] == ["click[b0000000r1]", "click[b0000000r2]"]
-    unlabelled = [{k: v for k, v in r.items() if k != "pair_kind"} for r in rows]  # kinds read from completions
-    assert list(pair_kind_stats(unlabelled[:1])) == ["product"]
-    assert [r["completion"] for r in rft_rows(titled_tree(), 0.25) if r["depth"] == 1] == [red, blue]
-    revision = next(r for r in agent_r_rows(titled_tree(), theta=0.1) if r["kind"] == "revision")
-    assert revision["prompt"] == RESULTS_PAGE + blue and revision["completion"] == REVISION_THOUGHT + red
 
 
 def test_agentq_pairs_by_critic_value_flips_the_root_pair():

@@ -16,12 +16,12 @@ QUIET = dict(progress=False, logging_steps=1)
 
 
 def sft_rows():
-    return [{"prompt": policy_prompt(c), "completion": action_completion("click[buy now]", None)} for c in shop_contexts()]
+    return [{"prompt": policy_prompt(c), "completion": action_completion("click[buy now]")} for c in shop_contexts()]
 
 
 def dpo_rows(model, tokenizer, shift: float = 0.0):
-    rows = [{"prompt": policy_prompt(c), "chosen": action_completion("click[b02]", None),
-             "rejected": action_completion("click[b01]", None)} for c in shop_contexts()]
+    rows = [{"prompt": policy_prompt(c), "chosen": action_completion("click[b02]"),
+             "rejected": action_completion("click[b01]")} for c in shop_contexts()]
     prompts = [r["prompt"] for r in rows]
     chosen = completion_logprobs(model, tokenizer, prompts, [r["chosen"] for r in rows])
     rejected = completion_logprobs(model, tokenizer, prompts, [r["rejected"] for r in rows])
@@ -47,7 +47,7 @@ def test_sft_masks_the_prompt_and_learns(tiny_model_dir, tmp_path):
                        epochs=8, batch_size=6, learning_rate=3e-3, **QUIET)
     trainer = make_sft_trainer(cfg, rows)
     ex = trainer.train_dataset[0]
-    assert labelled_text(tokenizer, ex) == normalized(tokenizer, action_completion("click[buy now]", None)) + tokenizer.eos_token
+    assert labelled_text(tokenizer, ex) == normalized(tokenizer, action_completion("click[buy now]")) + tokenizer.eos_token
     n_prompt = len(tokenizer(rows[0]["prompt"])["input_ids"])
     assert all(l == -100 for l in ex["labels"][:n_prompt])
     summary = train_sft(cfg, rows)
@@ -64,13 +64,13 @@ def test_revision_rows_train_only_the_revision_and_good_continuation(tiny_model_
     tokenizer = trainer.processing_class
     revision, continuation = trainer.train_dataset[0], trainer.train_dataset[1]
     assert labelled_text(tokenizer, revision) == normalized(
-        tokenizer, REVISION_THOUGHT + action_completion("click[b01]", None)) + tokenizer.eos_token
+        tokenizer, REVISION_THOUGHT + action_completion("click[b01]")) + tokenizer.eos_token
     # the erroneous action is in the sequence, as context, but never a label
-    bad = tokenizer(action_completion("click[b02]", None), add_special_tokens=False)["input_ids"]
+    bad = tokenizer(action_completion("click[b02]"), add_special_tokens=False)["input_ids"]
     ids, labels = revision["input_ids"], revision["labels"]
     starts = [i for i in range(len(ids)) if ids[i:i + len(bad)] == bad]
     assert starts and all(l == -100 for l in labels[starts[0]:starts[0] + len(bad)])
-    assert labelled_text(tokenizer, continuation) == normalized(tokenizer, action_completion("click[buy now]", None)) + tokenizer.eos_token
+    assert labelled_text(tokenizer, continuation) == normalized(tokenizer, action_completion("click[buy now]")) + tokenizer.eos_token
 
 
 def test_dpo_lora_starts_at_log2_changes_adapter_and_raises_margins(tiny_model_dir, tmp_path):
@@ -139,7 +139,7 @@ def test_stored_reference_matches_the_acting_policy(tiny_model_dir):
     policy = HFPolicy(model, tokenizer, device="cpu")
     ctx = shop_contexts()[0]
     actions = ["click[b01]", "click[buy now]"]
-    ours = completion_logprobs(model, tokenizer, [policy_prompt(ctx)] * 2, [action_completion(a, policy_prompt(ctx)) for a in actions])
+    ours = completion_logprobs(model, tokenizer, [policy_prompt(ctx)] * 2, [action_completion(a) for a in actions])
     assert ours == pytest.approx(policy.logprobs(ctx, actions), abs=1e-4)
 
 
@@ -173,7 +173,7 @@ def test_config_validation():
 # ---------------------------------------------------------------------------------------
 # Choice-level DPO (training/choice.py)
 
-CANDIDATES = [action_completion(a, None) for a in ("click[b01]", "click[b02]", "click[buy now]", "click[back to search]")]
+CANDIDATES = [action_completion(a) for a in ("click[b01]", "click[b02]", "click[buy now]", "click[back to search]")]
 
 
 def choice_rows(policy, shift: float = 0.0, stored: bool = True):

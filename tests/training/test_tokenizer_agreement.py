@@ -23,12 +23,11 @@ def policy_rows(policy: HFPolicy) -> list[dict]:
     rows = []
     for ctx in contexts()[1:]:
         first, second = policy.propose(ctx, 2, np.random.default_rng(0))
-        prompt = policy_prompt(ctx)
-        candidates = [action_completion(a, prompt) for a in ctx.available_actions]
+        candidates = [action_completion(a) for a in ctx.available_actions]
         _, choice = policy.score_choices(policy_prompt(ctx), candidates)
         by_action = dict(zip(ctx.available_actions, choice))
-        rows.append({"prompt": policy_prompt(ctx), "chosen": action_completion(first.action, prompt),
-                     "rejected": action_completion(second.action, prompt), "candidates": candidates,
+        rows.append({"prompt": policy_prompt(ctx), "chosen": action_completion(first.action),
+                     "rejected": action_completion(second.action), "candidates": candidates,
                      "candidate_q": [None] * len(candidates), "q_chosen": 0.9, "q_rejected": 0.1,
                      "ref_chosen_logps": first.logprob, "ref_rejected_logps": second.logprob,
                      "ref_chosen_choice_logps": by_action[first.action],
