@@ -196,7 +196,8 @@ def completion_logprobs(model, tokenizer, prompts: list[str], completions: list[
 
     Tokenized like TRL does (`webgrove.agents.chat.split_completions`: prompt alone, then
     prompt + completion; the completion starts where they part), so these are the numbers
-    DPO compares. Batched, right-padded.
+    DPO compares. A pair longer than the model's positions loses its oldest prompt tokens
+    (what `HFPolicy` does when it acts). Batched, right-padded.
     """
     import torch
 
@@ -205,9 +206,12 @@ def completion_logprobs(model, tokenizer, prompts: list[str], completions: list[
     if len(prompts) != len(completions):
         raise ValueError("prompts and completions differ in length")
     fmt = resolve_format(tokenizer, prompt_format)
+    cfg = model.config
+    positions = int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", 1024))
     seqs, starts = [], []
     for p, c in zip(prompts, completions):
         head, (tail,) = split_completions(tokenizer, p, [c], fmt)
+        head = head[-max(1, positions - len(tail)):]  # too long: the oldest prompt tokens go, as HFPolicy drops them
         seqs.append(head + tail)
         starts.append(len(head))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -143,6 +143,19 @@ def test_stored_reference_matches_the_acting_policy(tiny_model_dir):
     assert ours == pytest.approx(policy.logprobs(ctx, actions), abs=1e-4)
 
 
+def test_a_pair_longer_than_the_model_loses_its_oldest_prompt_tokens_as_the_policy_does(tiny_model_dir):
+    from webgrove.agents.hf import HFPolicy
+
+    model, tokenizer = load_model(tiny_model_dir)
+    model.config.max_position_embeddings = 40  # far less than a prompt
+    policy = HFPolicy(model, tokenizer, device="cpu")
+    assert policy.max_positions == 40
+    ctx = shop_contexts()[0]
+    for a in ("click[b01]", "click[buy now]"):
+        ours = completion_logprobs(model, tokenizer, [policy_prompt(ctx)], [action_completion(a)])
+        assert ours == pytest.approx(policy.logprobs(ctx, [a]), abs=1e-4)
+
+
 def test_training_resumes_from_its_last_checkpoint(tiny_model_dir, tmp_path):
     rows = sft_rows()
     common = dict(model=str(tiny_model_dir), out=str(tmp_path / "sft"), data="unused", batch_size=2,
