@@ -168,6 +168,19 @@ class _Identity:
         return text
 
 
+def model_positions(config: Any) -> int:
+    """The token positions a model takes: its config's `max_position_embeddings` (GPT-2: `n_positions`)."""
+    return int(getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 1024))
+
+
+def fit_prompt(prompt_ids: list[int], longest: int, positions: int) -> list[int]:
+    """`prompt_ids` without its oldest tokens, so that it and a completion of `longest` tokens
+    fit in `positions`; ValueError when the completion alone does not fit."""
+    if longest >= positions:
+        raise ValueError(f"a completion of {longest} tokens does not fit in {positions} positions")
+    return prompt_ids[-(positions - longest):]
+
+
 def split_completions(tokenizer: Any, prompt: str, completions: list[str], fmt: str,
                       close: bool = True) -> tuple[list[int], list[list[int]]]:
     """(shared prompt ids, each completion's ids) as TRL splits them.

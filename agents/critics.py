@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from webgrove.agents.base import StepContext
-from webgrove.agents.chat import CRITIC_SYSTEM
+from webgrove.agents.chat import CRITIC_SYSTEM, model_positions
 from webgrove.agents.prompts import (action_completion, critic_completion, critic_prompt, parse_critic_answer,
                                      policy_prompt, search_query)
 from webgrove.envs.booking.actions import current_values, element_names, parse_named
@@ -209,7 +209,7 @@ def verdict_logits(model, tokenizer, prompts: list[str]):
     import torch
 
     good, bad = verdict_token_ids(tokenizer)
-    limit = int(getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", 1024))
+    limit = model_positions(model.config)
     ids = [tokenizer(p)["input_ids"][-limit:] for p in prompts]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     width = max(len(x) for x in ids)

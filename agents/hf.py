@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from webgrove.agents.base import Proposal, StepContext
-from webgrove.agents.chat import generation_prefix_ids, resolve_format, split_completions
+from webgrove.agents.chat import fit_prompt, generation_prefix_ids, model_positions, resolve_format, split_completions
 from webgrove.agents.prompts import action_completion, clean_query, is_search_template, policy_prompt, search_actions
 
 QUERY_PREFIX = " search["
@@ -142,7 +142,7 @@ class HFPolicy:
         self.prompt_format = resolve_format(tokenizer, prompt_format)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         cfg = model.config
-        self.max_positions = int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", 1024))
+        self.max_positions = model_positions(cfg)
         self.temperature = temperature
         self.max_query_tokens = max_query_tokens
         self.batch_size = batch_size
@@ -207,12 +207,8 @@ class HFPolicy:
 
     def _encode(self, prompt: str, completions: list[str], add_eos: bool) -> tuple[list[int], list[list[int]]]:
         prompt_ids, comp_ids = split_completions(self.tokenizer, prompt, completions, self.prompt_format, add_eos)
-        longest = max(len(c) for c in comp_ids)
-        if longest >= self.max_positions:
-            raise ValueError(f"a completion of {longest} tokens does not fit in {self.max_positions} positions")
         # Too long a prompt loses its oldest tokens; prompts.py budgets keep this rare.
-        room = self.max_positions - longest
-        return prompt_ids[-room:], comp_ids
+        return fit_prompt(prompt_ids, max(len(c) for c in comp_ids), self.max_positions), comp_ids
 
     def score_completions(self, prompt: str, completions: list[str], add_eos: bool = True) -> list[float]:
         """Sum of log p(token) over each completion's tokens (plus the end: eos, or the chat

@@ -201,17 +201,16 @@ def completion_logprobs(model, tokenizer, prompts: list[str], completions: list[
     """
     import torch
 
-    from webgrove.agents.chat import resolve_format, split_completions
+    from webgrove.agents.chat import fit_prompt, model_positions, resolve_format, split_completions
 
     if len(prompts) != len(completions):
         raise ValueError("prompts and completions differ in length")
     fmt = resolve_format(tokenizer, prompt_format)
-    cfg = model.config
-    positions = int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", 1024))
+    positions = model_positions(model.config)
     seqs, starts = [], []
     for p, c in zip(prompts, completions):
         head, (tail,) = split_completions(tokenizer, p, [c], fmt)
-        head = head[-max(1, positions - len(tail)):]  # too long: the oldest prompt tokens go, as HFPolicy drops them
+        head = fit_prompt(head, len(tail), positions)  # as HFPolicy fits a prompt when it acts
         seqs.append(head + tail)
         starts.append(len(head))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
