@@ -40,7 +40,14 @@ ROWS = {  # name -> flags changed from the demo's Agent Q settings
     # the learned critic: trained from the base on the pool's trees for iteration 1 ({demo}: --demo)
     "critic_learned": ["--learn-critic", "--critic-trees", "{demo}/pool/block_2,{demo}/pool/block_3"],
     "trees100": ["--goals-per-iteration", "100"],
+    "simulations6": ["--simulations", "6"],  # a stronger teacher: the search's own success roughly doubles
+    "full_weights": ["--no-lora"],
+    "lr2e-3": ["--learning-rate", "2e-3"],
+    "epochs4": ["--epochs", "4"],
 }
+# flags that change what the collection does: such rows collect block 1 anew instead of reusing the demo's trees
+COLLECTION_FLAGS = ("--critic", "--learn-critic", "--goals-per-iteration", "--simulations", "--k", "--max-depth",
+                    "--c", "--rollout-temperature")
 KEEP = ("num_products", "first_goal", "goals_per_iteration", "workers", "theta", "min_visits", "pair_kinds", "beta",
         "loss_type", "sft_weight", "nll_target", "learning_rate", "epochs", "batch_size", "val_goals", "seed",
         "critic", "simulations", "k", "max_depth", "c", "alpha", "rollout_temperature", "stop_on_success", "lora",
@@ -64,7 +71,7 @@ def run_row(demo: Path, name: str, changed: list[str], out_root: Path) -> dict:
     out = out_root / name
     trees = out / "iter_1" / "trees"
     changed = [flag.replace("{demo}", str(demo)) for flag in changed]
-    if not trees.exists() and not any(f in changed for f in ("--critic", "--learn-critic", "--goals-per-iteration")):
+    if not trees.exists() and not any(f in changed for f in COLLECTION_FLAGS):
         shutil.copytree(demo / "agent_q" / "iter_1" / "trees", trees)  # same settings: reuse the demo's trees
     cmd = [str(WEBGROVE), "improve", "--model", config["model"], "--out", str(out), "--iterations", "1",
            *base_flags(config), *changed, "--eval-episodes", "0", "--eval-mcts-episodes", "0", "--no-progress"]
