@@ -13,9 +13,9 @@ from webgrove.training.sft import demonstration_rows
 def toy_config(tmp_path, tiny_model_dir, **kw):
     # init-model has its own tests (tests/agents/test_tiny.py); here a throwaway model stands in
     return DemoConfig(out=str(tmp_path / "demo"), init=str(tiny_model_dir), num_products=100, demo_goals=6,
-                      query_goals=4, bc_epochs=1, val_goals=3, iterations=3, goals_per_iteration=1, simulations=3,
-                      k=2, max_depth=3, theta=0.0, dpo_epochs=1, sft_epochs=1, eval_episodes=4, eval_simulations=1,
-                      eval_k=2, workers=1, progress=False, **kw)
+                      query_goals=4, bc_epochs=1, bc_full_epochs=1, val_goals=3, iterations=3, goals_per_iteration=1,
+                      simulations=3, k=2, max_depth=3, theta=0.0, dpo_epochs=1, sft_epochs=1, eval_episodes=4,
+                      eval_simulations=1, eval_k=2, workers=1, progress=False, **kw)
 
 
 def test_demo_smoke_run_writes_results_and_resumes(tiny_model_dir, tmp_path, capsys):
