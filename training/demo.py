@@ -84,7 +84,8 @@ class DemoConfig:
         "help": "results pages per query (2 queries a goal) whose product choice is added to stage 2 for every "
                 "demonstration and query goal (`results_page_rows`; 0: none): an episode holds one such choice"})
     bc_epochs: float = field(default=6.0, metadata={
-        "help": "behaviour-cloning epochs (stage 1). Chosen on the validation goals with stage 2 at 2 epochs: 8 epochs: 26.0%% of validation goals; 6: 31.0%% (README)"})
+        "help": "behaviour-cloning epochs (stage 1). Chosen on the validation goals with stage 2 at 2 epochs: "
+                "8 epochs: 26.0%% of validation goals; 6: 31.0%% (README)"})
     bc_learning_rate: float = field(default=3e-3, metadata={"help": "behaviour-cloning learning rate (stage 1)"})
     bc_full_epochs: float = field(default=2.0, metadata={
         "help": "behaviour cloning, stage 2: epochs over whole oracle episodes of the query goals as well (0: "
